@@ -1,0 +1,208 @@
+//! Pure conversions between cgroup v1 and v2 values.
+//!
+//! [`crate::Resources`] speaks v2; the v1 backend converts with these functions, and the
+//! v2 backend uses the reverse ones when a caller brings v1 numbers. The reference values
+//! in the tests are runc's (libcontainer/cgroups/utils.go).
+
+use crate::units::{CpuMax, Limit};
+use crate::{Error, Result};
+
+/// The smallest and largest v1 `cpu.shares`.
+pub const SHARES_MIN: u64 = 2;
+/// The largest v1 `cpu.shares`.
+pub const SHARES_MAX: u64 = 262_144;
+
+/// v1 `cpu.shares` (2..=262144) → v2 `cpu.weight` (1..=10000).
+///
+/// This is runc's current formula (runc ≥ 1.3.2, from the Kubernetes KEP on cgroup v2 cpu
+/// weights), a quadratic in log2(shares) that maps the three anchors exactly —
+/// 2 → 1, 1024 → 100 (both defaults), 262144 → 10000 — rather than the older linear
+/// `1 + (shares - 2) * 9999 / 262142`, which turned the v1 default of 1024 into 39:
+///
+/// `weight = ceil(10^((l² + 125·l) / 612 − 7/34))` with `l = log2(shares)`.
+///
+/// `0` (unset) stays `0`.
+pub fn cpu_shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let shares = shares.clamp(SHARES_MIN, SHARES_MAX);
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    // Round away float noise before ceil, so that exact anchors (1024 → 100) stay exact.
+    let weight = (10f64.powf(exponent) * 1e6).round() / 1e6;
+    (weight.ceil() as u64).clamp(1, 10_000)
+}
+
+/// v2 `cpu.weight` (1..=10000) → v1 `cpu.shares`: the inverse of
+/// [`cpu_shares_to_weight`], rounded to the nearest share. `0` stays `0`.
+pub fn cpu_weight_to_shares(weight: u64) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    let weight = weight.clamp(1, 10_000) as f64;
+    // Solve l² + 125·l − 612·(log10(weight) + 7/34) = 0 for l ≥ 0.
+    let c = 612.0 * (weight.log10() + 7.0 / 34.0);
+    let l = (-125.0 + (125.0f64 * 125.0 + 4.0 * c).sqrt()) / 2.0;
+    (2f64.powf(l).round() as u64).clamp(SHARES_MIN, SHARES_MAX)
+}
+
+/// v1 `blkio.weight` (10..=1000) → v2 `io.weight` (1..=10000), runc's linear map
+/// `1 + (w − 10) · 9999 / 990`. `0` (unset) stays `0`.
+pub fn blkio_weight_to_io_weight(weight: u64) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    let w = weight.clamp(10, 1000);
+    1 + (w - 10) * 9999 / 990
+}
+
+/// v2 `io.weight` → v1 `blkio.weight`, the inverse of [`blkio_weight_to_io_weight`]
+/// rounded to the nearest. `0` stays `0`.
+pub fn io_weight_to_blkio_weight(weight: u64) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    let w = weight.clamp(1, 10_000);
+    10 + ((w - 1) * 990 + 9999 / 2) / 9999
+}
+
+/// v2 `memory.swap.max` (swap beyond memory) → v1 `memory.memsw.limit_in_bytes`
+/// (memory plus swap), given the memory limit.
+///
+/// Unlimited swap is unlimited memsw. A finite swap limit needs a finite memory limit,
+/// since v1 can only bound the sum.
+pub fn swap_max_to_memsw(swap_max: Limit, memory_max: Limit) -> Result<Limit> {
+    match (swap_max, memory_max) {
+        (Limit::Max, _) => Ok(Limit::Max),
+        (Limit::Value(_), Limit::Max) => Err(Error::invalid(
+            "memory.swap_max",
+            swap_max.to_string(),
+            "a swap limit needs a memory limit on cgroup v1, which only bounds memory+swap (set memory max too)",
+        )),
+        (Limit::Value(s), Limit::Value(m)) => m.checked_add(s).map(Limit::Value).ok_or_else(|| {
+            Error::invalid("memory.swap_max", s.to_string(), "memory + swap overflows 64 bits")
+        }),
+    }
+}
+
+/// v1 `memory.memsw.limit_in_bytes` → v2 `memory.swap.max`, given the v1 memory limit;
+/// runc's `ConvertMemorySwapToCgroupV2Value`.
+pub fn memsw_to_swap_max(memsw: Limit, memory_max: Limit) -> Result<Limit> {
+    match (memsw, memory_max) {
+        (Limit::Max, _) => Ok(Limit::Max),
+        (Limit::Value(_), Limit::Max) => Err(Error::invalid(
+            "memory.memsw",
+            memsw.to_string(),
+            "memory+swap is limited but memory is not (set a memory limit)",
+        )),
+        (Limit::Value(sw), Limit::Value(m)) if sw < m => Err(Error::invalid(
+            "memory.memsw",
+            sw.to_string(),
+            format!("memory+swap limit {sw} is below the memory limit {m}"),
+        )),
+        (Limit::Value(sw), Limit::Value(m)) => Ok(Limit::Value(sw - m)),
+    }
+}
+
+/// v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` → v2 `cpu.max`. A quota of −1 (or any
+/// negative) is `max`; a period of 0 means the kernel default.
+pub fn cpu_max_from_v1(quota: i64, period: u64) -> CpuMax {
+    let period = if period == 0 { CpuMax::DEFAULT_PERIOD } else { period };
+    let quota = if quota < 0 { Limit::Max } else { Limit::Value(quota as u64) };
+    CpuMax { quota, period }
+}
+
+/// v2 `cpu.max` → v1 (`cpu.cfs_quota_us`, `cpu.cfs_period_us`); `max` is −1.
+pub fn cpu_max_to_v1(max: &CpuMax) -> (i64, u64) {
+    let quota = match max.quota {
+        Limit::Max => -1,
+        Limit::Value(q) => i64::try_from(q).unwrap_or(i64::MAX),
+    };
+    (quota, max.period)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_to_weight_matches_runc() {
+        // The reference table of runc's (opencontainers/cgroups) TestConvertCPUSharesToCgroupV2Value.
+        let table = [
+            (0, 0),
+            (1, 1),
+            (2, 1),
+            (3, 2),
+            (1024, 100),
+            (262_143, 10_000),
+            (262_144, 10_000),
+            (262_145, 10_000),
+        ];
+        for (shares, weight) in table {
+            assert_eq!(cpu_shares_to_weight(shares), weight, "shares {shares}");
+        }
+        // Monotonic between the anchors.
+        let mut last = 0;
+        for shares in (2..=262_144).step_by(97) {
+            let w = cpu_shares_to_weight(shares);
+            assert!(w >= last, "{shares}");
+            last = w;
+        }
+    }
+
+    #[test]
+    fn weight_to_shares_inverts() {
+        assert_eq!(cpu_weight_to_shares(0), 0);
+        assert_eq!(cpu_weight_to_shares(1), 2);
+        assert_eq!(cpu_weight_to_shares(100), 1024);
+        assert_eq!(cpu_weight_to_shares(10_000), 262_144);
+        for weight in [1u64, 2, 15, 46, 100, 216, 455, 1000, 5000, 10_000] {
+            let back = cpu_shares_to_weight(cpu_weight_to_shares(weight));
+            assert!(back.abs_diff(weight) <= 1, "{weight} → {} → {back}", cpu_weight_to_shares(weight));
+        }
+    }
+
+    #[test]
+    fn blkio_weight() {
+        // runc's TestConvertBlkIOToIOWeightValue anchors, and clamping outside 10..=1000.
+        let table = [(0, 0), (10, 1), (1000, 10_000), (505, 5000), (5, 1), (2000, 10_000)];
+        for (blkio, io) in table {
+            assert_eq!(blkio_weight_to_io_weight(blkio), io, "blkio {blkio}");
+        }
+        for blkio in [10u64, 100, 500, 1000] {
+            assert_eq!(io_weight_to_blkio_weight(blkio_weight_to_io_weight(blkio)), blkio);
+        }
+        assert_eq!(io_weight_to_blkio_weight(100), 20);
+    }
+
+    #[test]
+    fn swap() {
+        let m = Limit::Value(100);
+        assert_eq!(swap_max_to_memsw(Limit::Value(50), m).unwrap(), Limit::Value(150));
+        assert_eq!(swap_max_to_memsw(Limit::Value(0), m).unwrap(), Limit::Value(100));
+        assert_eq!(swap_max_to_memsw(Limit::Max, m).unwrap(), Limit::Max);
+        assert_eq!(swap_max_to_memsw(Limit::Max, Limit::Max).unwrap(), Limit::Max);
+        assert!(swap_max_to_memsw(Limit::Value(5), Limit::Max).is_err());
+        assert!(swap_max_to_memsw(Limit::Value(u64::MAX), m).is_err());
+
+        assert_eq!(memsw_to_swap_max(Limit::Value(150), m).unwrap(), Limit::Value(50));
+        assert_eq!(memsw_to_swap_max(Limit::Value(100), m).unwrap(), Limit::Value(0));
+        assert_eq!(memsw_to_swap_max(Limit::Max, m).unwrap(), Limit::Max);
+        assert!(memsw_to_swap_max(Limit::Value(50), m).is_err());
+        assert!(memsw_to_swap_max(Limit::Value(50), Limit::Max).is_err());
+        for swap in [0u64, 1, 4096, 1 << 30] {
+            let memsw = swap_max_to_memsw(Limit::Value(swap), m).unwrap();
+            assert_eq!(memsw_to_swap_max(memsw, m).unwrap(), Limit::Value(swap));
+        }
+    }
+
+    #[test]
+    fn cpu_quota() {
+        assert_eq!(cpu_max_from_v1(-1, 100_000).to_string(), "max 100000");
+        assert_eq!(cpu_max_from_v1(50_000, 100_000).to_string(), "50000 100000");
+        assert_eq!(cpu_max_from_v1(50_000, 0).period, 100_000);
+        assert_eq!(cpu_max_to_v1(&cpu_max_from_v1(-1, 20_000)), (-1, 20_000));
+        assert_eq!(cpu_max_to_v1(&cpu_max_from_v1(25_000, 50_000)), (25_000, 50_000));
+    }
+}

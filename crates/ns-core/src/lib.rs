@@ -1,0 +1,45 @@
+//! isol's core: the vocabulary of namespaces and cgroups that does not depend on the
+//! cgroup version, and the registry through which the cgroup backends plug in.
+//!
+//! - [`NamespaceKind`] and [`NamespaceSet`] name the eight namespace kinds.
+//! - [`Resources`] is one backend-neutral model of cgroup limits, in human units
+//!   ([`units`]), with pure v1⇄v2 conversions in [`convert`].
+//! - [`parse`] reads the kernel's file formats; [`HostInfo`] describes the host's cgroup
+//!   mode, hierarchies and kernel features.
+//! - [`Backend`], [`Cgroup`], [`ResourceController`] and [`EventStream`] are what a
+//!   backend plugin implements; [`registry`] finds the plugins (`cgroup-v1`, `cgroup-v2`).
+//!
+//! ```
+//! use isol_ns_core::{NamespaceSet, Resources, units::parse_size};
+//! let ns: NamespaceSet = "mnt,pid,net".parse()?;
+//! assert_eq!(ns.iter().count(), 3);
+//! let mut r = Resources::default();
+//! r.memory.max = Some(parse_size("memory", "64M")?);
+//! r.validate()?;
+//! # Ok::<(), isol_ns_core::Error>(())
+//! ```
+//!
+//! This crate does not write to any cgroup itself (the backends do), and holds no
+//! backend-specific knowledge: a v1 or v2 file name appears only in a backend crate.
+
+pub mod backend;
+pub mod convert;
+mod error;
+pub mod host;
+mod kind;
+pub mod parse;
+pub mod registry;
+pub mod resources;
+pub mod stats;
+pub mod units;
+
+pub use backend::{Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent, ResourceController};
+pub use error::{Error, Result};
+pub use host::{CgroupMode, HostInfo, KernelFeatures};
+pub use kind::{NamespaceKind, NamespaceSet};
+pub use registry::{BackendPlugin, Fit};
+pub use resources::Resources;
+pub use stats::{CgroupEvent, Stats};
+
+/// Re-exported so backend crates can register without depending on inventory themselves.
+pub use inventory;
