@@ -1,1 +1,64 @@
-//! placeholder
+//! Test support for isol. Nothing here is part of a public API; test doubles live here.
+//!
+//! - [`gate`]: whether a privileged test may run here, skip, or must fail, and what cgroup
+//!   mode the host must be in ([`gate::backend`] turns "this backend does not fit this
+//!   mode" into an assertion instead of a skip).
+//! - [`Scratch`]: a uniquely named cgroup beneath the test process's own cgroup, removed
+//!   on drop even when the test panics.
+//! - [`FakeTree`]: a tempdir that looks like a cgroup directory, for tests without root.
+
+pub mod gate;
+mod scratch;
+
+pub use gate::{backend, host, privileged, require_root};
+pub use scratch::Scratch;
+
+use std::path::{Path, PathBuf};
+
+/// A temporary directory standing in for a cgroup directory: write the files a
+/// controller reads, run the controller, read back what it wrote.
+pub struct FakeTree {
+    dir: tempfile::TempDir,
+}
+
+impl FakeTree {
+    /// An empty fake cgroup directory.
+    pub fn new() -> FakeTree {
+        FakeTree { dir: tempfile::tempdir().expect("create a tempdir") }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates (or overwrites) `name` (may contain `/`) with `content`.
+    pub fn file(&self, name: &str, content: &str) -> &FakeTree {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create fake cgroup subdirectory");
+        }
+        std::fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        self
+    }
+
+    /// Creates empty files for each name (cgroup files a controller will write).
+    pub fn files(&self, names: &[&str]) -> &FakeTree {
+        for n in names {
+            self.file(n, "");
+        }
+        self
+    }
+
+    /// The content of `name`, trimmed.
+    pub fn read(&self, name: &str) -> String {
+        let p: PathBuf = self.dir.path().join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())).trim().to_string()
+    }
+}
+
+impl Default for FakeTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
