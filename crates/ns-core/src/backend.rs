@@ -198,6 +198,12 @@ pub trait Cgroup: Send + Sync + fmt::Debug {
     /// Applies `resources` (only the fields that are set).
     fn apply(&self, resources: &Resources) -> Result<()>;
 
+    /// Reads back the settings in force, in the backend-neutral model, for every
+    /// controller enabled on the cgroup (v1 values converted back to v2 terms; a kernel
+    /// "unlimited" reads as `Limit::Max`). Applying `r` and reading back gives `r` for
+    /// every field `r` set — the conformance suite checks exactly that.
+    fn read(&self) -> Result<Resources>;
+
     /// Reads usage.
     fn stats(&self) -> Result<Stats>;
 
@@ -250,6 +256,9 @@ pub trait ResourceController: Send + Sync {
 
     /// Writes the set fields of `resources` into `dir`.
     fn apply(&self, dir: &Path, resources: &Resources) -> Result<()>;
+
+    /// Reads this controller's settings from `dir` into `out` (see [`Cgroup::read`]).
+    fn read(&self, dir: &Path, out: &mut Resources) -> Result<()>;
 
     /// Reads this controller's part of the stats from `dir`.
     fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()>;
