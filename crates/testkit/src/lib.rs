@@ -7,7 +7,9 @@
 //!   on drop even when the test panics.
 //! - [`FakeTree`]: a tempdir that looks like a cgroup directory, for tests without root.
 
+pub mod conformance;
 pub mod gate;
+pub mod oracle;
 mod scratch;
 
 pub use gate::{backend, host, privileged, require_root};

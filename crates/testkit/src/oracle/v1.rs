@@ -1,0 +1,1 @@
+//! cgroups-rs reader for v1 hierarchies (owned by the cgroup-v1 backend work).

@@ -1,0 +1,1 @@
+//! cgroups-rs reader for the unified hierarchy (owned by the cgroup-v2 backend work).
