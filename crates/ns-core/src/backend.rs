@@ -37,7 +37,9 @@ impl CgroupPath {
                 return Err(Error::invalid(
                     "cgroup path",
                     path,
-                    format!("{path:?} has a {part:?} component (give a plain path like /isol/box1)"),
+                    format!(
+                        "{path:?} has a {part:?} component (give a plain path like /isol/box1)"
+                    ),
                 ));
             }
             if out.len() > 1 {
@@ -50,7 +52,12 @@ impl CgroupPath {
 
     /// `self/name`. `name` must be a single, plain component.
     pub fn join(&self, name: &str) -> Result<CgroupPath> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.contains('\0')
+        {
             return Err(Error::invalid(
                 "cgroup name",
                 name,
@@ -76,7 +83,11 @@ impl CgroupPath {
             return None;
         }
         let cut = self.0.rfind('/').unwrap_or(0);
-        Some(CgroupPath(if cut == 0 { "/".into() } else { self.0[..cut].to_string() }))
+        Some(CgroupPath(if cut == 0 {
+            "/".into()
+        } else {
+            self.0[..cut].to_string()
+        }))
     }
 
     /// Whether `self` is `other` or lies beneath it.
@@ -126,7 +137,11 @@ impl CgroupLocation {
 
     /// The child `name` in every hierarchy.
     pub fn join(&self, name: &str) -> Result<CgroupLocation> {
-        self.0.iter().map(|(k, p)| Ok((k.clone(), p.join(name)?))).collect::<Result<_>>().map(CgroupLocation)
+        self.0
+            .iter()
+            .map(|(k, p)| Ok((k.clone(), p.join(name)?)))
+            .collect::<Result<_>>()
+            .map(CgroupLocation)
     }
 
     /// The path in hierarchy `key`.
@@ -136,7 +151,10 @@ impl CgroupLocation {
 
     /// The path to show people: the unified one, else memory's, else the first.
     pub fn primary(&self) -> Option<&CgroupPath> {
-        self.0.get(Self::UNIFIED).or_else(|| self.0.get("memory")).or_else(|| self.0.values().next())
+        self.0
+            .get(Self::UNIFIED)
+            .or_else(|| self.0.get("memory"))
+            .or_else(|| self.0.values().next())
     }
 }
 
@@ -170,7 +188,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Creates the cgroup `parent/name` (in every hierarchy on v1), enables what the
     /// resources need, and applies them. On any failure it removes what it created.
     /// An existing cgroup of that name is an error: isol only manages what it made.
-    fn create(&self, parent: &Parent, name: &str, resources: &Resources) -> Result<Box<dyn Cgroup>>;
+    fn create(&self, parent: &Parent, name: &str, resources: &Resources)
+        -> Result<Box<dyn Cgroup>>;
 
     /// Opens an existing cgroup (one isol created earlier, e.g. by another process).
     fn open(&self, location: &CgroupLocation) -> Result<Box<dyn Cgroup>>;
@@ -280,7 +299,9 @@ mod tests {
         assert_eq!(p.parent().unwrap().parent().unwrap(), CgroupPath::root());
         assert!(CgroupPath::root().parent().is_none());
         assert!(p.starts_with(&CgroupPath::new("/isol").unwrap()));
-        assert!(!CgroupPath::new("/isolx").unwrap().starts_with(&CgroupPath::new("/isol").unwrap()));
+        assert!(!CgroupPath::new("/isolx")
+            .unwrap()
+            .starts_with(&CgroupPath::new("/isol").unwrap()));
         for bad in ["", "a/b", "..", "."] {
             assert!(p.join(bad).is_err(), "{bad:?}");
         }

@@ -108,8 +108,16 @@ pub fn memsw_to_swap_max(memsw: Limit, memory_max: Limit) -> Result<Limit> {
 /// v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` → v2 `cpu.max`. A quota of −1 (or any
 /// negative) is `max`; a period of 0 means the kernel default.
 pub fn cpu_max_from_v1(quota: i64, period: u64) -> CpuMax {
-    let period = if period == 0 { CpuMax::DEFAULT_PERIOD } else { period };
-    let quota = if quota < 0 { Limit::Max } else { Limit::Value(quota as u64) };
+    let period = if period == 0 {
+        CpuMax::DEFAULT_PERIOD
+    } else {
+        period
+    };
+    let quota = if quota < 0 {
+        Limit::Max
+    } else {
+        Limit::Value(quota as u64)
+    };
     CpuMax { quota, period }
 }
 
@@ -159,19 +167,33 @@ mod tests {
         assert_eq!(cpu_weight_to_shares(10_000), 262_144);
         for weight in [1u64, 2, 15, 46, 100, 216, 455, 1000, 5000, 10_000] {
             let back = cpu_shares_to_weight(cpu_weight_to_shares(weight));
-            assert!(back.abs_diff(weight) <= 1, "{weight} → {} → {back}", cpu_weight_to_shares(weight));
+            assert!(
+                back.abs_diff(weight) <= 1,
+                "{weight} → {} → {back}",
+                cpu_weight_to_shares(weight)
+            );
         }
     }
 
     #[test]
     fn blkio_weight() {
         // runc's TestConvertBlkIOToIOWeightValue anchors, and clamping outside 10..=1000.
-        let table = [(0, 0), (10, 1), (1000, 10_000), (505, 5000), (5, 1), (2000, 10_000)];
+        let table = [
+            (0, 0),
+            (10, 1),
+            (1000, 10_000),
+            (505, 5000),
+            (5, 1),
+            (2000, 10_000),
+        ];
         for (blkio, io) in table {
             assert_eq!(blkio_weight_to_io_weight(blkio), io, "blkio {blkio}");
         }
         for blkio in [10u64, 100, 500, 1000] {
-            assert_eq!(io_weight_to_blkio_weight(blkio_weight_to_io_weight(blkio)), blkio);
+            assert_eq!(
+                io_weight_to_blkio_weight(blkio_weight_to_io_weight(blkio)),
+                blkio
+            );
         }
         assert_eq!(io_weight_to_blkio_weight(100), 20);
     }
@@ -179,15 +201,30 @@ mod tests {
     #[test]
     fn swap() {
         let m = Limit::Value(100);
-        assert_eq!(swap_max_to_memsw(Limit::Value(50), m).unwrap(), Limit::Value(150));
-        assert_eq!(swap_max_to_memsw(Limit::Value(0), m).unwrap(), Limit::Value(100));
+        assert_eq!(
+            swap_max_to_memsw(Limit::Value(50), m).unwrap(),
+            Limit::Value(150)
+        );
+        assert_eq!(
+            swap_max_to_memsw(Limit::Value(0), m).unwrap(),
+            Limit::Value(100)
+        );
         assert_eq!(swap_max_to_memsw(Limit::Max, m).unwrap(), Limit::Max);
-        assert_eq!(swap_max_to_memsw(Limit::Max, Limit::Max).unwrap(), Limit::Max);
+        assert_eq!(
+            swap_max_to_memsw(Limit::Max, Limit::Max).unwrap(),
+            Limit::Max
+        );
         assert!(swap_max_to_memsw(Limit::Value(5), Limit::Max).is_err());
         assert!(swap_max_to_memsw(Limit::Value(u64::MAX), m).is_err());
 
-        assert_eq!(memsw_to_swap_max(Limit::Value(150), m).unwrap(), Limit::Value(50));
-        assert_eq!(memsw_to_swap_max(Limit::Value(100), m).unwrap(), Limit::Value(0));
+        assert_eq!(
+            memsw_to_swap_max(Limit::Value(150), m).unwrap(),
+            Limit::Value(50)
+        );
+        assert_eq!(
+            memsw_to_swap_max(Limit::Value(100), m).unwrap(),
+            Limit::Value(0)
+        );
         assert_eq!(memsw_to_swap_max(Limit::Max, m).unwrap(), Limit::Max);
         assert!(memsw_to_swap_max(Limit::Value(50), m).is_err());
         assert!(memsw_to_swap_max(Limit::Value(50), Limit::Max).is_err());
@@ -203,6 +240,9 @@ mod tests {
         assert_eq!(cpu_max_from_v1(50_000, 100_000).to_string(), "50000 100000");
         assert_eq!(cpu_max_from_v1(50_000, 0).period, 100_000);
         assert_eq!(cpu_max_to_v1(&cpu_max_from_v1(-1, 20_000)), (-1, 20_000));
-        assert_eq!(cpu_max_to_v1(&cpu_max_from_v1(25_000, 50_000)), (25_000, 50_000));
+        assert_eq!(
+            cpu_max_to_v1(&cpu_max_from_v1(25_000, 50_000)),
+            (25_000, 50_000)
+        );
     }
 }

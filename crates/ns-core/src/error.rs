@@ -101,18 +101,33 @@ pub enum Error {
 
 impl Error {
     /// An [`Error::Invalid`] for `field`, quoting `value`.
-    pub fn invalid(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), value: value.into(), reason: reason.into() }
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     /// An [`Error::Parse`] for `path`.
     pub fn parse(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Parse { path: path.into(), reason: reason.into() }
+        Error::Parse {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The errno behind this error, when there is one.

@@ -50,7 +50,11 @@ impl std::str::FromStr for CgroupMode {
             "unified" | "v2" => Ok(CgroupMode::Unified),
             "hybrid" => Ok(CgroupMode::Hybrid),
             "legacy" | "v1" => Ok(CgroupMode::Legacy),
-            _ => Err(Error::invalid("cgroup mode", s, "use unified (v2), hybrid or legacy (v1)")),
+            _ => Err(Error::invalid(
+                "cgroup mode",
+                s,
+                "use unified (v2), hybrid or legacy (v1)",
+            )),
         }
     }
 }
@@ -85,7 +89,11 @@ impl Hierarchy {
             rest
         };
         let rel = rel.trim_start_matches('/');
-        Some(if rel.is_empty() { self.mount_point.clone() } else { self.mount_point.join(rel) })
+        Some(if rel.is_empty() {
+            self.mount_point.clone()
+        } else {
+            self.mount_point.join(rel)
+        })
     }
 
     /// The caller's own cgroup directory in this hierarchy.
@@ -144,7 +152,8 @@ impl HostInfo {
     pub fn probe_at(cgroup_root: &Path) -> Result<HostInfo> {
         let mi_path = Path::new("/proc/self/mountinfo");
         let cg_path = Path::new("/proc/self/cgroup");
-        let mut host = Self::from_files(&parse::read(mi_path)?, &parse::read(cg_path)?, cgroup_root)?;
+        let mut host =
+            Self::from_files(&parse::read(mi_path)?, &parse::read(cg_path)?, cgroup_root)?;
         // A v2 hierarchy's controllers are in its root's cgroup.controllers.
         for h in host.hierarchies.iter_mut().filter(|h| h.version == 2) {
             let text = parse::read(&h.mount_point.join("cgroup.controllers"))?;
@@ -165,7 +174,10 @@ impl HostInfo {
         let own = parse::proc_cgroup(Path::new("/proc/self/cgroup"), proc_cgroup)?;
         let mode = detect_mode(&mounts, cgroup_root)?;
         let mut hierarchies = Vec::new();
-        for m in mounts.iter().filter(|m| m.mount_point.starts_with(cgroup_root)) {
+        for m in mounts
+            .iter()
+            .filter(|m| m.mount_point.starts_with(cgroup_root))
+        {
             let h = match m.fs_type.as_str() {
                 "cgroup2" => Hierarchy {
                     version: 2,
@@ -177,12 +189,20 @@ impl HostInfo {
                 "cgroup" => {
                     let controllers = v1_controllers(m);
                     let own_cgroup = own_v1(&own, &controllers);
-                    Hierarchy { version: 1, mount_point: m.mount_point.clone(), mount_root: m.root.clone(), controllers, own_cgroup }
+                    Hierarchy {
+                        version: 1,
+                        mount_point: m.mount_point.clone(),
+                        mount_root: m.root.clone(),
+                        controllers,
+                        own_cgroup,
+                    }
                 }
                 _ => continue,
             };
             // The same hierarchy may be mounted twice; keep the first.
-            if !hierarchies.iter().any(|o: &Hierarchy| o.version == h.version && o.controllers == h.controllers && h.version == 1) {
+            if !hierarchies.iter().any(|o: &Hierarchy| {
+                o.version == h.version && o.controllers == h.controllers && h.version == 1
+            }) {
                 hierarchies.push(h);
             }
         }
@@ -214,8 +234,19 @@ impl HostInfo {
     /// unified, the v2 root's; otherwise the v1 hierarchies' (named ones excluded).
     pub fn controllers(&self) -> Vec<String> {
         let mut out: Vec<String> = match self.mode {
-            CgroupMode::Unified => self.unified().map(|h| h.controllers.clone()).unwrap_or_default(),
-            _ => self.v1().flat_map(|h| h.controllers.iter().filter(|c| !c.starts_with("name=")).cloned()).collect(),
+            CgroupMode::Unified => self
+                .unified()
+                .map(|h| h.controllers.clone())
+                .unwrap_or_default(),
+            _ => self
+                .v1()
+                .flat_map(|h| {
+                    h.controllers
+                        .iter()
+                        .filter(|c| !c.starts_with("name="))
+                        .cloned()
+                })
+                .collect(),
         };
         out.sort();
         out.dedup();
@@ -226,7 +257,11 @@ impl HostInfo {
 fn detect_mode(mounts: &[MountInfo], root: &Path) -> Result<CgroupMode> {
     // The last mount on a path hides earlier ones.
     let at_root = mounts.iter().rev().find(|m| m.mount_point == root);
-    let under = |fs: &str| mounts.iter().any(|m| m.fs_type == fs && m.mount_point.parent() == Some(root));
+    let under = |fs: &str| {
+        mounts
+            .iter()
+            .any(|m| m.fs_type == fs && m.mount_point.parent() == Some(root))
+    };
     match at_root.map(|m| m.fs_type.as_str()) {
         Some("cgroup2") => Ok(CgroupMode::Unified),
         Some(_) if under("cgroup") && under("cgroup2") => Ok(CgroupMode::Hybrid),
@@ -237,18 +272,29 @@ fn detect_mode(mounts: &[MountInfo], root: &Path) -> Result<CgroupMode> {
         }),
         None => Err(Error::Refused {
             what: format!("detect cgroup mode at {}", root.display()),
-            reason: "nothing is mounted there (mount cgroup2 on it, or point isol at the cgroup root)".into(),
+            reason:
+                "nothing is mounted there (mount cgroup2 on it, or point isol at the cgroup root)"
+                    .into(),
         }),
     }
 }
 
 /// A v1 mount's controllers, from its super options (`rw,cpu,cpuacct`, `rw,name=systemd`).
 fn v1_controllers(m: &MountInfo) -> Vec<String> {
-    const NOT_CONTROLLERS: [&str; 6] = ["rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode"];
+    const NOT_CONTROLLERS: [&str; 6] = [
+        "rw",
+        "ro",
+        "noprefix",
+        "clone_children",
+        "xattr",
+        "cpuset_v2_mode",
+    ];
     let mut c: Vec<String> = m
         .super_options
         .split(',')
-        .filter(|o| !o.is_empty() && !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent="))
+        .filter(|o| {
+            !o.is_empty() && !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent=")
+        })
         .map(str::to_string)
         .collect();
     c.sort();
@@ -284,7 +330,9 @@ impl KernelFeatures {
 
 /// `(major, minor)` of a release string such as `6.18.44-fc`.
 pub fn kernel_version(release: &str) -> (u32, u32) {
-    let mut nums = release.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok());
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok());
     (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
 }
 
@@ -355,10 +403,16 @@ mod tests {
         assert_eq!(h.v1().count(), 5);
         let mem = h.v1_hierarchy("memory").unwrap();
         assert_eq!(mem.own_cgroup.as_deref(), Some("/process_api/dcc1"));
-        assert_eq!(mem.own_dir().unwrap(), PathBuf::from("/sys/fs/cgroup/memory/process_api/dcc1"));
+        assert_eq!(
+            mem.own_dir().unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/process_api/dcc1")
+        );
         let sd = h.v1_hierarchy("name=systemd").unwrap();
         assert_eq!(sd.controllers, vec!["name=systemd"]);
-        assert_eq!(h.unified().unwrap().own_dir().unwrap(), PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            h.unified().unwrap().own_dir().unwrap(),
+            PathBuf::from("/sys/fs/cgroup/unified")
+        );
         assert_eq!(h.controllers(), vec!["cpu", "cpuacct", "memory", "pids"]);
     }
 
@@ -369,8 +423,14 @@ mod tests {
         assert!(h.unified().is_none());
         let cpu = h.v1_hierarchy("cpuacct").unwrap();
         assert_eq!(cpu.controllers, vec!["cpu", "cpuacct"]);
-        assert_eq!(cpu.own_dir().unwrap(), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/box"));
-        assert_eq!(h.v1_hierarchy("freezer").unwrap().own_cgroup.as_deref(), Some("/"));
+        assert_eq!(
+            cpu.own_dir().unwrap(),
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/box")
+        );
+        assert_eq!(
+            h.v1_hierarchy("freezer").unwrap().own_cgroup.as_deref(),
+            Some("/")
+        );
     }
 
     #[test]
@@ -381,14 +441,21 @@ mod tests {
         assert_eq!(u.mount_root, "/init.scope/../user.slice");
         // The own cgroup lies outside the mounted subtree: no directory for it.
         assert_eq!(u.dir_of("/elsewhere"), None);
-        let u2 = Hierarchy { mount_root: "/user.slice".into(), ..u.clone() };
-        assert_eq!(u2.dir_of("/user.slice/session-1.scope").unwrap(), PathBuf::from("/sys/fs/cgroup/session-1.scope"));
+        let u2 = Hierarchy {
+            mount_root: "/user.slice".into(),
+            ..u.clone()
+        };
+        assert_eq!(
+            u2.dir_of("/user.slice/session-1.scope").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/session-1.scope")
+        );
         assert_eq!(u2.dir_of("/user.slicex"), None);
     }
 
     #[test]
     fn configurable_root_and_missing_mounts() {
-        let err = HostInfo::from_files(HYBRID_MOUNTINFO, HYBRID_CGROUP, Path::new("/elsewhere")).unwrap_err();
+        let err = HostInfo::from_files(HYBRID_MOUNTINFO, HYBRID_CGROUP, Path::new("/elsewhere"))
+            .unwrap_err();
         assert!(err.to_string().contains("nothing is mounted"), "{err}");
         let only_tmpfs = "30 22 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n";
         let err = HostInfo::from_files(only_tmpfs, "", Path::new(ROOT)).unwrap_err();

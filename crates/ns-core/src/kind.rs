@@ -160,7 +160,9 @@ impl NamespaceSet {
 
     /// The kinds in the set, in join order ([`NamespaceKind::ALL`]).
     pub fn iter(self) -> impl Iterator<Item = NamespaceKind> {
-        NamespaceKind::ALL.into_iter().filter(move |k| self.contains(*k))
+        NamespaceKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
     }
 
     /// The OR of the kinds' clone flags.
@@ -262,7 +264,10 @@ mod tests {
         assert_eq!(set, NamespaceSet::CONTAINER);
         assert_eq!("all".parse::<NamespaceSet>().unwrap(), NamespaceSet::ALL);
         assert_eq!("none".parse::<NamespaceSet>().unwrap(), NamespaceSet::EMPTY);
-        assert_eq!(" user , time ".parse::<NamespaceSet>().unwrap().to_string(), "user,time");
+        assert_eq!(
+            " user , time ".parse::<NamespaceSet>().unwrap().to_string(),
+            "user,time"
+        );
         assert_eq!(NamespaceSet::ALL.iter().count(), 8);
     }
 

@@ -33,7 +33,9 @@ pub mod resources;
 pub mod stats;
 pub mod units;
 
-pub use backend::{Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent, ResourceController};
+pub use backend::{
+    Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent, ResourceController,
+};
 pub use error::{Error, Result};
 pub use host::{CgroupMode, HostInfo, KernelFeatures};
 pub use kind::{NamespaceKind, NamespaceSet};

@@ -12,7 +12,10 @@ use crate::{Error, Result};
 
 /// Reads a whole (small) kernel file, naming it in the error.
 pub fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes `value` to a kernel file (no create, no truncate semantics beyond the kernel's),
@@ -22,15 +25,24 @@ pub fn write(path: &Path, value: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|source| Error::Write { path: path.to_path_buf(), value: value.to_string(), source })?;
+        .map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            value: value.to_string(),
+            source,
+        })?;
     f.write_all(value.as_bytes())
-        .map_err(|source| Error::Write { path: path.to_path_buf(), value: value.to_string(), source })
+        .map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            value: value.to_string(),
+            source,
+        })
 }
 
 /// A file holding one unsigned number (`memory.current`, `pids.current`).
 pub fn single_u64(path: &Path, text: &str) -> Result<u64> {
     let t = text.trim();
-    t.parse().map_err(|_| Error::parse(path, format!("expected one number, found {t:?}")))
+    t.parse()
+        .map_err(|_| Error::parse(path, format!("expected one number, found {t:?}")))
 }
 
 /// A file holding one number or `max` (`memory.max`, `pids.max`).
@@ -53,11 +65,17 @@ pub fn flat_keyed(path: &Path, text: &str) -> Result<BTreeMap<String, u64>> {
         }
         let mut words = line.split_whitespace();
         let (Some(key), Some(value), None) = (words.next(), words.next(), words.next()) else {
-            return Err(Error::parse(path, format!("expected \"KEY VALUE\", found {line:?}")));
+            return Err(Error::parse(
+                path,
+                format!("expected \"KEY VALUE\", found {line:?}"),
+            ));
         };
-        let value = value
-            .parse()
-            .map_err(|_| Error::parse(path, format!("value of {key:?} is not a number in {line:?}")))?;
+        let value = value.parse().map_err(|_| {
+            Error::parse(
+                path,
+                format!("value of {key:?} is not a number in {line:?}"),
+            )
+        })?;
         out.insert(key.to_string(), value);
     }
     Ok(out)
@@ -101,12 +119,18 @@ pub fn nested_keyed(path: &Path, text: &str) -> Result<Vec<NestedLine>> {
         let Some(key) = words.next() else { continue };
         let mut fields = BTreeMap::new();
         for word in words {
-            let (k, v) = word
-                .split_once('=')
-                .ok_or_else(|| Error::parse(path, format!("expected SUB=VALUE, found {word:?} in {line:?}")))?;
+            let (k, v) = word.split_once('=').ok_or_else(|| {
+                Error::parse(
+                    path,
+                    format!("expected SUB=VALUE, found {word:?} in {line:?}"),
+                )
+            })?;
             fields.insert(k.to_string(), v.to_string());
         }
-        out.push(NestedLine { key: key.to_string(), fields });
+        out.push(NestedLine {
+            key: key.to_string(),
+            fields,
+        });
     }
     Ok(out)
 }
@@ -139,12 +163,24 @@ pub fn proc_cgroup(path: &Path, text: &str) -> Result<Vec<ProcCgroup>> {
         }
         let mut parts = line.splitn(3, ':');
         let (Some(id), Some(ctrls), Some(cg)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(Error::parse(path, format!("expected ID:CONTROLLERS:PATH, found {line:?}")));
+            return Err(Error::parse(
+                path,
+                format!("expected ID:CONTROLLERS:PATH, found {line:?}"),
+            ));
         };
-        let id = id.parse().map_err(|_| Error::parse(path, format!("hierarchy id {id:?} in {line:?}")))?;
-        let controllers =
-            if ctrls.is_empty() { Vec::new() } else { ctrls.split(',').map(str::to_string).collect() };
-        out.push(ProcCgroup { id, controllers, path: cg.to_string() });
+        let id = id
+            .parse()
+            .map_err(|_| Error::parse(path, format!("hierarchy id {id:?} in {line:?}")))?;
+        let controllers = if ctrls.is_empty() {
+            Vec::new()
+        } else {
+            ctrls.split(',').map(str::to_string).collect()
+        };
+        out.push(ProcCgroup {
+            id,
+            controllers,
+            path: cg.to_string(),
+        });
     }
     Ok(out)
 }
@@ -189,11 +225,17 @@ pub fn mountinfo(path: &Path, text: &str) -> Result<Vec<MountInfo>> {
             continue;
         }
         let bad = |why: &str| Error::parse(path, format!("{why} in {line:?}"));
-        let (left, right) = line.split_once(" - ").ok_or_else(|| bad("no \" - \" separator"))?;
+        let (left, right) = line
+            .split_once(" - ")
+            .ok_or_else(|| bad("no \" - \" separator"))?;
         let mut l = left.split(' ');
         let mut field = |name: &str| l.next().ok_or_else(|| bad(&format!("missing {name}")));
-        let id = field("mount id")?.parse().map_err(|_| bad("bad mount id"))?;
-        let parent = field("parent id")?.parse().map_err(|_| bad("bad parent id"))?;
+        let id = field("mount id")?
+            .parse()
+            .map_err(|_| bad("bad mount id"))?;
+        let parent = field("parent id")?
+            .parse()
+            .map_err(|_| bad("bad parent id"))?;
         let dev = field("major:minor")?;
         let root = unescape(field("root")?);
         let mount_point = PathBuf::from(unescape(field("mount point")?));
@@ -205,7 +247,11 @@ pub fn mountinfo(path: &Path, text: &str) -> Result<Vec<MountInfo>> {
             mi.parse().map_err(|_| bad("bad minor"))?,
         );
         let mut r = right.split(' ');
-        let fs_type = r.next().filter(|s| !s.is_empty()).ok_or_else(|| bad("missing fs type"))?.to_string();
+        let fs_type = r
+            .next()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("missing fs type"))?
+            .to_string();
         let source = unescape(r.next().unwrap_or(""));
         let super_options = r.next().unwrap_or("").to_string();
         out.push(MountInfo {
@@ -259,7 +305,10 @@ mod tests {
     fn single_values() {
         assert_eq!(single_u64(p(), "42\n").unwrap(), 42);
         assert_eq!(single_limit(p(), "max\n").unwrap(), Limit::Max);
-        assert_eq!(single_limit(p(), "1048576\n").unwrap(), Limit::Value(1 << 20));
+        assert_eq!(
+            single_limit(p(), "1048576\n").unwrap(),
+            Limit::Value(1 << 20)
+        );
         let err = single_u64(p(), "4 2\n").unwrap_err().to_string();
         assert!(err.contains("\"4 2\""), "{err}");
         assert!(single_u64(p(), "").is_err());
@@ -273,7 +322,10 @@ mod tests {
         assert_eq!(m["anon"], 4096);
         assert_eq!(m["kernel_stack"], 16384);
         assert_eq!(m.len(), 3);
-        assert!(flat_keyed(p(), "anon\n").unwrap_err().to_string().contains("\"anon\""));
+        assert!(flat_keyed(p(), "anon\n")
+            .unwrap_err()
+            .to_string()
+            .contains("\"anon\""));
         assert!(flat_keyed(p(), "anon x\n").is_err());
         assert!(flat_keyed(p(), "anon 1 2\n").is_err());
         // v1 memory.oom_control
@@ -302,7 +354,8 @@ mod tests {
 
     #[test]
     fn proc_cgroup_hybrid_and_unified() {
-        let text = "9:name=systemd:/\n4:memory:/process_api/abc\n2:cpu,cpuacct:/a:b\n0::/user.slice/x\n";
+        let text =
+            "9:name=systemd:/\n4:memory:/process_api/abc\n2:cpu,cpuacct:/a:b\n0::/user.slice/x\n";
         let cgs = proc_cgroup(p(), text).unwrap();
         assert_eq!(cgs.len(), 4);
         assert_eq!(cgs[0].controllers, vec!["name=systemd"]);

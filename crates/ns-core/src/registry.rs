@@ -37,7 +37,9 @@ inventory::collect!(BackendPlugin);
 
 impl std::fmt::Debug for BackendPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendPlugin").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("BackendPlugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,25 +53,39 @@ pub fn backends() -> Vec<&'static BackendPlugin> {
 /// The backend registered as `name`.
 pub fn by_name(name: &str) -> Result<&'static BackendPlugin> {
     let all = backends();
-    all.iter().copied().find(|p| p.name == name).ok_or_else(|| Error::Backend {
-        name: name.to_string(),
-        reason: format!(
-            "no such backend (registered: {})",
-            all.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-        ),
-    })
+    all.iter()
+        .copied()
+        .find(|p| p.name == name)
+        .ok_or_else(|| Error::Backend {
+            name: name.to_string(),
+            reason: format!(
+                "no such backend (registered: {})",
+                all.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            ),
+        })
 }
 
 /// The backend that fits `host` best: a preferred one, else any usable one.
 pub fn detect(host: &HostInfo) -> Result<(&'static BackendPlugin, Fit)> {
     let judged: Vec<_> = backends().into_iter().map(|p| (p, (p.fit)(host))).collect();
-    if let Some(best) = judged.iter().find(|(_, f)| f.preferred && f.usable).or_else(|| judged.iter().find(|(_, f)| f.usable)) {
+    if let Some(best) = judged
+        .iter()
+        .find(|(_, f)| f.preferred && f.usable)
+        .or_else(|| judged.iter().find(|(_, f)| f.usable))
+    {
         return Ok(best.clone());
     }
-    let why: Vec<String> = judged.iter().map(|(p, f)| format!("{}: {}", p.name, f.reason)).collect();
+    let why: Vec<String> = judged
+        .iter()
+        .map(|(p, f)| format!("{}: {}", p.name, f.reason))
+        .collect();
     Err(Error::Backend {
         name: "auto".into(),
-        reason: if why.is_empty() { "no backend is registered".into() } else { format!("none fits this host ({})", why.join("; ")) },
+        reason: if why.is_empty() {
+            "no backend is registered".into()
+        } else {
+            format!("none fits this host ({})", why.join("; "))
+        },
     })
 }
 
@@ -82,7 +98,10 @@ pub fn open(name: &str, host: &HostInfo) -> Result<Box<dyn Backend>> {
         let p = by_name(name)?;
         let fit = (p.fit)(host);
         if !fit.usable {
-            return Err(Error::Backend { name: name.into(), reason: fit.reason });
+            return Err(Error::Backend {
+                name: name.into(),
+                reason: fit.reason,
+            });
         }
         p
     };

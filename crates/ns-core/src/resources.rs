@@ -235,16 +235,28 @@ impl Resources {
         }
         if let Some(cpus) = &self.cpuset.cpus {
             if cpus.is_empty() {
-                return Err(Error::invalid("cpuset.cpus", "", "empty cpu list (use e.g. 0-3,6)"));
+                return Err(Error::invalid(
+                    "cpuset.cpus",
+                    "",
+                    "empty cpu list (use e.g. 0-3,6)",
+                ));
             }
         }
         if let Some(mems) = &self.cpuset.mems {
             if mems.is_empty() {
-                return Err(Error::invalid("cpuset.mems", "", "empty node list (use e.g. 0)"));
+                return Err(Error::invalid(
+                    "cpuset.mems",
+                    "",
+                    "empty node list (use e.g. 0)",
+                ));
             }
         }
         for dev in &self.io.devices {
-            if dev.rbps.is_none() && dev.wbps.is_none() && dev.riops.is_none() && dev.wiops.is_none() {
+            if dev.rbps.is_none()
+                && dev.wbps.is_none()
+                && dev.riops.is_none()
+                && dev.wiops.is_none()
+            {
                 return Err(Error::invalid(
                     "io.max",
                     format!("{}:{}", dev.major, dev.minor),
@@ -266,14 +278,21 @@ fn check_weight(field: &str, w: u64) -> Result<()> {
     if (1..=10_000).contains(&w) {
         Ok(())
     } else {
-        Err(Error::invalid(field, w.to_string(), format!("weight {w} is out of range (use 1..=10000; the default is 100)")))
+        Err(Error::invalid(
+            field,
+            w.to_string(),
+            format!("weight {w} is out of range (use 1..=10000; the default is 100)"),
+        ))
     }
 }
 
 fn check_page_size(size: &str) -> Result<()> {
     let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &size[digits.len()..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(unit, "KB" | "MB" | "GB") {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || !matches!(unit, "KB" | "MB" | "GB")
+    {
         return Err(Error::invalid(
             "hugetlb",
             size,
@@ -310,24 +329,37 @@ impl IoDeviceLimit {
             bad(format!("{s:?} is not DEV:KEY=VALUE,… (e.g. 8:0:rbps=10M,wiops=100 or /dev/sda:wbps=1M)"))
         })?;
         let (major, minor) = if dev.starts_with('/') {
-            device_numbers(Path::new(dev)).map_err(|why| bad(why))?
+            device_numbers(Path::new(dev)).map_err(&bad)?
         } else {
-            let (a, b) = dev.split_once(':').ok_or_else(|| {
-                bad(format!("device {dev:?} is neither MAJ:MIN nor a /dev path"))
-            })?;
-            let num = |n: &str| n.parse::<u32>().map_err(|_| bad(format!("device {dev:?} is not MAJ:MIN")));
+            let (a, b) = dev
+                .split_once(':')
+                .ok_or_else(|| bad(format!("device {dev:?} is neither MAJ:MIN nor a /dev path")))?;
+            let num = |n: &str| {
+                n.parse::<u32>()
+                    .map_err(|_| bad(format!("device {dev:?} is not MAJ:MIN")))
+            };
             (num(a)?, num(b)?)
         };
-        let mut out = IoDeviceLimit { major, minor, ..Default::default() };
+        let mut out = IoDeviceLimit {
+            major,
+            minor,
+            ..Default::default()
+        };
         for kv in limits.split(',') {
-            let (k, v) = kv.split_once('=').ok_or_else(|| bad(format!("{kv:?} is not KEY=VALUE")))?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{kv:?} is not KEY=VALUE")))?;
             let value = parse_size(&format!("io-max {k}"), v)?;
             let slot = match k.trim() {
                 "rbps" => &mut out.rbps,
                 "wbps" => &mut out.wbps,
                 "riops" => &mut out.riops,
                 "wiops" => &mut out.wiops,
-                other => return Err(bad(format!("unknown key {other:?} (use rbps, wbps, riops, wiops)"))),
+                other => {
+                    return Err(bad(format!(
+                        "unknown key {other:?} (use rbps, wbps, riops, wiops)"
+                    )))
+                }
             };
             *slot = Some(value);
         }
@@ -356,7 +388,13 @@ impl fmt::Display for DeviceRule {
             DeviceType::Block => 'b',
         };
         let num = |n: Option<u32>| n.map_or_else(|| "*".to_string(), |v| v.to_string());
-        write!(f, "{t} {}:{} {}", num(self.major), num(self.minor), self.access)
+        write!(
+            f,
+            "{t} {}:{} {}",
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
     }
 }
 
@@ -380,7 +418,9 @@ impl FromStr for DeviceRule {
             _ => true,
         };
         let [t, nums, access] = words[..] else {
-            return Err(bad(format!("{s:?} is not TYPE MAJ:MIN ACCESS (e.g. c 1:3 rwm)")));
+            return Err(bad(format!(
+                "{s:?} is not TYPE MAJ:MIN ACCESS (e.g. c 1:3 rwm)"
+            )));
         };
         let kind = match t {
             "a" => DeviceType::All,
@@ -388,16 +428,26 @@ impl FromStr for DeviceRule {
             "b" => DeviceType::Block,
             _ => return Err(bad(format!("device type {t:?} is not a, b or c"))),
         };
-        let (ma, mi) = nums.split_once(':').ok_or_else(|| bad(format!("{nums:?} is not MAJ:MIN")))?;
+        let (ma, mi) = nums
+            .split_once(':')
+            .ok_or_else(|| bad(format!("{nums:?} is not MAJ:MIN")))?;
         let num = |n: &str| -> Result<Option<u32>> {
             if n == "*" {
                 Ok(None)
             } else {
-                n.parse().map(Some).map_err(|_| bad(format!("{n:?} is not a device number or *")))
+                n.parse()
+                    .map(Some)
+                    .map_err(|_| bad(format!("{n:?} is not a device number or *")))
             }
         };
         check_access(access)?;
-        Ok(DeviceRule { allow, kind, major: num(ma)?, minor: num(mi)?, access: access.to_string() })
+        Ok(DeviceRule {
+            allow,
+            kind,
+            major: num(ma)?,
+            minor: num(mi)?,
+            access: access.to_string(),
+        })
     }
 }
 
@@ -408,7 +458,10 @@ mod tests {
 
     fn full() -> Resources {
         Resources {
-            cpu: CpuResources { weight: Some(200), max: Some(parse_cpus("cpus", "1.5").unwrap()) },
+            cpu: CpuResources {
+                weight: Some(200),
+                max: Some(parse_cpus("cpus", "1.5").unwrap()),
+            },
             cpuset: CpusetResources {
                 cpus: Some(CpuList::parse("c", "0-1").unwrap()),
                 mems: Some(CpuList::parse("m", "0").unwrap()),
@@ -421,13 +474,21 @@ mod tests {
                 swap_max: Some(Limit::Max),
                 oom_group: Some(true),
             },
-            pids: PidsResources { max: Some(Limit::Value(64)) },
+            pids: PidsResources {
+                max: Some(Limit::Value(64)),
+            },
             io: IoResources {
                 weight: Some(500),
                 devices: vec![IoDeviceLimit::parse("8:0:rbps=1M,wiops=10").unwrap()],
             },
-            hugetlb: vec![HugetlbLimit { page_size: "2MB".into(), max: Limit::Value(4 << 20) }],
-            devices: vec!["c 1:3 rwm".parse().unwrap(), "deny b *:* m".parse().unwrap()],
+            hugetlb: vec![HugetlbLimit {
+                page_size: "2MB".into(),
+                max: Limit::Value(4 << 20),
+            }],
+            devices: vec![
+                "c 1:3 rwm".parse().unwrap(),
+                "deny b *:* m".parse().unwrap(),
+            ],
             frozen: Some(false),
         }
     }
@@ -441,7 +502,8 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(serde_json::to_string(&Resources::default()).unwrap(), "{}");
         let from_human: Resources =
-            serde_json::from_str(r#"{"memory":{"max":"64M","swap_max":"max"},"pids":{"max":64}}"#).unwrap();
+            serde_json::from_str(r#"{"memory":{"max":"64M","swap_max":"max"},"pids":{"max":64}}"#)
+                .unwrap();
         assert_eq!(from_human.memory.max, Some(Limit::Value(64 << 20)));
         assert_eq!(from_human.pids.max, Some(Limit::Value(64)));
     }
@@ -456,26 +518,56 @@ mod tests {
     fn validation_names_the_field() {
         let mut r = Resources::default();
         r.cpu.weight = Some(0);
-        assert!(r.validate().unwrap_err().to_string().starts_with("cpu.weight: weight 0"));
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("cpu.weight: weight 0"));
         let mut r = Resources::default();
         r.io.weight = Some(10_001);
-        assert!(r.validate().unwrap_err().to_string().starts_with("io.weight:"));
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("io.weight:"));
         let mut r = Resources::default();
-        r.hugetlb.push(HugetlbLimit { page_size: "2M".into(), max: Limit::Max });
+        r.hugetlb.push(HugetlbLimit {
+            page_size: "2M".into(),
+            max: Limit::Max,
+        });
         assert!(r.validate().unwrap_err().to_string().contains("\"2M\""));
         let mut r = Resources::default();
-        r.io.devices.push(IoDeviceLimit { major: 8, minor: 0, ..Default::default() });
+        r.io.devices.push(IoDeviceLimit {
+            major: 8,
+            minor: 0,
+            ..Default::default()
+        });
         assert!(r.validate().unwrap_err().to_string().starts_with("io.max:"));
         let mut r = Resources::default();
-        r.cpu.max = Some(CpuMax { quota: Limit::Value(10), period: 100_000 });
-        assert!(r.validate().unwrap_err().to_string().starts_with("cpu.max:"));
+        r.cpu.max = Some(CpuMax {
+            quota: Limit::Value(10),
+            period: 100_000,
+        });
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("cpu.max:"));
     }
 
     #[test]
     fn io_device_limits() {
         let l = IoDeviceLimit::parse("/dev/null:rbps=max").unwrap();
         assert_eq!((l.major, l.minor, l.rbps), (1, 3, Some(Limit::Max)));
-        for bad in ["8:0", "8:0:rbps", "x:0:rbps=1", "8:0:speed=1", "/nonexistent:rbps=1", "/etc/passwd:rbps=1", "8:0:rbps=1Q"] {
+        for bad in [
+            "8:0",
+            "8:0:rbps",
+            "x:0:rbps=1",
+            "8:0:speed=1",
+            "/nonexistent:rbps=1",
+            "/etc/passwd:rbps=1",
+            "8:0:rbps=1Q",
+        ] {
             assert!(IoDeviceLimit::parse(bad).is_err(), "{bad}");
         }
     }

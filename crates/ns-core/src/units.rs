@@ -77,12 +77,18 @@ impl<'de> Deserialize<'de> for Limit {
 pub fn parse_size(field: &str, s: &str) -> Result<Limit> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(Error::invalid(field, s, "empty size (use a number with K, M, G or T, or max)"));
+        return Err(Error::invalid(
+            field,
+            s,
+            "empty size (use a number with K, M, G or T, or max)",
+        ));
     }
     if matches!(t.to_ascii_lowercase().as_str(), "max" | "-1" | "unlimited") {
         return Ok(Limit::Max);
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
     if num.is_empty() {
@@ -109,11 +115,19 @@ pub fn parse_size(field: &str, s: &str) -> Result<Limit> {
     };
     let multiplier = 1u128 << shift;
     let bytes = parse_decimal_scaled(num, multiplier).ok_or_else(|| {
-        Error::invalid(field, s, format!("{num:?} in {s:?} is not a number (e.g. 512k, 1.5G)"))
+        Error::invalid(
+            field,
+            s,
+            format!("{num:?} in {s:?} is not a number (e.g. 512k, 1.5G)"),
+        )
     })?;
-    u64::try_from(bytes)
-        .map(Limit::Value)
-        .map_err(|_| Error::invalid(field, s, format!("{s:?} is too large (at most 16E, or max)")))
+    u64::try_from(bytes).map(Limit::Value).map_err(|_| {
+        Error::invalid(
+            field,
+            s,
+            format!("{s:?} is too large (at most 16E, or max)"),
+        )
+    })
 }
 
 /// `num * multiplier` for a decimal `num` such as `1.5`, rounded down; `None` when `num`
@@ -150,7 +164,11 @@ pub fn format_size(bytes: u64) -> String {
         if bytes >= unit {
             let whole = bytes / unit;
             let tenths = (bytes % unit) * 10 / unit;
-            return if tenths == 0 { format!("{whole}{name}") } else { format!("{whole}.{tenths}{name}") };
+            return if tenths == 0 {
+                format!("{whole}{name}")
+            } else {
+                format!("{whole}.{tenths}{name}")
+            };
         }
     }
     format!("{bytes}B")
@@ -177,7 +195,10 @@ impl CpuMax {
             return Err(Error::invalid(
                 field,
                 self.period.to_string(),
-                format!("period {} µs is out of range (use 1000..=1000000)", self.period),
+                format!(
+                    "period {} µs is out of range (use 1000..=1000000)",
+                    self.period
+                ),
             ));
         }
         if let Limit::Value(q) = self.quota {
@@ -211,19 +232,37 @@ impl fmt::Display for CpuMax {
 pub fn parse_cpus(field: &str, s: &str) -> Result<CpuMax> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("max") {
-        return Ok(CpuMax { quota: Limit::Max, period: CpuMax::DEFAULT_PERIOD });
+        return Ok(CpuMax {
+            quota: Limit::Max,
+            period: CpuMax::DEFAULT_PERIOD,
+        });
     }
     let quota = parse_decimal_scaled(t, CpuMax::DEFAULT_PERIOD as u128)
         .and_then(|q| u64::try_from(q).ok())
         .ok_or_else(|| {
-            Error::invalid(field, s, format!("{s:?} is not a number of cpus (e.g. 0.5, 2, or max)"))
+            Error::invalid(
+                field,
+                s,
+                format!("{s:?} is not a number of cpus (e.g. 0.5, 2, or max)"),
+            )
         })?;
     if quota == 0 {
-        return Err(Error::invalid(field, s, format!("{s:?} cpus is zero (use at least 0.01, or max)")));
+        return Err(Error::invalid(
+            field,
+            s,
+            format!("{s:?} cpus is zero (use at least 0.01, or max)"),
+        ));
     }
-    let max = CpuMax { quota: Limit::Value(quota), period: CpuMax::DEFAULT_PERIOD };
+    let max = CpuMax {
+        quota: Limit::Value(quota),
+        period: CpuMax::DEFAULT_PERIOD,
+    };
     max.validate(field).map_err(|_| {
-        Error::invalid(field, s, format!("{s:?} cpus is below the kernel's minimum of 0.01"))
+        Error::invalid(
+            field,
+            s,
+            format!("{s:?} cpus is below the kernel's minimum of 0.01"),
+        )
     })?;
     Ok(max)
 }
@@ -244,15 +283,23 @@ impl CpuList {
         for part in t.split(',') {
             let part = part.trim();
             let num = |n: &str| -> Result<u32> {
-                n.trim().parse::<u32>().ok().filter(|v| *v < 65_536).ok_or_else(|| {
-                    bad(format!("{n:?} in {s:?} is not a cpu number (use a list like 0-3,6)"))
-                })
+                n.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| *v < 65_536)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{n:?} in {s:?} is not a cpu number (use a list like 0-3,6)"
+                        ))
+                    })
             };
             match part.split_once('-') {
                 Some((a, b)) => {
                     let (a, b) = (num(a)?, num(b)?);
                     if a > b {
-                        return Err(bad(format!("range {part:?} in {s:?} runs backwards (write {b}-{a})")));
+                        return Err(bad(format!(
+                            "range {part:?} in {s:?} runs backwards (write {b}-{a})"
+                        )));
                     }
                     set.extend(a..=b);
                 }
@@ -369,7 +416,10 @@ mod tests {
     #[test]
     fn bad_sizes_name_field_value_and_fix() {
         let cases = [
-            ("12XB", "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T)"),
+            (
+                "12XB",
+                "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T)",
+            ),
             ("", "memory: empty size"),
             ("M", "is not a size"),
             ("1.2.3M", "is not a number"),
@@ -394,11 +444,23 @@ mod tests {
 
     #[test]
     fn cpus() {
-        assert_eq!(parse_cpus("cpus", "0.5").unwrap().quota, Limit::Value(50_000));
-        assert_eq!(parse_cpus("cpus", "2").unwrap().quota, Limit::Value(200_000));
-        assert_eq!(parse_cpus("cpus", "0.01").unwrap().quota, Limit::Value(1_000));
+        assert_eq!(
+            parse_cpus("cpus", "0.5").unwrap().quota,
+            Limit::Value(50_000)
+        );
+        assert_eq!(
+            parse_cpus("cpus", "2").unwrap().quota,
+            Limit::Value(200_000)
+        );
+        assert_eq!(
+            parse_cpus("cpus", "0.01").unwrap().quota,
+            Limit::Value(1_000)
+        );
         assert_eq!(parse_cpus("cpus", "max").unwrap().quota, Limit::Max);
-        assert_eq!(parse_cpus("cpus", "1.5").unwrap().to_string(), "150000 100000");
+        assert_eq!(
+            parse_cpus("cpus", "1.5").unwrap().to_string(),
+            "150000 100000"
+        );
         for bad in ["0", "0.001", "-1", "two", "", "1.5.2"] {
             let err = parse_cpus("cpus", bad).unwrap_err().to_string();
             assert!(err.starts_with("cpus:"), "{bad:?}: {err}");
@@ -407,10 +469,30 @@ mod tests {
 
     #[test]
     fn cpu_max_bounds() {
-        assert!(CpuMax { quota: Limit::Max, period: 999 }.validate("cpu.max").is_err());
-        assert!(CpuMax { quota: Limit::Max, period: 1_000_001 }.validate("cpu.max").is_err());
-        assert!(CpuMax { quota: Limit::Value(999), period: 100_000 }.validate("cpu.max").is_err());
-        assert!(CpuMax { quota: Limit::Value(1000), period: 1000 }.validate("cpu.max").is_ok());
+        assert!(CpuMax {
+            quota: Limit::Max,
+            period: 999
+        }
+        .validate("cpu.max")
+        .is_err());
+        assert!(CpuMax {
+            quota: Limit::Max,
+            period: 1_000_001
+        }
+        .validate("cpu.max")
+        .is_err());
+        assert!(CpuMax {
+            quota: Limit::Value(999),
+            period: 100_000
+        }
+        .validate("cpu.max")
+        .is_err());
+        assert!(CpuMax {
+            quota: Limit::Value(1000),
+            period: 1000
+        }
+        .validate("cpu.max")
+        .is_ok());
     }
 
     #[test]
@@ -418,7 +500,10 @@ mod tests {
         let l = CpuList::parse("cpuset.cpus", "0-3,6").unwrap();
         assert_eq!(l.iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 6]);
         assert_eq!(l.to_string(), "0-3,6");
-        assert_eq!(CpuList::parse("c", "6,0,1,2,3").unwrap().to_string(), "0-3,6");
+        assert_eq!(
+            CpuList::parse("c", "6,0,1,2,3").unwrap().to_string(),
+            "0-3,6"
+        );
         assert_eq!(CpuList::parse("c", "1,3,5-5").unwrap().to_string(), "1,3,5");
         assert!(CpuList::parse("c", "").unwrap().is_empty());
         for bad in ["3-1", "a", "1,,2", "1-", "-1", "99999999"] {

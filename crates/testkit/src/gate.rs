@@ -15,8 +15,13 @@ pub fn privileged() -> bool {
 
 /// The mode `ISOL_EXPECT_MODE` names, if set.
 pub fn expected_mode() -> Option<CgroupMode> {
-    let v = std::env::var("ISOL_EXPECT_MODE").ok().filter(|v| !v.is_empty())?;
-    Some(v.parse().unwrap_or_else(|e| panic!("ISOL_EXPECT_MODE: {e}")))
+    let v = std::env::var("ISOL_EXPECT_MODE")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    Some(
+        v.parse()
+            .unwrap_or_else(|e| panic!("ISOL_EXPECT_MODE: {e}")),
+    )
 }
 
 /// Whether the test may go on as root. Returns `false` (the caller returns early, a
@@ -36,7 +41,11 @@ pub fn require_root(test: &str) -> bool {
 pub fn host() -> HostInfo {
     let host = HostInfo::probe().expect("probe the host's cgroups");
     if let Some(want) = expected_mode() {
-        assert_eq!(host.mode, want, "ISOL_EXPECT_MODE says {want}, the host is {}", host.mode);
+        assert_eq!(
+            host.mode, want,
+            "ISOL_EXPECT_MODE says {want}, the host is {}",
+            host.mode
+        );
     }
     host
 }
@@ -54,11 +63,24 @@ pub fn backend(name: &str, test: &str) -> Option<Box<dyn Backend>> {
     let plugin = registry::by_name(name).unwrap_or_else(|e| panic!("{test}: {e}"));
     let fit = (plugin.fit)(&host);
     if fit.usable {
-        return Some(registry::open(name, &host).unwrap_or_else(|e| panic!("{test}: open {name}: {e}")));
+        return Some(
+            registry::open(name, &host).unwrap_or_else(|e| panic!("{test}: open {name}: {e}")),
+        );
     }
-    let err = registry::open(name, &host).err().unwrap_or_else(|| panic!("{test}: {name} said it does not fit a {} host, yet opened", host.mode));
+    let err = registry::open(name, &host).err().unwrap_or_else(|| {
+        panic!(
+            "{test}: {name} said it does not fit a {} host, yet opened",
+            host.mode
+        )
+    });
     let msg = err.to_string();
-    assert!(msg.contains(name) && msg.contains(&fit.reason), "{test}: refusal should name {name} and say why: {msg}");
-    eprintln!("{test}: {name} does not fit this {} host; asserted its refusal: {msg}", host.mode);
+    assert!(
+        msg.contains(name) && msg.contains(&fit.reason),
+        "{test}: refusal should name {name} and say why: {msg}"
+    );
+    eprintln!(
+        "{test}: {name} does not fit this {} host; asserted its refusal: {msg}",
+        host.mode
+    );
     None
 }

@@ -26,7 +26,9 @@ pub struct FakeTree {
 impl FakeTree {
     /// An empty fake cgroup directory.
     pub fn new() -> FakeTree {
-        FakeTree { dir: tempfile::tempdir().expect("create a tempdir") }
+        FakeTree {
+            dir: tempfile::tempdir().expect("create a tempdir"),
+        }
     }
 
     /// Its path.
@@ -55,7 +57,10 @@ impl FakeTree {
     /// The content of `name`, trimmed.
     pub fn read(&self, name: &str) -> String {
         let p: PathBuf = self.dir.path().join(name);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())).trim().to_string()
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+            .trim()
+            .to_string()
     }
 }
 

@@ -27,7 +27,10 @@ impl Scratch {
         let cgroup = backend
             .create(&Parent::Own, &name, &Resources::default())
             .unwrap_or_else(|e| panic!("create scratch cgroup {name}: {e}"));
-        Scratch { backend, cgroup: Some(cgroup) }
+        Scratch {
+            backend,
+            cgroup: Some(cgroup),
+        }
     }
 
     /// The backend under test.
@@ -37,7 +40,9 @@ impl Scratch {
 
     /// The scratch cgroup itself.
     pub fn cgroup(&self) -> &dyn Cgroup {
-        self.cgroup.as_deref().expect("scratch cgroup is alive until drop")
+        self.cgroup
+            .as_deref()
+            .expect("scratch cgroup is alive until drop")
     }
 
     /// `Parent::At` the scratch cgroup, for creating the cgroups a test works on.
@@ -47,7 +52,9 @@ impl Scratch {
 
     /// Creates a child of the scratch cgroup with `resources`.
     pub fn child(&self, name: &str, resources: &Resources) -> Box<dyn Cgroup> {
-        self.backend.create(&self.parent(), name, resources).unwrap_or_else(|e| panic!("create {name}: {e}"))
+        self.backend
+            .create(&self.parent(), name, resources)
+            .unwrap_or_else(|e| panic!("create {name}: {e}"))
     }
 }
 
@@ -56,7 +63,10 @@ impl Drop for Scratch {
         let Some(cg) = self.cgroup.take() else { return };
         let dirs = cg.dirs();
         if let Err(e) = cg.destroy() {
-            eprintln!("scratch cgroup {}: destroy failed ({e}); removing by hand", cg.path());
+            eprintln!(
+                "scratch cgroup {}: destroy failed ({e}); removing by hand",
+                cg.path()
+            );
         }
         for dir in dirs {
             remove_tree(&dir);
@@ -76,8 +86,14 @@ fn remove_tree(dir: &Path) {
     for d in subdirs {
         for _ in 0..100 {
             if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                for pid in procs
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             }
             match std::fs::remove_dir(&d) {

@@ -1,0 +1,196 @@
+//! `isol backends` and `isol check`: what the registry and host detection found,
+//! rendered as aligned text or JSON.
+
+use anyhow::Context;
+use isol_ns_core::{registry, HostInfo};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct BackendRow {
+    name: &'static str,
+    description: &'static str,
+    usable: bool,
+    preferred: bool,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Selected {
+    name: Option<&'static str>,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct BackendsReport {
+    mode: isol_ns_core::CgroupMode,
+    cgroup_root: std::path::PathBuf,
+    backends: Vec<BackendRow>,
+    selected: Selected,
+}
+
+fn gather(host: &HostInfo) -> BackendsReport {
+    let backends = registry::backends()
+        .into_iter()
+        .map(|p| {
+            let fit = (p.fit)(host);
+            BackendRow {
+                name: p.name,
+                description: p.description,
+                usable: fit.usable,
+                preferred: fit.preferred,
+                reason: fit.reason,
+            }
+        })
+        .collect();
+    let selected = match registry::detect(host) {
+        Ok((p, fit)) => Selected {
+            name: Some(p.name),
+            reason: fit.reason,
+        },
+        Err(e) => Selected {
+            name: None,
+            reason: e.to_string(),
+        },
+    };
+    BackendsReport {
+        mode: host.mode,
+        cgroup_root: host.cgroup_root.clone(),
+        backends,
+        selected,
+    }
+}
+
+fn probe() -> anyhow::Result<HostInfo> {
+    HostInfo::probe().context("probe the host's cgroups")
+}
+
+/// `isol backends [--json]`.
+pub fn backends(json: bool) -> anyhow::Result<()> {
+    let host = probe()?;
+    let report = gather(&host);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "USABLE".into(),
+        "PREFERRED".into(),
+        "WHY".into(),
+    ]];
+    for b in &report.backends {
+        rows.push([
+            b.name.to_string(),
+            yes_no(b.usable),
+            yes_no(b.preferred),
+            b.reason.clone(),
+        ]);
+    }
+    print_table(&rows);
+    println!();
+    println!(
+        "host: {} cgroups at {}",
+        report.mode,
+        report.cgroup_root.display()
+    );
+    match report.selected.name {
+        Some(name) => println!("isol would use {name}: {}", report.selected.reason),
+        None => println!("no backend fits: {}", report.selected.reason),
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    #[serde(flatten)]
+    host: &'a HostInfo,
+    controllers: Vec<String>,
+    selected: Selected,
+}
+
+/// `isol check [--json]`.
+pub fn check(json: bool) -> anyhow::Result<()> {
+    let host = probe()?;
+    let selected = gather(&host).selected;
+    let report = CheckReport {
+        host: &host,
+        controllers: host.controllers(),
+        selected,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("kernel:      {}", host.kernel);
+    println!(
+        "cgroup mode: {} ({})",
+        host.mode,
+        host.cgroup_root.display()
+    );
+    println!("controllers: {}", report.controllers.join(" "));
+    println!();
+    let mut rows = vec![[
+        "HIERARCHY".to_string(),
+        "MOUNTED AT".into(),
+        "CONTROLLERS".into(),
+        "OWN CGROUP".into(),
+    ]];
+    for h in &host.hierarchies {
+        rows.push([
+            format!("v{}", h.version),
+            h.mount_point.display().to_string(),
+            if h.controllers.is_empty() {
+                "-".into()
+            } else {
+                h.controllers.join(",")
+            },
+            h.own_cgroup.clone().unwrap_or_else(|| "?".into()),
+        ]);
+    }
+    print_table(&rows);
+    println!();
+    let f = &host.features;
+    let features = [
+        ("clone3", f.clone3),
+        ("CLONE_INTO_CGROUP", f.clone_into_cgroup),
+        ("pidfd_open", f.pidfd_open),
+        ("setns with a pidfd", f.setns_pidfd),
+        ("time namespaces", f.time_ns),
+        ("user namespaces", f.user_ns),
+        ("cgroup.kill", f.cgroup_kill),
+    ];
+    let mut rows = vec![["FEATURE".to_string(), "AVAILABLE".into()]];
+    rows.extend(features.iter().map(|(n, v)| [n.to_string(), yes_no(*v)]));
+    print_table(&rows);
+    println!();
+    match report.selected.name {
+        Some(name) => println!("isol would use {name}: {}", report.selected.reason),
+        None => println!("no backend fits: {}", report.selected.reason),
+    }
+    Ok(())
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// Prints rows with columns padded to the widest cell; the last column is not padded.
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
