@@ -1,1 +1,53 @@
-fn main() {}
+//! isol's build tasks, run as `cargo xtask <task>`.
+//!
+//! Each task lives in its own module; this file only parses the command line and
+//! dispatches. Tasks that are more than one command (the VM runner, the full test run)
+//! belong here rather than in shell scripts so that they behave the same on every
+//! machine and report their failures with the command that failed.
+//!
+//! - `cargo xtask test` — formatting, clippy, the host test suite and the VM runs, with a
+//!   summary table (what `.ci/run` runs);
+//! - `cargo xtask test-vm` — the privileged integration tests inside qemu, once per
+//!   cgroup mode (v2, v1, hybrid).
+
+mod exec;
+mod libtest;
+mod progress;
+mod sys;
+mod test;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// isol's build tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Check formatting and lints, run the host tests and the VM tests, print a summary.
+    Test(test::Args),
+    /// Run the integration test binaries as root inside qemu, once per cgroup mode.
+    TestVm(vm::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Test(args) => test::run(args),
+        Task::TestVm(args) => vm::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

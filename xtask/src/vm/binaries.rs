@@ -1,0 +1,160 @@
+//! Building the integration test binaries as static musl executables and finding them.
+//!
+//! Static binaries need nothing from the guest but a kernel, so the initramfs holds
+//! them as they are. Their paths come from cargo's JSON messages, never from guessing
+//! at `target/…/deps/NAME-HASH`: only cargo knows which hash is current.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::exec;
+use crate::progress;
+
+/// The target the guest binaries are built for.
+pub const TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// One integration test executable and the name it gets in the guest.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TestBinary {
+    /// `<crate dir>.<test target>`, e.g. `cgroup-v1.it`: unique, and readable in logs.
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Builds the workspace's integration tests for [`TARGET`] and returns them, sorted by
+/// name. `manifest_path` points cargo at another workspace.
+pub fn build(manifest_path: Option<&Path>) -> Result<Vec<TestBinary>> {
+    ensure_target()?;
+    progress::step("vm", format!("build test binaries for {TARGET}"));
+    let mut cmd = Command::new(exec::cargo());
+    cmd.args(["test", "--workspace", "--exclude", "xtask", "--no-run"])
+        .args(["--target", TARGET])
+        // Diagnostics rendered on stderr as usual; the artifacts as JSON on stdout.
+        .arg("--message-format=json-render-diagnostics");
+    if let Some(path) = manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    let json = exec::output(&mut cmd)?;
+    let found = collect(&json)?;
+    for t in &found {
+        progress::step(
+            "vm",
+            format!("test binary {} = {}", t.name, t.path.display()),
+        );
+    }
+    Ok(found)
+}
+
+/// Adds the musl target with rustup when it is not installed.
+fn ensure_target() -> Result<()> {
+    if !exec::on_path("rustup") {
+        // A toolchain without rustup: cargo will say if the target is missing.
+        return Ok(());
+    }
+    let installed = exec::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|l| l.trim() == TARGET) {
+        progress::step("vm", format!("rustup target add {TARGET}"));
+        exec::exec(Command::new("rustup").args(["target", "add", TARGET]))?;
+    }
+    Ok(())
+}
+
+/// The parts of a cargo JSON message that tell a test executable apart.
+#[derive(Deserialize)]
+struct Message {
+    reason: String,
+    #[serde(default)]
+    manifest_path: Option<PathBuf>,
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default)]
+    profile: Option<Profile>,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+    kind: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    test: bool,
+}
+
+/// The integration test executables (`tests/*.rs`, `tests/it/main.rs`) among cargo's
+/// JSON messages; unit-test binaries of libs and bins are left out.
+fn collect(json: &str) -> Result<Vec<TestBinary>> {
+    let mut found = Vec::new();
+    let mut names = HashSet::new();
+    for line in json.lines().filter(|l| l.starts_with('{')) {
+        let msg: Message = serde_json::from_str(line)
+            .with_context(|| format!("unexpected cargo message: {line}"))?;
+        let (Some(target), Some(profile), Some(executable), Some(manifest)) =
+            (msg.target, msg.profile, msg.executable, msg.manifest_path)
+        else {
+            continue;
+        };
+        if msg.reason != "compiler-artifact"
+            || !profile.test
+            || !target.kind.iter().any(|k| k == "test")
+        {
+            continue;
+        }
+        let krate = manifest
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "crate".to_owned());
+        let base = format!("{krate}.{}", target.name);
+        let mut name = base.clone();
+        let mut n = 1;
+        while !names.insert(name.clone()) {
+            n += 1;
+            name = format!("{base}.{n}");
+        }
+        found.push(TestBinary {
+            name,
+            path: executable,
+        });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_integration_test_executables() {
+        let json = r#"
+{"reason":"compiler-artifact","package_id":"path+file:///w/crates/ns-core#isol-ns-core@0.1.0","manifest_path":"/w/crates/ns-core/Cargo.toml","target":{"kind":["lib"],"crate_types":["lib"],"name":"isol_ns_core","src_path":"/w/crates/ns-core/src/lib.rs","test":true},"profile":{"test":false},"executable":null,"fresh":true}
+{"reason":"compiler-artifact","manifest_path":"/w/crates/ns-core/Cargo.toml","target":{"kind":["lib"],"name":"isol_ns_core"},"profile":{"test":true},"executable":"/w/target/x86_64-unknown-linux-musl/debug/deps/isol_ns_core-1111","fresh":true}
+{"reason":"compiler-artifact","manifest_path":"/w/crates/ns-core/Cargo.toml","target":{"kind":["test"],"name":"it"},"profile":{"test":true},"executable":"/w/target/x86_64-unknown-linux-musl/debug/deps/it-2222","fresh":false}
+{"reason":"compiler-artifact","manifest_path":"/w/crates/cgroup-v1/Cargo.toml","target":{"kind":["test"],"name":"it"},"profile":{"test":true},"executable":"/w/target/x86_64-unknown-linux-musl/debug/deps/it-3333","fresh":false}
+{"reason":"compiler-artifact","manifest_path":"/w/crates/cli/Cargo.toml","target":{"kind":["bin"],"name":"isol"},"profile":{"test":false},"executable":"/w/target/x86_64-unknown-linux-musl/debug/isol","fresh":false}
+{"reason":"build-finished","success":true}
+"#;
+        let found = collect(json).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                TestBinary {
+                    name: "cgroup-v1.it".into(),
+                    path: "/w/target/x86_64-unknown-linux-musl/debug/deps/it-3333".into()
+                },
+                TestBinary {
+                    name: "ns-core.it".into(),
+                    path: "/w/target/x86_64-unknown-linux-musl/debug/deps/it-2222".into()
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Packing the guest's initramfs: a gzip'd `newc` cpio archive written here in Rust.
+//!
+//! The host has no `cpio` command, and writing the format ourselves means the archive
+//! holds exactly what we list, in an order where every directory precedes its
+//! contents, owned by root with fixed timestamps — no `find` ordering, no host uids.
+//! The format is the kernel's: `Documentation/driver-api/early-userspace/buffer-format.rst`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use super::binaries::TestBinary;
+use crate::exec;
+use crate::progress;
+
+/// The guest's init: stage 1 moves to a tmpfs, stage 2 mounts and runs the tests.
+const INIT: &str = include_str!("init.sh");
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// Writes the initramfs to `out`: busybox, init, the test binaries (in `/isol/tests`)
+/// and the arguments every binary gets (`/isol/args`, one per line).
+pub fn write(out: &Path, busybox: &Path, tests: &[TestBinary], args: &[String]) -> Result<()> {
+    if let Some(bad) = args.iter().find(|a| a.contains('\n')) {
+        bail!("test arguments cannot contain a newline: {bad:?}");
+    }
+    progress::step("vm", format!("pack {}", out.display()));
+    let dir = out.parent().expect("initramfs path has a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let tmp = out.with_extension("tmp");
+    let file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    let mut gzip = Command::new("gzip");
+    gzip.arg("-1").stdin(Stdio::piped()).stdout(file);
+    let mut child = exec::spawn(&mut gzip)?;
+    let stdin = child.stdin.take().expect("stdin was piped");
+    let written = fill(Newc::new(BufWriter::new(stdin)), busybox, tests, args)
+        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+        .map(drop);
+    let status = child.wait().context("wait for gzip")?;
+    written.context("write the initramfs")?;
+    exec::check(&gzip, status)?;
+    std::fs::rename(&tmp, out).with_context(|| format!("rename to {}", out.display()))?;
+    let size = std::fs::metadata(out)?.len();
+    progress::step(
+        "vm",
+        format!("initramfs is {:.1} MiB", size as f64 / 1048576.0),
+    );
+    Ok(())
+}
+
+fn fill<W: Write>(
+    mut cpio: Newc<W>,
+    busybox: &Path,
+    tests: &[TestBinary],
+    args: &[String],
+) -> io::Result<W> {
+    for dir in [
+        "bin",
+        "dev",
+        "etc",
+        "isol",
+        "isol/tests",
+        "newroot",
+        "proc",
+        "root",
+        "run",
+        "sys",
+        "tmp",
+    ] {
+        cpio.dir(dir, if dir == "tmp" { 0o1777 } else { 0o755 })?;
+    }
+    // The kernel opens /dev/console for init's stdio before anything is mounted.
+    cpio.char_dev("dev/console", 0o600, 5, 1)?;
+    cpio.char_dev("dev/null", 0o666, 1, 3)?;
+    cpio.file("bin/busybox", 0o755, busybox)?;
+    cpio.bytes("init", 0o755, INIT.as_bytes())?;
+    cpio.bytes("etc/passwd", 0o644, PASSWD.as_bytes())?;
+    cpio.bytes("etc/group", 0o644, GROUP.as_bytes())?;
+    let mut arg_lines = String::new();
+    for a in args {
+        arg_lines.push_str(a);
+        arg_lines.push('\n');
+    }
+    cpio.bytes("isol/args", 0o644, arg_lines.as_bytes())?;
+    for t in tests {
+        cpio.file(&format!("isol/tests/{}", t.name), 0o755, &t.path)?;
+    }
+    cpio.finish()
+}
+
+/// A writer of the `newc` ("070701") cpio format: entries owned by root, mtime 0,
+/// one inode number each.
+pub struct Newc<W: Write> {
+    out: W,
+    offset: u64,
+    next_ino: u32,
+}
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFCHR: u32 = 0o020000;
+
+impl<W: Write> Newc<W> {
+    pub fn new(out: W) -> Self {
+        Newc {
+            out,
+            offset: 0,
+            next_ino: 1,
+        }
+    }
+
+    pub fn dir(&mut self, path: &str, perm: u32) -> io::Result<()> {
+        self.header(path, S_IFDIR | perm, 2, 0, (0, 0))
+    }
+
+    pub fn char_dev(&mut self, path: &str, perm: u32, major: u32, minor: u32) -> io::Result<()> {
+        self.header(path, S_IFCHR | perm, 1, 0, (major, minor))
+    }
+
+    pub fn bytes(&mut self, path: &str, perm: u32, data: &[u8]) -> io::Result<()> {
+        self.header(path, S_IFREG | perm, 1, size32(data.len() as u64)?, (0, 0))?;
+        self.write(data)?;
+        self.pad()
+    }
+
+    /// A regular file with the contents of `src`, streamed.
+    pub fn file(&mut self, path: &str, perm: u32, src: &Path) -> io::Result<()> {
+        let mut f = File::open(src)
+            .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", src.display())))?;
+        let len = f.metadata()?.len();
+        self.header(path, S_IFREG | perm, 1, size32(len)?, (0, 0))?;
+        let copied = io::copy(&mut (&mut f).take(len), &mut self.out)?;
+        if copied != len {
+            return Err(io::Error::other(format!(
+                "{} shrank while packing",
+                src.display()
+            )));
+        }
+        self.offset += copied;
+        self.pad()
+    }
+
+    /// Writes the trailer and returns the underlying writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.header("TRAILER!!!", 0, 1, 0, (0, 0))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn header(
+        &mut self,
+        name: &str,
+        mode: u32,
+        nlink: u32,
+        size: u32,
+        rdev: (u32, u32),
+    ) -> io::Result<()> {
+        let ino = if name == "TRAILER!!!" {
+            0
+        } else {
+            self.next_ino += 1;
+            self.next_ino
+        };
+        let fields = [
+            ino,
+            mode,
+            0, // uid
+            0, // gid
+            nlink,
+            0, // mtime
+            size,
+            0, // devmajor
+            0, // devminor
+            rdev.0,
+            rdev.1,
+            name.len() as u32 + 1,
+            0, // check
+        ];
+        let mut head = String::with_capacity(110 + name.len() + 1);
+        head.push_str("070701");
+        for f in fields {
+            head.push_str(&format!("{f:08x}"));
+        }
+        head.push_str(name);
+        head.push('\0');
+        self.write(head.as_bytes())?;
+        self.pad()
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(data)?;
+        self.offset += data.len() as u64;
+        Ok(())
+    }
+
+    /// Zero bytes up to the next multiple of four.
+    fn pad(&mut self) -> io::Result<()> {
+        let n = (4 - (self.offset % 4) as usize) % 4;
+        self.write(&[0; 3][..n])
+    }
+}
+
+fn size32(len: u64) -> io::Result<u32> {
+    u32::try_from(len).map_err(|_| io::Error::other("newc cannot hold files of 4 GiB or more"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_aligned_newc_entries() {
+        let mut cpio = Newc::new(Vec::new());
+        cpio.dir("bin", 0o755).unwrap();
+        cpio.bytes("bin/hi", 0o755, b"hello").unwrap();
+        let out = cpio.finish().unwrap();
+
+        // Entry 1: a 110-byte header, "bin\0", padded to 116.
+        assert_eq!(&out[..6], b"070701");
+        assert_eq!(&out[14..22], b"000041ed"); // mode: directory, 0755
+        assert_eq!(&out[110..114], b"bin\0");
+        // Entry 2 starts at 116: header, "bin/hi\0" (ends at 233, padded to 236), then
+        // "hello" padded to 244.
+        let e2 = &out[116..];
+        assert_eq!(&e2[14..22], b"000081ed"); // regular file, 0755
+        assert_eq!(&e2[54..62], b"00000005"); // size
+        assert_eq!(&e2[94..102], b"00000007"); // name size with the NUL
+        assert_eq!(&out[236..241], b"hello");
+        // The trailer follows at 244.
+        assert_eq!(&out[244..250], b"070701");
+        assert_eq!(&out[354..365], b"TRAILER!!!\0");
+        assert_eq!(out.len() % 4, 0);
+    }
+}
