@@ -1,0 +1,210 @@
+//! [`V2Cgroup`]: a handle on one cgroup directory of the unified hierarchy
+//! (cgroup-v2.rst, "Basic Operations" and "Core Interface Files").
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use isol_ns_core::host::Hierarchy;
+use isol_ns_core::{
+    parse, Cgroup, CgroupLocation, CgroupPath, Error, EventStream, KernelFeatures, Resources,
+    Result, Stats,
+};
+
+use crate::backend::{enable_controllers, to_enable};
+use crate::controllers::{self, freezer, kill, psi, ENABLEABLE};
+use crate::files::{controller_list, WAIT_TIMEOUT};
+use crate::PLUGIN_NAME;
+
+/// One cgroup of the unified hierarchy, with an open `O_DIRECTORY` fd on it.
+#[derive(Debug)]
+pub struct V2Cgroup {
+    hier: Hierarchy,
+    features: KernelFeatures,
+    location: CgroupLocation,
+    path: CgroupPath,
+    dir: PathBuf,
+    fd: OwnedFd,
+}
+
+impl V2Cgroup {
+    /// Opens the existing cgroup directory `dir` (the cgroup `path`).
+    pub(crate) fn open_dir(
+        hier: Hierarchy,
+        features: KernelFeatures,
+        path: CgroupPath,
+        dir: PathBuf,
+    ) -> Result<V2Cgroup> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&dir)
+            .map_err(|e| Error::io("open cgroup directory", &dir, e))?;
+        if !dir.join("cgroup.procs").exists() {
+            return Err(Error::Refused {
+                what: format!("open cgroup {}", dir.display()),
+                reason: "the directory has no cgroup.procs: it is not a cgroup2 directory".into(),
+            });
+        }
+        Ok(V2Cgroup {
+            hier,
+            features,
+            location: CgroupLocation::unified(path.clone()),
+            path,
+            dir,
+            fd: OwnedFd::from(file),
+        })
+    }
+
+    /// The cgroup's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes sure every controller `resources` needs is enabled for this cgroup, enabling
+    /// it in the ancestors' `cgroup.subtree_control` when it is not.
+    fn ensure_controllers(&self, resources: &Resources) -> Result<()> {
+        let (_, required) = to_enable(resources);
+        if required.is_empty() {
+            return Ok(());
+        }
+        let have = controller_list(&self.dir, "cgroup.controllers")?;
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|c| !have.iter().any(|h| h == c))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let parent = self.path.parent().ok_or_else(|| Error::Refused {
+            what: "apply resources to the root cgroup".into(),
+            reason: "the root cgroup has no resource limits on cgroup v2".into(),
+        })?;
+        enable_controllers(&self.hier, &parent, &missing, &missing)
+    }
+
+    fn remove_tree(&self) -> Result<()> {
+        let mut dirs = kill::tree(&self.dir)?;
+        dirs.reverse();
+        for d in dirs {
+            rmdir_retrying(&d)?;
+        }
+        Ok(())
+    }
+}
+
+/// `rmdir(2)`, retried with back-off while the kernel says EBUSY (tasks still exiting).
+fn rmdir_retrying(dir: &Path) -> Result<()> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < WAIT_TIMEOUT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(Error::io("rmdir", dir, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Cgroup for V2Cgroup {
+    fn backend(&self) -> &'static str {
+        PLUGIN_NAME
+    }
+
+    fn location(&self) -> &CgroupLocation {
+        &self.location
+    }
+
+    fn path(&self) -> &CgroupPath {
+        &self.path
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+
+    fn attach(&self, pid: u32) -> Result<()> {
+        parse::write(&self.dir.join("cgroup.procs"), &pid.to_string())
+    }
+
+    fn apply(&self, resources: &Resources) -> Result<()> {
+        resources.validate()?;
+        for c in controllers::all() {
+            c.check(resources)?;
+        }
+        self.ensure_controllers(resources)?;
+        for c in controllers::all() {
+            if c.wanted(resources) {
+                c.apply(&self.dir, resources)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> Result<Resources> {
+        let enabled = controller_list(&self.dir, "cgroup.controllers")?;
+        let mut out = Resources::default();
+        for c in controllers::all() {
+            if ENABLEABLE.contains(&c.name()) && !enabled.iter().any(|e| e == c.name()) {
+                continue;
+            }
+            c.read(&self.dir, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let mut stats = Stats::default();
+        for c in controllers::all() {
+            c.stats(&self.dir, &mut stats)?;
+        }
+        stats.psi = psi::read(&self.dir)?;
+        Ok(stats)
+    }
+
+    fn freeze(&self) -> Result<()> {
+        freezer::set_frozen(&self.dir, true, WAIT_TIMEOUT)
+    }
+
+    fn thaw(&self) -> Result<()> {
+        freezer::set_frozen(&self.dir, false, WAIT_TIMEOUT)
+    }
+
+    fn kill(&self) -> Result<()> {
+        if !self.features.cgroup_kill && !self.dir.join("cgroup.kill").exists() {
+            tracing::debug!(
+                "no cgroup.kill in {}: freezing and killing each task",
+                self.dir.display()
+            );
+        }
+        kill::kill_all(&self.dir, WAIT_TIMEOUT)
+    }
+
+    fn pids(&self) -> Result<Vec<u32>> {
+        kill::procs(&self.dir)
+    }
+
+    fn destroy(&self) -> Result<()> {
+        if !self.dir.exists() {
+            return Ok(());
+        }
+        kill::kill_all(&self.dir, WAIT_TIMEOUT)?;
+        self.remove_tree()
+    }
+
+    async fn events(&self) -> Result<Box<dyn EventStream>> {
+        Ok(Box::new(crate::events::V2Events::open(&self.dir)?))
+    }
+
+    fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
+    }
+}

@@ -1,0 +1,264 @@
+//! Cgroup events as an async stream: inotify watches on `memory.events`, `pids.events`
+//! and `cgroup.events`, which the kernel marks modified whenever a counter or state
+//! changes (cgroup-v2.rst, "Core Interface Files": "a value change in this file generates
+//! a file modified event"). On each wake-up the files are read again and compared with
+//! what was read before; the stream starts from the values read when it was created.
+//!
+//! # Safety
+//! The one `unsafe` block registers the inotify fd with tokio (`AsyncFd::register`),
+//! whose contract is that the fd stays open and the same for the `AsyncFd`'s lifetime.
+//! [`InotifyFd`] owns the fd (nix's `Inotify` holds an `OwnedFd`), is moved into the
+//! `AsyncFd`, and always returns that fd.
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use isol_ns_core::stats::MemoryEvents;
+use isol_ns_core::{CgroupEvent, Error, EventStream, Result};
+use nix::errno::Errno;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::unix::AsyncFd;
+
+use crate::controllers::{memory, pids};
+use crate::files::{events_key, read_optional};
+
+/// Lets tokio poll the inotify fd.
+struct InotifyFd(Inotify);
+
+impl AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// The counters and states the stream compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Snapshot {
+    memory: MemoryEvents,
+    pids_max: u64,
+    populated: Option<u64>,
+    frozen: Option<u64>,
+}
+
+fn snapshot(dir: &Path) -> Result<Snapshot> {
+    let memory = match read_optional(dir, "memory.events")? {
+        Some(text) => memory::events(dir, &text)?,
+        None => MemoryEvents::default(),
+    };
+    Ok(Snapshot {
+        memory,
+        pids_max: pids::events_max(dir)?.unwrap_or(0),
+        populated: events_key(dir, "populated")?,
+        frozen: events_key(dir, "frozen")?,
+    })
+}
+
+/// The events that lead from `old` to `new`, in a fixed order.
+fn diff(old: &Snapshot, new: &Snapshot) -> Vec<CgroupEvent> {
+    let mut out = Vec::new();
+    let (o, n) = (&old.memory, &new.memory);
+    if n.high > o.high {
+        out.push(CgroupEvent::MemoryHigh { count: n.high });
+    }
+    if n.max > o.max {
+        out.push(CgroupEvent::MemoryMax { count: n.max });
+    }
+    if n.oom > o.oom {
+        out.push(CgroupEvent::Oom { count: n.oom });
+    }
+    if n.oom_kill > o.oom_kill {
+        out.push(CgroupEvent::OomKill { count: n.oom_kill });
+    }
+    if new.pids_max > old.pids_max {
+        out.push(CgroupEvent::PidsMax {
+            count: new.pids_max,
+        });
+    }
+    match (old.frozen, new.frozen) {
+        (Some(0), Some(1)) => out.push(CgroupEvent::Frozen),
+        (Some(1), Some(0)) => out.push(CgroupEvent::Thawed),
+        _ => {}
+    }
+    if old.populated == Some(1) && new.populated == Some(0) {
+        out.push(CgroupEvent::Emptied);
+    }
+    out
+}
+
+/// The event stream of one cgroup.
+pub(crate) struct V2Events {
+    fd: AsyncFd<InotifyFd>,
+    dir: PathBuf,
+    last: Snapshot,
+    queue: VecDeque<CgroupEvent>,
+    gone: bool,
+}
+
+impl V2Events {
+    /// Watches `dir`'s event files, then reads the starting values (in that order, so no
+    /// change is missed). Needs a tokio runtime with IO enabled.
+    pub(crate) fn open(dir: &Path) -> Result<V2Events> {
+        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(|e| Error::io("inotify_init1", dir, e.into()))?;
+        for file in ["memory.events", "pids.events", "cgroup.events"] {
+            let path = dir.join(file);
+            if path.exists() {
+                ino.add_watch(&path, AddWatchFlags::IN_MODIFY)
+                    .map_err(|e| Error::io("inotify_add_watch", &path, e.into()))?;
+            }
+        }
+        ino.add_watch(
+            dir,
+            AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_ONLYDIR,
+        )
+        .map_err(|e| Error::io("inotify_add_watch", dir, e.into()))?;
+        let last = snapshot(dir)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Refused {
+                what: format!("watch the events of {}", dir.display()),
+                reason: "there is no tokio runtime (call it from within one with IO enabled)"
+                    .into(),
+            });
+        }
+        // SAFETY: InotifyFd owns the inotify fd and moves into the AsyncFd, so the fd stays
+        // open and unchanged until the AsyncFd drops it (see the module's Safety section).
+        let fd = unsafe { AsyncFd::register(InotifyFd(ino)) }
+            .map_err(|e| Error::io("register inotify fd with tokio", dir, e.into()))?;
+        Ok(V2Events {
+            fd,
+            dir: dir.to_path_buf(),
+            last,
+            queue: VecDeque::new(),
+            gone: false,
+        })
+    }
+}
+
+#[async_trait]
+impl EventStream for V2Events {
+    async fn next(&mut self) -> Option<Result<CgroupEvent>> {
+        loop {
+            if let Some(e) = self.queue.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.gone {
+                return None;
+            }
+            let mut guard = match self.fd.readable().await {
+                Ok(g) => g,
+                Err(e) => return Some(Err(Error::io("wait for inotify events", &self.dir, e))),
+            };
+            match guard.get_inner().0.read_events() {
+                Ok(events) => {
+                    if events.iter().any(|e| {
+                        e.mask
+                            .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_IGNORED)
+                    }) {
+                        self.gone = true;
+                    }
+                }
+                Err(Errno::EAGAIN) => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(e) => return Some(Err(Error::io("read inotify events", &self.dir, e.into()))),
+            }
+            match snapshot(&self.dir) {
+                Ok(now) => {
+                    self.queue.extend(diff(&self.last, &now));
+                    self.last = now;
+                }
+                Err(_) if self.gone || !self.dir.exists() => {
+                    // Removed: report what can still be inferred, then end.
+                    if self.last.populated == Some(1) {
+                        self.queue.push_back(CgroupEvent::Emptied);
+                    }
+                    self.gone = true;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isol_testkit::FakeTree;
+
+    #[test]
+    fn diff_reports_growth_and_transitions() {
+        let old = Snapshot {
+            populated: Some(1),
+            frozen: Some(0),
+            ..Default::default()
+        };
+        let mut new = old;
+        new.memory.oom_kill = 2;
+        new.memory.oom = 1;
+        new.memory.max = 5;
+        new.pids_max = 3;
+        new.frozen = Some(1);
+        new.populated = Some(0);
+        assert_eq!(
+            diff(&old, &new),
+            vec![
+                CgroupEvent::MemoryMax { count: 5 },
+                CgroupEvent::Oom { count: 1 },
+                CgroupEvent::OomKill { count: 2 },
+                CgroupEvent::PidsMax { count: 3 },
+                CgroupEvent::Frozen,
+                CgroupEvent::Emptied,
+            ]
+        );
+        assert!(diff(&new, &new).is_empty());
+        let thawed = Snapshot {
+            frozen: Some(0),
+            ..new
+        };
+        assert_eq!(diff(&new, &thawed), vec![CgroupEvent::Thawed]);
+    }
+
+    #[tokio::test]
+    async fn stream_follows_file_changes_in_a_fake_tree() {
+        // A regular file fires IN_MODIFY on write just as kernfs does for cgroup files.
+        let t = FakeTree::new();
+        t.file("cgroup.events", "populated 1\nfrozen 0\n")
+            .file("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
+            .file("pids.events", "max 0\n");
+        let mut events = V2Events::open(t.path()).unwrap();
+        t.file(
+            "memory.events",
+            "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n",
+        );
+        assert_eq!(
+            events.next().await.unwrap().unwrap(),
+            CgroupEvent::MemoryMax { count: 1 }
+        );
+        assert_eq!(
+            events.next().await.unwrap().unwrap(),
+            CgroupEvent::Oom { count: 1 }
+        );
+        assert_eq!(
+            events.next().await.unwrap().unwrap(),
+            CgroupEvent::OomKill { count: 1 }
+        );
+        t.file("pids.events", "max 4\n");
+        assert_eq!(
+            events.next().await.unwrap().unwrap(),
+            CgroupEvent::PidsMax { count: 4 }
+        );
+        t.file("cgroup.events", "populated 0\nfrozen 0\n");
+        assert_eq!(events.next().await.unwrap().unwrap(), CgroupEvent::Emptied);
+        let path = t.path().to_path_buf();
+        drop(t);
+        assert!(!path.exists());
+        assert!(
+            events.next().await.is_none(),
+            "the stream ends when the directory goes"
+        );
+    }
+}
