@@ -18,12 +18,15 @@ pub fn read(path: &Path) -> Result<String> {
     })
 }
 
-/// Writes `value` to a kernel file (no create, no truncate semantics beyond the kernel's),
-/// naming the file and the value in the error: `write "0" to …/pids.max: …`.
+/// Writes `value` to a kernel file (never creating it), naming the file and the value in
+/// the error: `write "0" to …/pids.max: …`. It opens with `O_TRUNC`, as a shell's `>`
+/// does: kernfs and procfs ignore it (a write replaces the value), and a plain file
+/// standing in for a cgroup file in a test then behaves the same way.
 pub fn write(path: &Path, value: &str) -> Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
+        .truncate(true)
         .open(path)
         .map_err(|source| Error::Write {
             path: path.to_path_buf(),
@@ -299,6 +302,19 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("fixture")
+    }
+
+    #[test]
+    fn write_replaces_and_never_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memory.limit_in_bytes");
+        std::fs::write(&f, "9223372036854771712\n").unwrap();
+        write(&f, "4096").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "4096");
+        let missing = dir.path().join("pids.max");
+        let err = write(&missing, "0").unwrap_err().to_string();
+        assert!(err.starts_with("write \"0\" to ") && err.contains("pids.max"), "{err}");
+        assert!(!missing.exists());
     }
 
     #[test]
