@@ -13,10 +13,12 @@ if [ "$1" != stage2 ]; then
     bb=/bin/busybox
     $bb mount -t tmpfs -o mode=0755 tmpfs /newroot || exit 1
     $bb cp -a /bin /newroot/ || exit 1
+    # switch_root insists on finding /init in the old root: copy it, move the rest.
+    $bb cp -a /init /newroot/ || exit 1
     bb=/newroot/bin/busybox
     for f in /*; do
         case "$f" in
-        /newroot | /bin) ;;
+        /newroot | /bin | /init) ;;
         *) $bb mv "$f" /newroot/ || exit 1 ;;
         esac
     done
