@@ -85,6 +85,7 @@ pub fn kernel(cache: &Path) -> Result<PathBuf> {
 pub fn busybox(cache: &Path) -> Result<PathBuf> {
     let dest = cache.join("busybox");
     if dest.is_file() {
+        progress::step("vm", format!("busybox {} (cached)", dest.display()));
         return Ok(dest);
     }
     progress::step("vm", format!("fetch {BUSYBOX_PKG}"));

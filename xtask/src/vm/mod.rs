@@ -115,6 +115,16 @@ pub enum Accel {
     Tcg,
 }
 
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Auto => "auto",
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
 impl Accel {
     /// `Kvm` or `Tcg`, with the reason for the choice.
     fn resolve(self) -> (Accel, &'static str) {
@@ -286,7 +296,7 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
     let initrd = dirs.work.join("initramfs.cpio.gz");
     initramfs::write(&initrd, &busybox, &tests, &options.filter)?;
     let (accel, why) = options.accel.resolve();
-    progress::step("vm", format!("accelerator {accel:?} ({why})"));
+    progress::step("vm", format!("accelerator {accel} ({why})"));
     let mut reports = Vec::new();
     for &mode in &options.modes {
         let vm = qemu::Vm {
