@@ -143,6 +143,9 @@ fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
         exec::exec(
             Command::new("apt-get")
                 .args(["download", "-q", package])
+                // As root, apt drops to the `_apt` user, who cannot write to our
+                // cache dir; downloading as ourselves is what happens anyway.
+                .args(["-o", "APT::Sandbox::User=root"])
                 .current_dir(dir),
         )
     };

@@ -3,6 +3,11 @@
 //! Static binaries need nothing from the guest but a kernel, so the initramfs holds
 //! them as they are. Their paths come from cargo's JSON messages, never from guessing
 //! at `target/…/deps/NAME-HASH`: only cargo knows which hash is current.
+//!
+//! Integration tests may run the workspace's programs through
+//! `env!("CARGO_BIN_EXE_<name>")`, an absolute host path compiled into the test. So the
+//! programs cargo built along with the tests are collected too, and the initramfs holds
+//! them at that same path.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,9 +30,18 @@ pub struct TestBinary {
     pub path: PathBuf,
 }
 
-/// Builds the workspace's integration tests for [`TARGET`] and returns them, sorted by
-/// name. `manifest_path` points cargo at another workspace.
-pub fn build(manifest_path: Option<&Path>) -> Result<Vec<TestBinary>> {
+/// What the guest needs from one build.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Built {
+    /// The integration test executables, sorted by name.
+    pub tests: Vec<TestBinary>,
+    /// The workspace's programs (bin targets), to be found at these same paths.
+    pub programs: Vec<PathBuf>,
+}
+
+/// Builds the workspace's integration tests (and the programs they run) for
+/// [`TARGET`]. `manifest_path` points cargo at another workspace.
+pub fn build(manifest_path: Option<&Path>) -> Result<Built> {
     ensure_target()?;
     progress::step("vm", format!("build test binaries for {TARGET}"));
     let mut cmd = Command::new(exec::cargo());
@@ -39,14 +53,17 @@ pub fn build(manifest_path: Option<&Path>) -> Result<Vec<TestBinary>> {
         cmd.arg("--manifest-path").arg(path);
     }
     let json = exec::output(&mut cmd)?;
-    let found = collect(&json)?;
-    for t in &found {
+    let built = collect(&json)?;
+    for t in &built.tests {
         progress::step(
             "vm",
             format!("test binary {} = {}", t.name, t.path.display()),
         );
     }
-    Ok(found)
+    for p in &built.programs {
+        progress::step("vm", format!("program {}", p.display()));
+    }
+    Ok(built)
 }
 
 /// Adds the musl target with rustup when it is not installed.
@@ -88,10 +105,11 @@ struct Profile {
     test: bool,
 }
 
-/// The integration test executables (`tests/*.rs`, `tests/it/main.rs`) among cargo's
-/// JSON messages; unit-test binaries of libs and bins are left out.
-fn collect(json: &str) -> Result<Vec<TestBinary>> {
-    let mut found = Vec::new();
+/// The integration test executables (`tests/*.rs`, `tests/it/main.rs`) and the
+/// programs among cargo's JSON messages; unit-test binaries of libs and bins are left
+/// out.
+fn collect(json: &str) -> Result<Built> {
+    let mut built = Built::default();
     let mut names = HashSet::new();
     for line in json.lines().filter(|l| l.starts_with('{')) {
         let msg: Message = serde_json::from_str(line)
@@ -101,10 +119,15 @@ fn collect(json: &str) -> Result<Vec<TestBinary>> {
         else {
             continue;
         };
-        if msg.reason != "compiler-artifact"
-            || !profile.test
-            || !target.kind.iter().any(|k| k == "test")
-        {
+        if msg.reason != "compiler-artifact" {
+            continue;
+        }
+        let is = |kind: &str| target.kind.iter().any(|k| k == kind);
+        if !profile.test && is("bin") {
+            built.programs.push(executable);
+            continue;
+        }
+        if !profile.test || !is("test") {
             continue;
         }
         let krate = manifest
@@ -119,13 +142,15 @@ fn collect(json: &str) -> Result<Vec<TestBinary>> {
             n += 1;
             name = format!("{base}.{n}");
         }
-        found.push(TestBinary {
+        built.tests.push(TestBinary {
             name,
             path: executable,
         });
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(found)
+    built.tests.sort_by(|a, b| a.name.cmp(&b.name));
+    built.programs.sort();
+    built.programs.dedup();
+    Ok(built)
 }
 
 #[cfg(test)]
@@ -140,11 +165,12 @@ mod tests {
 {"reason":"compiler-artifact","manifest_path":"/w/crates/ns-core/Cargo.toml","target":{"kind":["test"],"name":"it"},"profile":{"test":true},"executable":"/w/target/x86_64-unknown-linux-musl/debug/deps/it-2222","fresh":false}
 {"reason":"compiler-artifact","manifest_path":"/w/crates/cgroup-v1/Cargo.toml","target":{"kind":["test"],"name":"it"},"profile":{"test":true},"executable":"/w/target/x86_64-unknown-linux-musl/debug/deps/it-3333","fresh":false}
 {"reason":"compiler-artifact","manifest_path":"/w/crates/cli/Cargo.toml","target":{"kind":["bin"],"name":"isol"},"profile":{"test":false},"executable":"/w/target/x86_64-unknown-linux-musl/debug/isol","fresh":false}
+{"reason":"compiler-artifact","manifest_path":"/w/crates/cli/Cargo.toml","target":{"kind":["bin"],"name":"isol"},"profile":{"test":true},"executable":"/w/target/x86_64-unknown-linux-musl/debug/deps/isol-4444","fresh":false}
 {"reason":"build-finished","success":true}
 "#;
-        let found = collect(json).unwrap();
+        let built = collect(json).unwrap();
         assert_eq!(
-            found,
+            built.tests,
             vec![
                 TestBinary {
                     name: "cgroup-v1.it".into(),
@@ -155,6 +181,12 @@ mod tests {
                     path: "/w/target/x86_64-unknown-linux-musl/debug/deps/it-2222".into()
                 },
             ]
+        );
+        assert_eq!(
+            built.programs,
+            vec![PathBuf::from(
+                "/w/target/x86_64-unknown-linux-musl/debug/isol"
+            )]
         );
     }
 }

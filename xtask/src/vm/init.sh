@@ -5,7 +5,8 @@
 # tests that pivot would fail only here. It moves everything onto a tmpfs and
 # switch_roots into it. Stage 2 mounts the filesystems and the cgroup hierarchies of
 # the mode named on the kernel command line (isol.mode=unified|legacy|hybrid), runs
-# every test binary in /isol/tests with the arguments in /isol/args, prints one
+# every test binary in /isol/tests with the arguments in /isol/args (the workspace's
+# programs are linked to from their host paths, listed in /isol/programs.list), prints one
 # ISOL-BINARY line per binary and exactly one ISOL-VERDICT line, and powers off.
 # The host trusts the verdict only together with qemu's exit status.
 
@@ -113,6 +114,11 @@ hybrid)
     ;;
 *) die "unknown isol.mode=$mode" ;;
 esac
+
+# The workspace's programs, where the tests' CARGO_BIN_EXE_<name> paths point.
+while IFS= read -r p; do
+    mkdir -p "${p%/*}" && ln -s "/isol/programs$p" "$p" || die "link $p"
+done </isol/programs.list
 
 echo "ISOL-INIT kernel $(uname -r), mode $mode, $(nproc) cpus, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
 grep cgroup /proc/mounts | sed 's/^/ISOL-MOUNT /'

@@ -5,6 +5,7 @@
 //! contents, owned by root with fixed timestamps — no `find` ordering, no host uids.
 //! The format is the kernel's: `Documentation/driver-api/early-userspace/buffer-format.rst`.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::binaries::TestBinary;
+use super::binaries::Built;
 use crate::exec;
 use crate::progress;
 
@@ -22,9 +23,10 @@ const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
-/// Writes the initramfs to `out`: busybox, init, the test binaries (in `/isol/tests`)
-/// and the arguments every binary gets (`/isol/args`, one per line).
-pub fn write(out: &Path, busybox: &Path, tests: &[TestBinary], args: &[String]) -> Result<()> {
+/// Writes the initramfs to `out`: busybox, init, the test binaries (in `/isol/tests`),
+/// the workspace's programs (at their host paths) and the arguments every binary gets
+/// (`/isol/args`, one per line).
+pub fn write(out: &Path, busybox: &Path, built: &Built, args: &[String]) -> Result<()> {
     if let Some(bad) = args.iter().find(|a| a.contains('\n')) {
         bail!("test arguments cannot contain a newline: {bad:?}");
     }
@@ -37,7 +39,7 @@ pub fn write(out: &Path, busybox: &Path, tests: &[TestBinary], args: &[String]) 
     gzip.arg("-1").stdin(Stdio::piped()).stdout(file);
     let mut child = exec::spawn(&mut gzip)?;
     let stdin = child.stdin.take().expect("stdin was piped");
-    let written = fill(Newc::new(BufWriter::new(stdin)), busybox, tests, args)
+    let written = fill(Newc::new(BufWriter::new(stdin)), busybox, built, args)
         .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
         .map(drop);
     let status = child.wait().context("wait for gzip")?;
@@ -55,7 +57,7 @@ pub fn write(out: &Path, busybox: &Path, tests: &[TestBinary], args: &[String]) 
 fn fill<W: Write>(
     mut cpio: Newc<W>,
     busybox: &Path,
-    tests: &[TestBinary],
+    built: &Built,
     args: &[String],
 ) -> io::Result<W> {
     for dir in [
@@ -86,10 +88,41 @@ fn fill<W: Write>(
         arg_lines.push('\n');
     }
     cpio.bytes("isol/args", 0o644, arg_lines.as_bytes())?;
-    for t in tests {
+    for t in &built.tests {
         cpio.file(&format!("isol/tests/{}", t.name), 0o755, &t.path)?;
     }
+    // The programs go under isol/programs/<host path>; init links each host path to
+    // its copy once /tmp and /run are mounted (a clone under /tmp would be hidden).
+    let mut dirs = BTreeSet::new();
+    let mut list = String::new();
+    for program in &built.programs {
+        let rel = Path::new("isol/programs").join(relative(program)?);
+        for dir in rel
+            .ancestors()
+            .skip(1)
+            .filter(|d| d.starts_with("isol/programs"))
+        {
+            dirs.insert(dir.to_path_buf());
+        }
+        list.push_str(&program.to_string_lossy());
+        list.push('\n');
+    }
+    // BTreeSet order puts every directory before what it contains.
+    for dir in &dirs {
+        cpio.dir(&dir.to_string_lossy(), 0o755)?;
+    }
+    for program in &built.programs {
+        let rel = Path::new("isol/programs").join(relative(program)?);
+        cpio.file(&rel.to_string_lossy(), 0o755, program)?;
+    }
+    cpio.bytes("isol/programs.list", 0o644, list.as_bytes())?;
     cpio.finish()
+}
+
+/// `path` without its leading `/`; an archive member's name.
+fn relative(path: &Path) -> io::Result<&Path> {
+    path.strip_prefix("/")
+        .map_err(|_| io::Error::other(format!("{} is not absolute", path.display())))
 }
 
 /// A writer of the `newc` ("070701") cpio format: entries owned by root, mtime 0,

@@ -286,15 +286,15 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
         None => assets::kernel(&dirs.cache)?,
     };
     let busybox = assets::busybox(&dirs.cache)?;
-    let tests = binaries::build(options.manifest_path.as_deref())?;
-    if tests.is_empty() {
+    let built = binaries::build(options.manifest_path.as_deref())?;
+    if built.tests.is_empty() {
         bail!(
             "no integration test binaries were built: each crate's privileged tests belong \
              in tests/it/main.rs (or tests/*.rs)"
         );
     }
     let initrd = dirs.work.join("initramfs.cpio.gz");
-    initramfs::write(&initrd, &busybox, &tests, &options.filter)?;
+    initramfs::write(&initrd, &busybox, &built, &options.filter)?;
     let (accel, why) = options.accel.resolve();
     progress::step("vm", format!("accelerator {accel} ({why})"));
     let mut reports = Vec::new();
