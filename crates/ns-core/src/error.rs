@@ -89,6 +89,19 @@ pub enum Error {
         /// Why it was refused and how to proceed.
         reason: String,
     },
+    /// A step of spawning a process failed: in the parent (`clone3`, finding the
+    /// program) or in the child between clone and exec (`pivot_root`, `sethostname`,
+    /// `setns`, `execve`…), with the errno the kernel gave.
+    #[error("spawn: {step} {}: {source}", path.display())]
+    Spawn {
+        /// The step, e.g. `pivot_root` or `execve`.
+        step: &'static str,
+        /// The path (or value) it acted on; empty when there is none.
+        path: PathBuf,
+        /// The OS error; `kind()` is `NotFound` for a missing program.
+        #[source]
+        source: io::Error,
+    },
     /// Waiting for a cgroup state (frozen, empty) timed out.
     #[error("timed out after {waited_ms} ms waiting for {what}")]
     Timeout {
@@ -133,9 +146,10 @@ impl Error {
     /// The errno behind this error, when there is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Read { source, .. } | Error::Write { source, .. } | Error::Io { source, .. } => {
-                source.raw_os_error()
-            }
+            Error::Read { source, .. }
+            | Error::Write { source, .. }
+            | Error::Io { source, .. }
+            | Error::Spawn { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

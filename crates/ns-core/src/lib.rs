@@ -27,9 +27,11 @@ pub mod convert;
 mod error;
 pub mod host;
 mod kind;
+pub mod namespace;
 pub mod parse;
 pub mod registry;
 pub mod resources;
+pub mod spawn;
 pub mod stats;
 pub mod units;
 
@@ -39,8 +41,10 @@ pub use backend::{
 pub use error::{Error, Result};
 pub use host::{CgroupMode, HostInfo, KernelFeatures};
 pub use kind::{NamespaceKind, NamespaceSet};
+pub use namespace::{Namespace, NamespacePlan, NsHandle};
 pub use registry::{BackendPlugin, Fit};
 pub use resources::Resources;
+pub use spawn::{Child, Command, ExitStatus, Stdio};
 pub use stats::{CgroupEvent, Stats};
 
 /// Re-exported so backend crates can register without depending on inventory themselves.

@@ -1,0 +1,175 @@
+//! The child's program: every step it takes between clone and exec, prepared before the
+//! clone as plain data (C strings, numbers, fds), so the child never allocates.
+//!
+//! Steps come in two lists: the *leader*'s (the cloned process: joining and unsharing
+//! namespaces, which must precede the fork into the pid and time namespaces) and the
+//! *command*'s (the process that execs: hostname, loopback, mounts, pivot_root, stdio,
+//! cwd, ids). Without an init the leader is the command and runs both lists. Each step
+//! has an id; a failing step reports `(id, errno)` and the parent names it from
+//! [`Program::label`].
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+/// One system call (or a short fixed sequence of them) the child makes.
+#[derive(Debug)]
+pub enum Op {
+    /// `setns(fd, nstype)`.
+    Setns {
+        /// An fd on a namespace file or a pidfd.
+        fd: RawFd,
+        /// `CLONE_NEW*` flags (several with a pidfd).
+        nstype: libc::c_int,
+    },
+    /// `unshare(flags)`.
+    Unshare {
+        /// `CLONE_NEW*` flags.
+        flags: libc::c_int,
+    },
+    /// Tell the parent the time namespace is unshared; wait for it to write the offsets.
+    TimeReady,
+    /// `sethostname(name)`.
+    Sethostname {
+        /// The name.
+        name: CString,
+    },
+    /// `setdomainname(name)`.
+    Setdomainname {
+        /// The name.
+        name: CString,
+    },
+    /// `ioctl(SIOCGIFFLAGS/SIOCSIFFLAGS)` on `lo` to set `IFF_UP`.
+    LoopbackUp,
+    /// `mount(src, dst, fstype, flags, data)`.
+    Mount {
+        /// Source (or `NULL`).
+        src: Option<CString>,
+        /// Target.
+        dst: CString,
+        /// Filesystem type (or `NULL`).
+        fstype: Option<CString>,
+        /// `MS_*` flags.
+        flags: libc::c_ulong,
+        /// Options (or `NULL`).
+        data: Option<CString>,
+    },
+    /// `statfs(dst)` then `mount(NULL, dst, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|<locked flags>)`.
+    RemountReadOnly {
+        /// Target.
+        dst: CString,
+    },
+    /// `mkdir(path, mode)`; an existing directory is fine.
+    Mkdir {
+        /// The directory.
+        path: CString,
+        /// Its mode.
+        mode: libc::mode_t,
+    },
+    /// `open(path, O_CREAT)` + `close`: an empty file to bind-mount onto.
+    Touch {
+        /// The file.
+        path: CString,
+    },
+    /// `symlink(target, link)`; an existing link is fine.
+    Symlink {
+        /// What it points to.
+        target: CString,
+        /// The link.
+        link: CString,
+    },
+    /// `chdir(root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")`, or where
+    /// pivot_root fails with EINVAL (an initramfs root): `mount(".", "/", MS_MOVE);
+    /// chroot("."); chdir("/")`.
+    PivotRoot {
+        /// The new root (already a mount point).
+        root: CString,
+    },
+    /// `chdir(path)`.
+    Chdir {
+        /// The directory.
+        path: CString,
+    },
+    /// `dup2(fd, to)` (clearing close-on-exec when `fd == to`).
+    Dup2 {
+        /// The fd to copy.
+        fd: RawFd,
+        /// Where (0, 1 or 2).
+        to: RawFd,
+    },
+    /// `setgroups(groups)` (raw system call: glibc's wrapper would signal the parent's
+    /// threads, which do not exist in the child).
+    Setgroups {
+        /// The supplementary groups.
+        groups: Vec<libc::gid_t>,
+    },
+    /// `setresgid(gid, gid, gid)` (raw system call).
+    Setgid {
+        /// The gid.
+        gid: libc::gid_t,
+    },
+    /// `setresuid(uid, uid, uid)` (raw system call).
+    Setuid {
+        /// The uid.
+        uid: libc::uid_t,
+    },
+}
+
+/// A step and its id.
+#[derive(Debug)]
+pub struct Step {
+    /// Index into the labels.
+    pub id: u32,
+    /// What to do.
+    pub op: Op,
+}
+
+/// The child's steps and what to call each in an error.
+#[derive(Debug, Default)]
+pub struct Program {
+    pub(crate) leader: Vec<Step>,
+    pub(crate) command: Vec<Step>,
+    labels: Vec<(&'static str, PathBuf)>,
+}
+
+impl Program {
+    fn label_of(&mut self, step: &'static str, path: impl AsRef<Path>) -> u32 {
+        self.labels.push((step, path.as_ref().to_path_buf()));
+        (self.labels.len() - 1) as u32
+    }
+
+    /// Appends a step the leader takes (before the fork into new pid/time namespaces).
+    pub(crate) fn leader(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+        let id = self.label_of(step, path);
+        self.leader.push(Step { id, op });
+    }
+
+    /// Appends a step the command's process takes before exec.
+    pub(crate) fn command(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+        let id = self.label_of(step, path);
+        self.command.push(Step { id, op });
+    }
+
+    /// Reserves an id for a step taken outside the lists (exec, fork).
+    pub(crate) fn reserve(&mut self, step: &'static str, path: impl AsRef<Path>) -> u32 {
+        self.label_of(step, path)
+    }
+
+    /// The step name and path of `id`.
+    pub(crate) fn label(&self, id: u32) -> (&'static str, PathBuf) {
+        self.labels
+            .get(id as usize)
+            .cloned()
+            .unwrap_or(("unknown step", PathBuf::new()))
+    }
+
+    /// How many steps the leader and the command take.
+    pub fn len(&self) -> (usize, usize) {
+        (self.leader.len(), self.command.len())
+    }
+
+    /// Whether there is no step.
+    pub fn is_empty(&self) -> bool {
+        self.leader.is_empty() && self.command.is_empty()
+    }
+}

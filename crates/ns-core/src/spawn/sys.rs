@@ -1,0 +1,549 @@
+//! The system calls of spawning: `clone3`, everything the child does until `execve`, the
+//! tiny init that stays as pid 1, and the parent's pidfd calls.
+//!
+//! # Safety
+//!
+//! The child of `clone3` (no `CLONE_VM`: a copy of the parent's memory, one thread) may
+//! run while another of the parent's threads held a lock — the allocator's, stdio's,
+//! glibc's. So from the clone until `execve` or `_exit` the child code here only reads
+//! data prepared before the clone ([`Prepared`], borrowed from the parent's stack and
+//! heap, which the child sees as a private copy) and makes system calls: no allocation,
+//! no lock, no Rust I/O, no panics (every error path ends in `_exit`). Id changes and
+//! signal masks go through raw `syscall`s because glibc's wrappers for `setresuid`,
+//! `setgroups` and `sigprocmask` consult per-thread bookkeeping that describes the
+//! parent's threads, not the child's. Every pointer handed to the kernel points into
+//! `Prepared`, which the parent keeps alive across the clone, or into the child's own
+//! stack. The `fork` inside the init is a raw `clone(SIGCHLD)` for the same reason.
+#![allow(unsafe_code)]
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("isol's spawn path reads the kernel's 64-bit struct statfs");
+
+use std::ffi::{c_char, CStr};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::null;
+
+use super::program::{Op, Program, Step};
+use super::ExitStatus;
+
+/// `CLONE_PIDFD`: return a pidfd of the child (Linux 5.2).
+const CLONE_PIDFD: u64 = 0x1000;
+/// `CLONE_CLEAR_SIGHAND`: reset handled signals to their default in the child (Linux 5.5).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+/// `CLONE_INTO_CGROUP`: create the child in the cgroup given by fd (Linux 5.7, v2).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Record tags sent over the error pipe.
+pub(crate) const TAG_ERROR: u32 = 1;
+pub(crate) const TAG_EXEC_OK: u32 = 2;
+pub(crate) const TAG_TIME_READY: u32 = 3;
+pub(crate) const TAG_STATUS: u32 = 4;
+
+/// A fixed-size message from the child: what happened, at which step, and the errno
+/// (or the command's raw wait status). 16 bytes: written atomically (< PIPE_BUF).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Record {
+    pub tag: u32,
+    pub id: u32,
+    pub value: i32,
+    pub pad: u32,
+}
+
+impl Record {
+    pub(crate) fn from_bytes(b: [u8; 16]) -> Record {
+        let word = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        Record {
+            tag: u32::from_ne_bytes(word(0)),
+            id: u32::from_ne_bytes(word(4)),
+            value: i32::from_ne_bytes(word(8)),
+            pad: 0,
+        }
+    }
+}
+
+/// `struct clone_args` (linux/sched.h), `CLONE_ARGS_SIZE_VER2`.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Everything the child needs, prepared before the clone.
+pub(crate) struct Prepared<'a> {
+    pub program: &'a Program,
+    pub exec_path: &'a CStr,
+    /// NULL-terminated.
+    pub argv: &'a [*const c_char],
+    /// NULL-terminated.
+    pub envp: &'a [*const c_char],
+    pub exec_id: u32,
+    pub fork_id: u32,
+    /// Read end of the go pipe: wait for one byte before anything else.
+    pub go_rd: Option<RawFd>,
+    /// Write end of the error pipe (close-on-exec).
+    pub err_wr: RawFd,
+    /// The parent's ends of every pipe: closed first thing in the child.
+    pub close_first: &'a [RawFd],
+    /// The command's stdio fds: the init closes its copies after the fork.
+    pub close_in_init: &'a [RawFd],
+    /// Fork the command from a tiny init (new or joined pid/time namespace).
+    pub init: bool,
+}
+
+/// `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND | ns_flags [| CLONE_INTO_CGROUP])`, fork-like
+/// (no new stack). In the child this runs [`Prepared`]'s program and never returns. In
+/// the parent it returns the child's pid and pidfd.
+pub(crate) fn clone(
+    ns_flags: libc::c_int,
+    cgroup: Option<BorrowedFd<'_>>,
+    prep: &Prepared<'_>,
+) -> io::Result<(u32, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD | CLONE_CLEAR_SIGHAND | (ns_flags as u32 as u64),
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid clone_args of the size passed; without CLONE_VM and with
+    // a zero stack the kernel duplicates our address space, so the child continues here
+    // on its own copy of this stack. The child branch never returns (see the module's
+    // Safety section for what it may do).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        // SAFETY: we are the freshly cloned child; `prep` is our copy of the parent's data.
+        unsafe { child_main(prep) }
+    }
+    // SAFETY: CLONE_PIDFD stored a new fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok((ret as u32, pidfd))
+}
+
+/// Registers a pidfd with tokio's reactor (readable when the process exits).
+pub(crate) fn async_pidfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd owns `fd` (an OwnedFd, whose raw fd cannot change or be closed
+    // by anyone else) for its whole life.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: integer arguments and a NULL siginfo; the fd is borrowed, so open.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `waitid(P_PIDFD, pidfd, WEXITED [| WNOHANG])`: the exit of the process behind `pidfd`,
+/// `None` with `nohang` while it runs.
+pub(crate) fn wait_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<ExitStatus>> {
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is a valid value.
+        let mut info: libc::siginfo_t = unsafe { zeroed() };
+        let flags = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
+        // SAFETY: `info` is a valid out-pointer; the fd is borrowed, so open.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                flags,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zeroed with WNOHANG).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(match info.si_code {
+            libc::CLD_EXITED => ExitStatus::Exited(status),
+            _ => ExitStatus::Signaled(status),
+        }));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the child
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Writes a record; the pipe is ours and the write is atomic.
+unsafe fn send(fd: RawFd, tag: u32, id: u32, value: i32) {
+    let rec = Record {
+        tag,
+        id,
+        value,
+        pad: 0,
+    };
+    libc::write(
+        fd,
+        &rec as *const Record as *const libc::c_void,
+        size_of::<Record>(),
+    );
+}
+
+unsafe fn fail(fd: RawFd, id: u32, err: i32) -> ! {
+    send(fd, TAG_ERROR, id, err);
+    libc::_exit(127)
+}
+
+/// Blocks until the parent writes a byte; false on EOF (the parent gave up).
+unsafe fn wait_go(fd: RawFd) -> bool {
+    let mut b = 0u8;
+    loop {
+        let n = libc::read(fd, &mut b as *mut u8 as *mut libc::c_void, 1);
+        if n == 1 {
+            return true;
+        }
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return false;
+    }
+}
+
+/// Reads exactly 16 bytes or up to EOF; the count read.
+unsafe fn read_record(fd: RawFd, out: &mut [u8; 16]) -> usize {
+    let mut got = 0;
+    while got < out.len() {
+        let n = libc::read(
+            fd,
+            out.as_mut_ptr().add(got) as *mut libc::c_void,
+            out.len() - got,
+        );
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    got
+}
+
+unsafe fn sigmask(how: libc::c_int, set: u64) {
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        how,
+        &set as *const u64,
+        null::<u64>(),
+        8usize,
+    );
+}
+
+/// The cloned child. Never returns.
+unsafe fn child_main(p: &Prepared<'_>) -> ! {
+    for &fd in p.close_first {
+        libc::close(fd);
+    }
+    if let Some(go) = p.go_rd {
+        if !wait_go(go) {
+            libc::_exit(127);
+        }
+    }
+    for s in &p.program.leader {
+        if let Err(e) = run(s, p) {
+            fail(p.err_wr, s.id, e);
+        }
+    }
+    if p.init {
+        init_main(p)
+    } else {
+        command_main(p, p.err_wr)
+    }
+}
+
+/// The process that execs: its steps, then `execve`. Failures go to `report`.
+unsafe fn command_main(p: &Prepared<'_>, report: RawFd) -> ! {
+    sigmask(libc::SIG_SETMASK, 0);
+    // Rust ignores SIGPIPE; a command expects the default (ignored dispositions survive
+    // execve and CLONE_CLEAR_SIGHAND).
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    for s in &p.program.command {
+        if let Err(e) = run(s, p) {
+            fail(report, s.id, e);
+        }
+    }
+    libc::execve(p.exec_path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
+    fail(report, p.exec_id, errno())
+}
+
+/// The tiny init: forks the command, relays its exec outcome, forwards signals, reaps
+/// zombies and reports the command's raw wait status over the error pipe.
+unsafe fn init_main(p: &Prepared<'_>) -> ! {
+    // Block everything (pid 1 drops unhandled signals; blocked ones queue) and take
+    // signals with sigtimedwait.
+    sigmask(libc::SIG_BLOCK, !0u64);
+    // An inherited SIG_IGN for SIGCHLD would make the kernel reap the command for us.
+    libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    let mut exec_pipe = [-1; 2];
+    if libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) < 0 {
+        fail(p.err_wr, p.fork_id, errno());
+    }
+    let pid = libc::syscall(
+        libc::SYS_clone,
+        libc::SIGCHLD as libc::c_ulong,
+        0usize,
+        0usize,
+        0usize,
+        0usize,
+    ) as libc::pid_t;
+    if pid < 0 {
+        fail(p.err_wr, p.fork_id, errno());
+    }
+    if pid == 0 {
+        libc::close(exec_pipe[0]);
+        libc::close(p.err_wr);
+        if let Some(go) = p.go_rd {
+            libc::close(go);
+        }
+        command_main(p, exec_pipe[1]);
+    }
+    libc::close(exec_pipe[1]);
+    for &fd in p.close_in_init {
+        libc::close(fd);
+    }
+    if let Some(go) = p.go_rd {
+        libc::close(go);
+    }
+    let mut rec = [0u8; 16];
+    if read_record(exec_pipe[0], &mut rec) == rec.len() {
+        // The command failed before exec: pass its record on, reap it, give up.
+        libc::write(p.err_wr, rec.as_ptr() as *const libc::c_void, rec.len());
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        libc::_exit(127);
+    }
+    libc::close(exec_pipe[0]);
+    send(p.err_wr, TAG_EXEC_OK, 0, pid);
+    let all: u64 = !0;
+    loop {
+        let mut info: libc::siginfo_t = zeroed();
+        let sig = libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &all as *const u64,
+            &mut info as *mut libc::siginfo_t,
+            null::<libc::timespec>(),
+            8usize,
+        ) as i32;
+        if sig <= 0 {
+            continue;
+        }
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut st = 0;
+                let r = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                if r <= 0 {
+                    break;
+                }
+                if r == pid {
+                    send(p.err_wr, TAG_STATUS, 0, st);
+                    libc::_exit(0);
+                }
+            }
+        } else {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// `struct ifreq` with the flags member (netdevice(7)).
+#[repr(C)]
+struct IfReqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    pad: [u8; 22],
+}
+
+fn check(r: libc::c_int) -> Result<(), i32> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+fn opt(c: &Option<std::ffi::CString>) -> *const c_char {
+    c.as_ref().map_or(null(), |c| c.as_ptr())
+}
+
+/// Runs one step; the errno on failure.
+unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
+    match &s.op {
+        Op::Setns { fd, nstype } => check(libc::setns(*fd, *nstype)),
+        Op::Unshare { flags } => check(libc::unshare(*flags)),
+        Op::TimeReady => {
+            send(p.err_wr, TAG_TIME_READY, s.id, 0);
+            match p.go_rd {
+                Some(go) if wait_go(go) => Ok(()),
+                _ => Err(libc::EPIPE),
+            }
+        }
+        Op::Sethostname { name } => check(libc::sethostname(name.as_ptr(), name.as_bytes().len())),
+        Op::Setdomainname { name } => {
+            check(libc::setdomainname(name.as_ptr(), name.as_bytes().len()))
+        }
+        Op::LoopbackUp => {
+            let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            check(sock)?;
+            let mut req: IfReqFlags = zeroed();
+            req.name[..2].copy_from_slice(b"lo");
+            let mut r = libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut req as *mut IfReqFlags);
+            if r == 0 {
+                req.flags |= libc::IFF_UP as libc::c_short;
+                r = libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &mut req as *mut IfReqFlags);
+            }
+            let e = errno();
+            libc::close(sock);
+            if r < 0 {
+                Err(e)
+            } else {
+                Ok(())
+            }
+        }
+        Op::Mount {
+            src,
+            dst,
+            fstype,
+            flags,
+            data,
+        } => check(libc::mount(
+            opt(src),
+            dst.as_ptr(),
+            opt(fstype),
+            *flags,
+            opt(data) as *const libc::c_void,
+        )),
+        Op::RemountReadOnly { dst } => {
+            // The kernel's 64-bit `struct statfs`: f_flags is the 11th word. (glibc's
+            // statvfs may read /proc/mounts, which allocates.)
+            let mut st = [0i64; 15];
+            check(libc::syscall(libc::SYS_statfs, dst.as_ptr(), st.as_mut_ptr()) as libc::c_int)?;
+            // Flags locked by a less privileged mount namespace must be kept.
+            let f = st[10] as libc::c_ulong;
+            let mut keep = 0;
+            for (st_flag, ms_flag) in [
+                (libc::ST_NOSUID, libc::MS_NOSUID),
+                (libc::ST_NODEV, libc::MS_NODEV),
+                (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                (libc::ST_NOATIME, libc::MS_NOATIME),
+                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                (libc::ST_RELATIME, libc::MS_RELATIME),
+            ] {
+                if f & st_flag != 0 {
+                    keep |= ms_flag;
+                }
+            }
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep;
+            check(libc::mount(null(), dst.as_ptr(), null(), flags, null()))
+        }
+        Op::Mkdir { path, mode } => {
+            if libc::mkdir(path.as_ptr(), *mode) < 0 && errno() != libc::EEXIST {
+                return Err(errno());
+            }
+            Ok(())
+        }
+        Op::Touch { path } => {
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+                0o644,
+            );
+            check(fd)?;
+            libc::close(fd);
+            Ok(())
+        }
+        Op::Symlink { target, link } => {
+            if libc::symlink(target.as_ptr(), link.as_ptr()) < 0 && errno() != libc::EEXIST {
+                return Err(errno());
+            }
+            Ok(())
+        }
+        Op::PivotRoot { root } => {
+            let dot = c".".as_ptr();
+            check(libc::chdir(root.as_ptr()))?;
+            if libc::syscall(libc::SYS_pivot_root, dot, dot) == 0 {
+                check(libc::umount2(dot, libc::MNT_DETACH))?;
+            } else if errno() == libc::EINVAL {
+                // An initramfs root cannot be pivoted away from: move the new root onto
+                // `/` and chroot into it, as switch_root does.
+                check(libc::mount(
+                    dot,
+                    c"/".as_ptr(),
+                    null(),
+                    libc::MS_MOVE,
+                    null(),
+                ))?;
+                check(libc::chroot(dot))?;
+            } else {
+                return Err(errno());
+            }
+            check(libc::chdir(c"/".as_ptr()))
+        }
+        Op::Chdir { path } => check(libc::chdir(path.as_ptr())),
+        Op::Dup2 { fd, to } => {
+            if fd == to {
+                check(libc::fcntl(*fd, libc::F_SETFD, 0))
+            } else {
+                check(libc::dup2(*fd, *to))
+            }
+        }
+        Op::Setgroups { groups } => {
+            check(libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) as libc::c_int)
+        }
+        Op::Setgid { gid } => {
+            check(libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid) as libc::c_int)
+        }
+        Op::Setuid { uid } => {
+            check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) as libc::c_int)
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of isol-ns-core: spawning into real namespaces and cgroups.
+//!
+//! Privileged: each test passes `isol_testkit::require_root` first, so it runs for real
+//! as root (host, VM in every mode) and fails under `ISOL_REQUIRE_PRIVILEGED=1` without
+//! root. Programs run inside are busybox-compatible `/bin/sh -c …` one-liners.
+
+mod common;
+mod spawn_basics;
