@@ -7,10 +7,10 @@
 //! `N passed, M failed` line, and exits non-zero when anything failed.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::libtest::{self, Counts};
 use crate::{exec, progress, sys, vm};
@@ -49,8 +49,9 @@ impl Row {
     }
 }
 
-/// `cargo xtask test`.
-pub fn run(args: Args) -> Result<()> {
+/// `cargo xtask test`: succeeds only when every phase passed. Failed phases are
+/// reported by the summary itself, so they are not an `Err`.
+pub fn run(args: Args) -> Result<ExitCode> {
     let root = vm::workspace_root();
     let cargo = exec::cargo();
     let mut rows = Vec::new();
@@ -101,23 +102,27 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
-    print_table(&rows);
-    let passed: u64 = rows.iter().filter_map(|r| r.counts).map(|c| c.passed).sum();
-    let failed: u64 = rows.iter().map(Row::failures).sum();
-    println!("{passed} passed, {failed} failed");
-
+    // The failures first, on stderr; the table and the closing `N passed, M failed`
+    // line last, where CI reads it.
     let failures: Vec<String> = rows
         .iter()
         .filter_map(|r| Some(format!("{}: {}", r.phase, r.failure.as_ref()?)))
         .collect();
     if !failures.is_empty() {
-        bail!(
-            "{} phase(s) failed\n  {}",
-            failures.len(),
-            failures.join("\n  ")
-        );
+        eprintln!("\nxtask: {} phase(s) failed", failures.len());
+        for f in &failures {
+            eprintln!("  {f}");
+        }
     }
-    Ok(())
+    print_table(&rows);
+    let passed: u64 = rows.iter().filter_map(|r| r.counts).map(|c| c.passed).sum();
+    let failed: u64 = rows.iter().map(Row::failures).sum();
+    println!("{passed} passed, {failed} failed");
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs a phase that has no test counts of its own.
