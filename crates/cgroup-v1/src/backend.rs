@@ -1,0 +1,260 @@
+//! The v1 backend: the host's v1 hierarchies (and, on hybrid hosts, the unified one),
+//! and how a cgroup is laid out across them.
+//!
+//! Reference: Documentation/admin-guide/cgroup-v1/cgroups.rst, 1.2 "Why are cgroups
+//! needed?" (one hierarchy per set of co-mounted controllers) and 2.1 "Basic Usage".
+//! A v1 cgroup is one directory per hierarchy. isol creates it at the same name beneath
+//! the parent's directory in each hierarchy; the parent paths may differ per hierarchy,
+//! because a process sits in a different cgroup in each (here memory:/process_api/…
+//! but cpu:/). Mount points come from [`HostInfo`]; nothing assumes `/sys/fs/cgroup`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use isol_ns_core::host::Hierarchy;
+use isol_ns_core::{
+    Backend, Cgroup, CgroupLocation, CgroupMode, CgroupPath, Error, HostInfo, Parent,
+    ResourceController, Resources, Result,
+};
+
+use crate::cgroup::{rmdir_tree, V1Cgroup};
+use crate::controllers::{self, cpuset, unsupported, BACKEND};
+
+/// One hierarchy a v1 cgroup spans, keyed as in [`CgroupLocation`].
+#[derive(Clone, Debug)]
+pub(crate) struct Hier {
+    /// `cpu,cpuacct`, `memory`, `name=systemd`, or `unified`.
+    pub key: String,
+    /// The mount.
+    pub h: Hierarchy,
+}
+
+impl Hier {
+    /// The directory of `path` in this hierarchy.
+    pub fn dir_of(&self, path: &CgroupPath) -> Result<PathBuf> {
+        self.h.dir_of(path.as_str()).ok_or_else(|| Error::Refused {
+            what: format!("find {path} in the {} hierarchy", self.key),
+            reason: format!(
+                "it lies outside the subtree mounted at {} (mount root {})",
+                self.h.mount_point.display(),
+                self.h.mount_root
+            ),
+        })
+    }
+}
+
+/// The cgroup v1 backend, opened on one host.
+pub struct V1Backend {
+    pub(crate) hiers: Arc<Vec<Hier>>,
+    pub(crate) controllers: Arc<Vec<Box<dyn ResourceController>>>,
+}
+
+impl std::fmt::Debug for V1Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V1Backend")
+            .field(
+                "hierarchies",
+                &self.hiers.iter().map(|h| &h.key).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl V1Backend {
+    /// Builds the backend from the host's v1 hierarchies (plus the unified one on hybrid
+    /// hosts). Swap accounting is probed at the memory hierarchy's root.
+    pub fn new(host: &HostInfo) -> Result<V1Backend> {
+        if host.mode == CgroupMode::Unified {
+            return Err(Error::Backend {
+                name: BACKEND.into(),
+                reason: crate::UNIFIED_REASON.into(),
+            });
+        }
+        let mut hiers: Vec<Hier> = host
+            .v1()
+            .map(|h| Hier {
+                key: h.controllers.join(","),
+                h: h.clone(),
+            })
+            .collect();
+        if hiers.is_empty() {
+            return Err(Error::Backend {
+                name: BACKEND.into(),
+                reason: "no cgroup v1 hierarchy is mounted".into(),
+            });
+        }
+        if host.mode == CgroupMode::Hybrid {
+            if let Some(u) = host.unified() {
+                hiers.push(Hier {
+                    key: CgroupLocation::UNIFIED.to_string(),
+                    h: u.clone(),
+                });
+            }
+        }
+        let memsw = host
+            .v1_hierarchy("memory")
+            .is_some_and(|h| h.mount_point.join("memory.memsw.limit_in_bytes").exists());
+        Ok(V1Backend {
+            hiers: Arc::new(hiers),
+            controllers: Arc::new(controllers::all(memsw)),
+        })
+    }
+
+    fn parent_location(&self, parent: &Parent) -> Result<CgroupLocation> {
+        match parent {
+            Parent::Own => self.own_cgroup(),
+            Parent::Path(p) => Ok(CgroupLocation(
+                self.hiers
+                    .iter()
+                    .map(|h| (h.key.clone(), p.clone()))
+                    .collect(),
+            )),
+            Parent::At(loc) => {
+                for h in self.hiers.iter() {
+                    if loc.get(&h.key).is_none() {
+                        return Err(Error::invalid(
+                            "cgroup parent",
+                            format!("{loc:?}"),
+                            format!("it has no path in the {} hierarchy (a v1 location names every hierarchy)", h.key),
+                        ));
+                    }
+                }
+                Ok(loc.clone())
+            }
+        }
+    }
+}
+
+/// Refuses every set field whose controller is not mounted as a v1 hierarchy, then asks
+/// each controller.
+pub(crate) fn check(
+    hiers: &[Hier],
+    ctrls: &[Box<dyn ResourceController>],
+    r: &Resources,
+) -> Result<()> {
+    r.validate()?;
+    for c in ctrls {
+        if !c.wanted(r) {
+            continue;
+        }
+        if !hiers
+            .iter()
+            .any(|h| h.key != CgroupLocation::UNIFIED && h.h.has(c.name()))
+        {
+            let elsewhere = if hiers
+                .iter()
+                .any(|h| h.key == CgroupLocation::UNIFIED && h.h.has(c.name()))
+            {
+                format!("the {} controller is bound to the unified (v2) hierarchy on this host, not to a v1 one", c.name())
+            } else {
+                format!(
+                    "no v1 hierarchy has the {} controller on this host",
+                    c.name()
+                )
+            };
+            return Err(unsupported(controllers::setting_of(c.name()), elsewhere));
+        }
+        c.check(r)?;
+    }
+    Ok(())
+}
+
+impl Backend for V1Backend {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn own_cgroup(&self) -> Result<CgroupLocation> {
+        let mut loc = CgroupLocation::default();
+        for h in self.hiers.iter() {
+            let own = h.h.own_cgroup.as_deref().ok_or_else(|| Error::Refused {
+                what: format!("find our own cgroup in the {} hierarchy", h.key),
+                reason: "/proc/self/cgroup has no line for it".into(),
+            })?;
+            loc.0.insert(h.key.clone(), CgroupPath::new(own)?);
+        }
+        Ok(loc)
+    }
+
+    fn controllers(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .hiers
+            .iter()
+            .filter(|h| h.key != CgroupLocation::UNIFIED)
+            .flat_map(|h| {
+                h.h.controllers
+                    .iter()
+                    .filter(|c| !c.starts_with("name="))
+                    .cloned()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn check(&self, r: &Resources) -> Result<()> {
+        check(&self.hiers, &self.controllers, r)
+    }
+
+    /// Makes the directory in every hierarchy (all or none), gives a new cpuset cgroup
+    /// its parent's cpus and mems, and applies `r`; on any failure removes what it made.
+    fn create(&self, parent: &Parent, name: &str, r: &Resources) -> Result<Box<dyn Cgroup>> {
+        self.check(r)?;
+        let location = self.parent_location(parent)?.join(name)?;
+        let mut made: Vec<PathBuf> = Vec::new();
+        let result = (|| -> Result<Box<dyn Cgroup>> {
+            for h in self.hiers.iter() {
+                let path = location
+                    .get(&h.key)
+                    .ok_or_else(|| Error::invalid("cgroup", name, "no path"))?;
+                let dir = h.dir_of(path)?;
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => made.push(dir.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Err(Error::Refused {
+                            what: format!("create cgroup {}", dir.display()),
+                            reason: "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)".into(),
+                        })
+                    }
+                    Err(e) => return Err(Error::io("mkdir", dir, e)),
+                }
+                if h.key != CgroupLocation::UNIFIED && h.h.has("cpuset") {
+                    cpuset::prepare(&dir)?;
+                }
+            }
+            let cg = V1Cgroup::new(
+                self.hiers.clone(),
+                self.controllers.clone(),
+                location.clone(),
+            )?;
+            cg.apply(r)?;
+            Ok(Box::new(cg))
+        })();
+        if result.is_err() {
+            for dir in made.iter().rev() {
+                let _ = rmdir_tree(dir);
+            }
+        }
+        result
+    }
+
+    fn open(&self, location: &CgroupLocation) -> Result<Box<dyn Cgroup>> {
+        let cg = V1Cgroup::new(
+            self.hiers.clone(),
+            self.controllers.clone(),
+            location.clone(),
+        )?;
+        for dir in cg.dirs() {
+            if !dir.is_dir() {
+                return Err(Error::Refused {
+                    what: format!(
+                        "open cgroup {}",
+                        location.primary().map_or("?", |p| p.as_str())
+                    ),
+                    reason: format!("{} does not exist", dir.display()),
+                });
+            }
+        }
+        Ok(Box::new(cg))
+    }
+}

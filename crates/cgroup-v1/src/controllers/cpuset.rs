@@ -1,0 +1,158 @@
+//! The v1 `cpuset` controller: which cpus and memory nodes the tasks may use.
+//!
+//! Reference: Documentation/admin-guide/cgroup-v1/cpusets.rst, 1.7 "What is exclusive?"
+//! and 2.1 "Basic Usage". A new v1 cpuset starts with empty `cpuset.cpus` and
+//! `cpuset.mems` (unless the parent has `cgroup.clone_children`), and no task may join a
+//! cpuset with either empty (ENOSPC), so [`prepare`] copies the parent's values into
+//! every cpuset cgroup isol creates.
+
+use std::path::Path;
+
+use isol_ns_core::units::CpuList;
+use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
+
+use super::{read, write};
+
+/// `cpuset.cpus`, `cpuset.mems`.
+pub struct Cpuset;
+
+fn list(dir: &Path, name: &str) -> Result<CpuList> {
+    CpuList::parse(name, &read(dir, name)?)
+}
+
+/// Gives a freshly made cpuset cgroup at `dir` its parent's cpus and mems where its own
+/// are empty, so that tasks can join it.
+pub fn prepare(dir: &Path) -> Result<()> {
+    let parent = dir.parent().ok_or_else(|| {
+        Error::invalid(
+            "cpuset",
+            dir.display().to_string(),
+            "a cgroup directory has a parent",
+        )
+    })?;
+    for name in ["cpuset.cpus", "cpuset.mems"] {
+        if read(dir, name)?.trim().is_empty() {
+            write(dir, name, read(parent, name)?.trim())?;
+        }
+    }
+    Ok(())
+}
+
+impl ResourceController for Cpuset {
+    fn name(&self) -> &'static str {
+        "cpuset"
+    }
+
+    fn wanted(&self, r: &Resources) -> bool {
+        !r.cpuset.is_empty()
+    }
+
+    /// Writes the cpus (after checking that they lie within the parent's effective cpus)
+    /// and the memory nodes (likewise within the parent's effective mems).
+    fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
+        let parent = dir.parent();
+        for (name, effective, wanted) in [
+            ("cpuset.cpus", "cpuset.effective_cpus", &r.cpuset.cpus),
+            ("cpuset.mems", "cpuset.effective_mems", &r.cpuset.mems),
+        ] {
+            let Some(wanted) = wanted else { continue };
+            if let Some(parent) = parent {
+                let allowed = list(parent, effective)?;
+                if !wanted.is_subset(&allowed) {
+                    return Err(Error::invalid(
+                        name,
+                        wanted.to_string(),
+                        format!("{wanted} is not within the parent's {effective} ({allowed})"),
+                    ));
+                }
+            }
+            write(dir, name, &wanted.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
+        out.cpuset.cpus = Some(list(dir, "cpuset.cpus")?);
+        out.cpuset.mems = Some(list(dir, "cpuset.mems")?);
+        Ok(())
+    }
+
+    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isol_testkit::FakeTree;
+
+    fn tree() -> FakeTree {
+        let t = FakeTree::new();
+        t.file("cpuset.cpus", "0-3\n")
+            .file("cpuset.mems", "0\n")
+            .file("cpuset.effective_cpus", "0-3\n")
+            .file("cpuset.effective_mems", "0\n")
+            .files(&["box/cpuset.cpus", "box/cpuset.mems"]);
+        t
+    }
+
+    #[test]
+    fn prepare_copies_the_parent() {
+        let t = tree();
+        prepare(&t.path().join("box")).unwrap();
+        assert_eq!(t.read("box/cpuset.cpus"), "0-3");
+        assert_eq!(t.read("box/cpuset.mems"), "0");
+        // An already populated cpuset is left alone.
+        t.file("box/cpuset.cpus", "1\n");
+        prepare(&t.path().join("box")).unwrap();
+        assert_eq!(t.read("box/cpuset.cpus"), "1");
+    }
+
+    #[test]
+    fn apply_checks_against_the_parent() {
+        let t = tree();
+        let dir = t.path().join("box");
+        let mut r = Resources::default();
+        r.cpuset.cpus = Some(CpuList::parse("c", "1,3").unwrap());
+        Cpuset.apply(&dir, &r).unwrap();
+        assert_eq!(t.read("box/cpuset.cpus"), "1,3");
+        r.cpuset.cpus = Some(CpuList::parse("c", "2-5").unwrap());
+        let err = Cpuset.apply(&dir, &r).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cpuset.cpus:") && err.contains("0-3"),
+            "{err}"
+        );
+        assert_eq!(
+            t.read("box/cpuset.cpus"),
+            "1,3",
+            "nothing written on refusal"
+        );
+        r.cpuset.cpus = None;
+        r.cpuset.mems = Some(CpuList::parse("m", "1").unwrap());
+        assert!(Cpuset
+            .apply(&dir, &r)
+            .unwrap_err()
+            .to_string()
+            .starts_with("cpuset.mems:"));
+    }
+
+    #[test]
+    fn read_parses_lists() {
+        let t = tree();
+        t.file("box/cpuset.cpus", "0,2-3\n")
+            .file("box/cpuset.mems", "0\n");
+        let mut r = Resources::default();
+        Cpuset.read(&t.path().join("box"), &mut r).unwrap();
+        assert_eq!(
+            r.cpuset.cpus.clone().unwrap().iter().collect::<Vec<_>>(),
+            vec![0, 2, 3]
+        );
+        t.file("box/cpuset.cpus", "0-x\n");
+        assert!(Cpuset
+            .read(&t.path().join("box"), &mut r)
+            .unwrap_err()
+            .to_string()
+            .contains("cpuset.cpus"));
+    }
+}

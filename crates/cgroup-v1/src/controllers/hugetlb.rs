@@ -1,0 +1,147 @@
+//! The v1 `hugetlb` controller: limits on huge pages, per page size.
+//!
+//! Reference: Documentation/admin-guide/cgroup-v1/hugetlb.rst. One
+//! `hugetlb.<size>.limit_in_bytes` per page size the kernel supports (`2MB`, `1GB`); `-1`
+//! is unlimited. On hybrid hosts hugetlb is often bound to the unified hierarchy instead,
+//! and then the backend refuses hugetlb limits before reaching this file.
+
+use std::path::Path;
+
+use isol_ns_core::resources::HugetlbLimit;
+use isol_ns_core::{ResourceController, Resources, Result, Stats};
+
+use super::{bytes_v1, read_bytes_limit, unsupported, write};
+
+/// `hugetlb.<size>.limit_in_bytes`.
+pub struct Hugetlb;
+
+fn file(size: &str) -> String {
+    format!("hugetlb.{size}.limit_in_bytes")
+}
+
+impl ResourceController for Hugetlb {
+    fn name(&self) -> &'static str {
+        "hugetlb"
+    }
+
+    fn wanted(&self, r: &Resources) -> bool {
+        !r.hugetlb.is_empty()
+    }
+
+    /// Refuses page sizes the kernel has no file for before writing any.
+    fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
+        for h in &r.hugetlb {
+            if !dir.join(file(&h.page_size)).exists() {
+                return Err(unsupported(
+                    "hugetlb",
+                    format!(
+                        "{} does not exist: the kernel has no {} huge pages",
+                        dir.join(file(&h.page_size)).display(),
+                        h.page_size
+                    ),
+                ));
+            }
+        }
+        for h in &r.hugetlb {
+            write(dir, &file(&h.page_size), &bytes_v1(h.max))?;
+        }
+        Ok(())
+    }
+
+    /// One entry per page size, sorted by size name.
+    fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
+        let mut sizes: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| isol_ns_core::Error::io("read directory", dir, e))?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                Some(
+                    name.strip_prefix("hugetlb.")?
+                        .strip_suffix(".limit_in_bytes")?
+                        .to_string(),
+                )
+            })
+            .collect();
+        sizes.sort();
+        out.hugetlb = sizes
+            .into_iter()
+            .map(|size| {
+                Ok(HugetlbLimit {
+                    max: read_bytes_limit(dir, &file(&size))?,
+                    page_size: size,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isol_ns_core::units::Limit;
+    use isol_testkit::FakeTree;
+
+    #[test]
+    fn apply_and_read() {
+        let t = FakeTree::new();
+        t.file("hugetlb.2MB.limit_in_bytes", "9223372036854771712\n")
+            .file("hugetlb.1GB.limit_in_bytes", "9223372036854771712\n");
+        let r = Resources {
+            hugetlb: vec![HugetlbLimit {
+                page_size: "2MB".into(),
+                max: Limit::Value(4 << 20),
+            }],
+            ..Resources::default()
+        };
+        Hugetlb.apply(t.path(), &r).unwrap();
+        assert_eq!(
+            t.read("hugetlb.2MB.limit_in_bytes"),
+            (4u64 << 20).to_string()
+        );
+        let mut back = Resources::default();
+        Hugetlb.read(t.path(), &mut back).unwrap();
+        assert_eq!(
+            back.hugetlb,
+            vec![
+                HugetlbLimit {
+                    page_size: "1GB".into(),
+                    max: Limit::Max
+                },
+                HugetlbLimit {
+                    page_size: "2MB".into(),
+                    max: Limit::Value(4 << 20)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_size_is_unsupported_and_nothing_written() {
+        let t = FakeTree::new();
+        t.file("hugetlb.2MB.limit_in_bytes", "-1\n");
+        let r = Resources {
+            hugetlb: vec![
+                HugetlbLimit {
+                    page_size: "2MB".into(),
+                    max: Limit::Value(2 << 20),
+                },
+                HugetlbLimit {
+                    page_size: "16GB".into(),
+                    max: Limit::Max,
+                },
+            ],
+            ..Resources::default()
+        };
+        let err = Hugetlb.apply(t.path(), &r).unwrap_err().to_string();
+        assert!(
+            err.contains("hugetlb.16GB.limit_in_bytes") && err.contains("cgroup-v1"),
+            "{err}"
+        );
+        assert_eq!(t.read("hugetlb.2MB.limit_in_bytes"), "-1");
+    }
+}

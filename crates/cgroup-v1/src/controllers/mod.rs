@@ -1,0 +1,152 @@
+//! The v1 controllers, one file each, and what they share: how v1 spells "unlimited",
+//! and the errors that name a setting this backend cannot honour.
+//!
+//! Every controller is called with its own hierarchy's directory of the cgroup (the
+//! backend finds it); a controller never looks at another hierarchy.
+//! Reference: the kernel's Documentation/admin-guide/cgroup-v1/ (one file per controller).
+
+use std::path::Path;
+
+use isol_ns_core::units::Limit;
+use isol_ns_core::{parse, Error, ResourceController, Result};
+
+pub mod blkio;
+pub mod cpu;
+pub mod cpuacct;
+pub mod cpuset;
+pub mod devices;
+pub mod freezer;
+pub mod hugetlb;
+pub mod memory;
+pub mod pids;
+
+/// The backend's registry name, as it appears in [`Error::Unsupported`].
+pub const BACKEND: &str = "cgroup-v1";
+
+/// The smallest value the kernel shows for an unlimited page counter.
+///
+/// An unlimited memory (or hugetlb) limit reads back as `PAGE_COUNTER_MAX` rounded down
+/// to a page: 9223372036854771712 with 4 KiB pages, 9223372036854710272 with 64 KiB
+/// pages. Anything at or above this (i64::MAX rounded down to 64 KiB) is "unlimited".
+pub const UNLIMITED_BYTES: u64 = 0x7FFF_FFFF_FFFF_0000;
+
+/// Every controller this backend drives, in the order they are applied: cpuset first (a
+/// cpuset cgroup needs cpus and mems before anything joins it), freezer last (so that the
+/// other settings are in place when the tasks stop).
+pub fn all(memsw: bool) -> Vec<Box<dyn ResourceController>> {
+    vec![
+        Box::new(cpuset::Cpuset),
+        Box::new(cpu::Cpu),
+        Box::new(cpuacct::Cpuacct),
+        Box::new(memory::Memory { memsw }),
+        Box::new(pids::Pids),
+        Box::new(blkio::Blkio),
+        Box::new(hugetlb::Hugetlb),
+        Box::new(devices::Devices),
+        Box::new(freezer::Freezer),
+    ]
+}
+
+/// The `Resources` field a controller serves, to name it in errors.
+pub fn setting_of(controller: &str) -> &'static str {
+    match controller {
+        "cpu" | "cpuacct" => "cpu",
+        "cpuset" => "cpuset",
+        "memory" => "memory",
+        "pids" => "pids",
+        "blkio" => "io",
+        "hugetlb" => "hugetlb",
+        "devices" => "devices",
+        "freezer" => "frozen",
+        _ => "resources",
+    }
+}
+
+/// An [`Error::Unsupported`] from this backend.
+pub fn unsupported(setting: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Unsupported {
+        setting: setting.into(),
+        backend: BACKEND,
+        reason: reason.into(),
+    }
+}
+
+/// Reads `dir/name`.
+pub fn read(dir: &Path, name: &str) -> Result<String> {
+    parse::read(&dir.join(name))
+}
+
+/// Writes `value` to `dir/name`; the error names the file and the value.
+pub fn write(dir: &Path, name: &str, value: &str) -> Result<()> {
+    parse::write(&dir.join(name), value)
+}
+
+/// A v1 byte limit as the kernel takes it: the number, or `-1` for unlimited.
+pub fn bytes_v1(limit: Limit) -> String {
+    match limit {
+        Limit::Value(v) => v.to_string(),
+        Limit::Max => "-1".to_string(),
+    }
+}
+
+/// Parses a v1 byte counter limit (`memory.limit_in_bytes`, `hugetlb.*.limit_in_bytes`):
+/// at or above [`UNLIMITED_BYTES`] (or `-1`) is `Limit::Max`.
+pub fn bytes_limit(path: &Path, text: &str) -> Result<Limit> {
+    if text.trim() == "-1" {
+        return Ok(Limit::Max);
+    }
+    let v = parse::single_u64(path, text)?;
+    Ok(if v >= UNLIMITED_BYTES {
+        Limit::Max
+    } else {
+        Limit::Value(v)
+    })
+}
+
+/// Reads a byte limit file of `dir`.
+pub fn read_bytes_limit(dir: &Path, name: &str) -> Result<Limit> {
+    let path = dir.join(name);
+    bytes_limit(&path, &parse::read(&path)?)
+}
+
+/// Reads a single-number file of `dir`.
+pub fn read_u64(dir: &Path, name: &str) -> Result<u64> {
+    let path = dir.join(name);
+    parse::single_u64(&path, &parse::read(&path)?)
+}
+
+/// Treats a missing file as `None` (the kernel lacks the feature), other errors as errors.
+pub fn optional<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_bytes() {
+        let p = Path::new("fixture");
+        assert_eq!(bytes_limit(p, "9223372036854771712\n").unwrap(), Limit::Max);
+        assert_eq!(bytes_limit(p, "9223372036854710272\n").unwrap(), Limit::Max);
+        assert_eq!(bytes_limit(p, "-1").unwrap(), Limit::Max);
+        assert_eq!(
+            bytes_limit(p, "67108864\n").unwrap(),
+            Limit::Value(64 << 20)
+        );
+        assert!(bytes_limit(p, "lots").is_err());
+        assert_eq!(bytes_v1(Limit::Max), "-1");
+        assert_eq!(bytes_v1(Limit::Value(4096)), "4096");
+    }
+
+    #[test]
+    fn every_controller_names_its_setting() {
+        for c in all(true) {
+            assert_ne!(setting_of(c.name()), "resources", "{}", c.name());
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The v1 event stream: OOM through an eventfd, emptied and frozen/thawed by polling.
+//!
+//! Reference: Documentation/admin-guide/cgroup-v1/memory.rst, 9 "OOM Control" and 13
+//! "Notification API"; cgroups.rst, 1.4 "What does notify_on_release do?".
+//! - OOM: an eventfd registered in `cgroup.event_control` against `memory.oom_control`
+//!   is signalled each time the cgroup goes out of memory (and once when the cgroup is
+//!   removed). Each signal yields [`CgroupEvent::Oom`] (`count` = OOMs seen by this
+//!   stream, since v1 keeps no counter) and, once the kernel's `oom_kill` counter has
+//!   grown, [`CgroupEvent::OomKill`] with that counter.
+//! - Emptied and frozen/thawed are polled every [`POLL`]: v1 has no file to wait on for
+//!   them (the release agent is host-global and runs a program, which a library must not
+//!   install), and a 50 ms poll is cheap and prompt enough for a supervisor.
+//!
+//! # Safety
+//! Registering the eventfd with tokio (`AsyncFd::register_with_interest`) is `unsafe`:
+//! the caller promises the fd stays open and is not replaced while registered. The
+//! `EventFd` is moved into the `AsyncFd`, which owns it and closes it only on drop.
+
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use isol_ns_core::{parse, CgroupEvent, Error, EventStream, Result};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::cgroup::subtree_pids;
+use crate::controllers::freezer;
+
+/// How often emptiness and the freezer state are polled.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// How long to wait, after an OOM notification, for the kill counter to move.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+struct OomWatch {
+    fd: AsyncFd<EventFd>,
+    /// Kept open: the registration lasts as long as both fds.
+    _control: File,
+    dir: PathBuf,
+}
+
+/// The events of one v1 cgroup.
+pub(crate) struct V1Events {
+    main: PathBuf,
+    oom: Option<OomWatch>,
+    freezer: Option<PathBuf>,
+    populated: bool,
+    frozen: Option<bool>,
+    ooms: u64,
+    kills: u64,
+    pending: VecDeque<CgroupEvent>,
+    tick: Interval,
+}
+
+fn oom_kills(dir: &Path) -> Result<u64> {
+    let path = dir.join("memory.oom_control");
+    Ok(parse::flat_keyed(&path, &parse::read(&path)?)?
+        .get("oom_kill")
+        .copied()
+        .unwrap_or(0))
+}
+
+fn is_frozen(dir: &Path) -> Option<bool> {
+    freezer::state(dir).ok().map(|s| s == "FROZEN")
+}
+
+impl V1Events {
+    /// Registers the OOM eventfd (when there is a memory hierarchy) and records the
+    /// current state, so that only changes are reported. Needs a tokio runtime with IO.
+    pub(crate) fn new(
+        main: &Path,
+        memory: Option<&Path>,
+        freezer: Option<&Path>,
+    ) -> Result<V1Events> {
+        let oom = match memory {
+            Some(dir) => {
+                let control_path = dir.join("memory.oom_control");
+                let control =
+                    File::open(&control_path).map_err(|e| Error::io("open", &control_path, e))?;
+                let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                    .map_err(|e| Error::io("eventfd", "", e.into()))?;
+                parse::write(
+                    &dir.join("cgroup.event_control"),
+                    &format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
+                )?;
+                // SAFETY: `efd` is an open eventfd that the AsyncFd takes ownership of; nothing
+                // else holds, replaces or closes it while it is registered.
+                let fd = unsafe { AsyncFd::register_with_interest(efd, Interest::READABLE) }
+                    .map_err(|e| Error::io("register eventfd with tokio", "", e.into()))?;
+                Some(OomWatch {
+                    fd,
+                    _control: control,
+                    dir: dir.to_path_buf(),
+                })
+            }
+            None => None,
+        };
+        let kills = match &oom {
+            Some(o) => oom_kills(&o.dir)?,
+            None => 0,
+        };
+        let mut tick = tokio::time::interval_at(Instant::now() + POLL, POLL);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ok(V1Events {
+            main: main.to_path_buf(),
+            populated: !subtree_pids(main)?.is_empty(),
+            frozen: freezer.and_then(is_frozen),
+            freezer: freezer.map(Path::to_path_buf),
+            oom,
+            ooms: 0,
+            kills,
+            pending: VecDeque::new(),
+            tick,
+        })
+    }
+
+    async fn on_oom(&mut self, n: u64) -> Result<()> {
+        let Some(o) = &self.oom else { return Ok(()) };
+        self.ooms += n;
+        self.pending
+            .push_back(CgroupEvent::Oom { count: self.ooms });
+        // The notification comes before the OOM killer picks its victim.
+        let deadline = Instant::now() + KILL_GRACE;
+        while Instant::now() < deadline && o.dir.exists() {
+            let kills = oom_kills(&o.dir)?;
+            if kills > self.kills {
+                self.kills = kills;
+                self.pending
+                    .push_back(CgroupEvent::OomKill { count: kills });
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    fn poll_state(&mut self) -> Result<()> {
+        let populated = !subtree_pids(&self.main)?.is_empty();
+        if self.populated && !populated {
+            self.pending.push_back(CgroupEvent::Emptied);
+        }
+        self.populated = populated;
+        if let Some(dir) = &self.freezer {
+            let now = is_frozen(dir);
+            match (self.frozen, now) {
+                (Some(false) | None, Some(true)) => self.pending.push_back(CgroupEvent::Frozen),
+                (Some(true), Some(false)) => self.pending.push_back(CgroupEvent::Thawed),
+                _ => {}
+            }
+            self.frozen = now;
+        }
+        Ok(())
+    }
+}
+
+async fn wait_oom(oom: Option<&OomWatch>) -> std::io::Result<u64> {
+    let Some(o) = oom else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut guard = o.fd.readable().await?;
+        match guard.try_io(|fd| fd.get_ref().read().map_err(std::io::Error::from)) {
+            Ok(result) => return result,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+#[async_trait]
+impl EventStream for V1Events {
+    async fn next(&mut self) -> Option<Result<CgroupEvent>> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(Ok(e));
+            }
+            if !self.main.exists() {
+                return None;
+            }
+            let Self { oom, tick, .. } = self;
+            tokio::select! {
+                n = wait_oom(oom.as_ref()) => {
+                    match n {
+                        Ok(n) => {
+                            // The kernel also signals when the cgroup is removed.
+                            if !self.main.exists() {
+                                return None;
+                            }
+                            if let Err(e) = self.on_oom(n).await {
+                                return Some(Err(e));
+                            }
+                        }
+                        Err(e) => return Some(Err(Error::io("read eventfd", "", e))),
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.poll_state() {
+                        if !self.main.exists() {
+                            return None;
+                        }
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+}
