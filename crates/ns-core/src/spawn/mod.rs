@@ -363,13 +363,13 @@ impl Command {
             || joined.contains(NamespaceKind::Time);
 
         // --- the program --------------------------------------------------------------
-        let rootfs = if let Slot::New(m) = &plan.mnt {
-            m.rootfs.clone()
+        let mnt = if let Slot::New(m) = &plan.mnt {
+            Some(m)
         } else {
             None
         };
         let env = self.envp();
-        let exec_path = resolve(&self.program, rootfs.as_deref(), &env)?;
+        let exec_path = resolve(&self.program, &View::new(mnt), &env)?;
         let mut prog = Program::default();
         let mut keep: Vec<OwnedFd> = Vec::new();
         let mut seen_pidfds: Vec<*const OwnedFd> = Vec::new();
@@ -961,44 +961,136 @@ fn pidfd_pid(fd: BorrowedFd<'_>) -> Result<u32> {
         })
 }
 
-/// Finds `program` as execve will see it: a path with a `/` as is, else the first
-/// executable in `PATH` (the command's, else the parent's, else the usual default), all
-/// looked up beneath `rootfs` when there is one. Missing is `NotFound`, present but not
-/// executable `PermissionDenied`, both as [`Error::Spawn`] with step `find program`.
-fn resolve(program: &OsStr, rootfs: Option<&Path>, env: &[CString]) -> Result<PathBuf> {
-    let on_host = |p: &Path| -> PathBuf {
-        match rootfs {
-            Some(r) => r.join(p.strip_prefix("/").unwrap_or(p)),
-            None => p.to_path_buf(),
+/// The file tree the command will see, judged before the clone: the rootfs (or the
+/// host's `/`) with the planned mounts laid over it.
+struct View<'a> {
+    rootfs: Option<&'a Path>,
+    /// Mount targets inside, with the host directory they show (`None`: an empty tmpfs),
+    /// later mounts last.
+    mounts: Vec<(&'a Path, Option<&'a Path>)>,
+}
+
+impl<'a> View<'a> {
+    fn new(mnt: Option<&'a namespace::MntNs>) -> View<'a> {
+        let Some(m) = mnt else {
+            return View {
+                rootfs: None,
+                mounts: Vec::new(),
+            };
+        };
+        let mounts = m
+            .mounts
+            .iter()
+            .map(|x| match &x.source {
+                namespace::MountSource::Bind(src) => (x.target.as_path(), Some(src.as_path())),
+                namespace::MountSource::Tmpfs(_) => (x.target.as_path(), None),
+            })
+            .collect();
+        View {
+            rootfs: m.rootfs.as_deref(),
+            mounts,
         }
-    };
-    // Ok(true): executable (or a symlink we cannot judge), Ok(false): present but not
-    // executable, Err: absent.
-    let judge = |p: &Path| -> io::Result<bool> {
-        let md = std::fs::symlink_metadata(on_host(p))?;
-        if md.file_type().is_symlink() {
-            return Ok(true);
+    }
+
+    /// Where the absolute `inside` path is on the host now; `None` inside an empty tmpfs.
+    fn host_of(&self, inside: &Path) -> Option<PathBuf> {
+        for (target, src) in self.mounts.iter().rev() {
+            if let Ok(rest) = inside.strip_prefix(target) {
+                return src.map(|s| {
+                    if rest.as_os_str().is_empty() {
+                        s.to_path_buf()
+                    } else {
+                        s.join(rest)
+                    }
+                });
+            }
         }
+        let rel = inside.strip_prefix("/").unwrap_or(inside);
+        Some(match self.rootfs {
+            Some(r) => r.join(rel),
+            None => Path::new("/").join(rel),
+        })
+    }
+
+    /// Follows symlinks inside the view (absolute ones restart at its root); the
+    /// resolved inside path and the host file it is.
+    fn resolve(&self, path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+        use std::path::Component;
+        let mut todo: Vec<std::ffi::OsString> = Vec::new();
+        let push_front = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+            let comps: Vec<_> = p
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_owned()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                })
+                .collect();
+            for c in comps.into_iter().rev() {
+                todo.push(c);
+            }
+        };
+        push_front(&mut todo, path);
+        let mut cur = PathBuf::from("/");
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            let next = cur.join(&c);
+            let host = self
+                .host_of(&next)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+            let md = std::fs::symlink_metadata(&host)?;
+            if md.file_type().is_symlink() {
+                hops += 1;
+                if hops > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = std::fs::read_link(&host)?;
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                push_front(&mut todo, &target);
+            } else {
+                cur = next;
+            }
+        }
+        let host = self
+            .host_of(&cur)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        Ok((cur, host))
+    }
+
+    /// `Ok(true)`: an executable file; `Ok(false)`: present, not executable; `Err`: absent.
+    fn executable(&self, path: &Path) -> io::Result<bool> {
+        let (_, host) = self.resolve(path)?;
+        let md = std::fs::metadata(host)?;
         Ok(md.is_file() && md.permissions().mode() & 0o111 != 0)
-    };
-    let err = |errno: i32| Error::Spawn {
+    }
+}
+
+/// Finds `program` as execve will see it: a path with a `/` as is, else the first
+/// executable in `PATH` (the command's, else the usual default), all looked up in the
+/// tree the command will see (rootfs and binds, symlinks followed inside it). Missing is
+/// `NotFound`, present but not executable `PermissionDenied`, both as [`Error::Spawn`]
+/// with step `find program`.
+fn resolve(program: &OsStr, view: &View<'_>, env: &[CString]) -> Result<PathBuf> {
+    let err = |path: PathBuf, source: io::Error| Error::Spawn {
         step: "find program",
-        path: PathBuf::from(program),
-        source: io::Error::from_raw_os_error(errno),
+        path,
+        source,
     };
     if program.as_bytes().contains(&b'/') {
         let p = PathBuf::from(program);
         if p.is_relative() {
             return Ok(p);
         }
-        return match judge(&p) {
+        return match view.executable(&p) {
             Ok(true) => Ok(p),
-            Ok(false) => Err(err(libc::EACCES)),
-            Err(e) => Err(Error::Spawn {
-                step: "find program",
-                path: p,
-                source: e,
-            }),
+            Ok(false) => Err(err(p, io::Error::from_raw_os_error(libc::EACCES))),
+            Err(e) => Err(err(p, e)),
         };
     }
     let path_var = env
@@ -1014,13 +1106,17 @@ fn resolve(program: &OsStr, rootfs: Option<&Path>, env: &[CString]) -> Result<Pa
     let mut denied = false;
     for dir in std::env::split_paths(&path_var) {
         let candidate = dir.join(program);
-        match judge(&candidate) {
+        match view.executable(&candidate) {
             Ok(true) => return Ok(candidate),
             Ok(false) => denied = true,
             Err(_) => {}
         }
     }
-    Err(err(if denied { libc::EACCES } else { libc::ENOENT }))
+    let errno = if denied { libc::EACCES } else { libc::ENOENT };
+    Err(err(
+        PathBuf::from(program),
+        io::Error::from_raw_os_error(errno),
+    ))
 }
 
 #[cfg(test)]
@@ -1038,9 +1134,9 @@ mod tests {
     #[test]
     fn resolves_in_path_and_reports_missing() {
         let env = vec![CString::new("PATH=/nonexistent:/bin:/usr/bin").unwrap()];
-        let sh = resolve(OsStr::new("sh"), None, &env).unwrap();
+        let sh = resolve(OsStr::new("sh"), &View::new(None), &env).unwrap();
         assert!(sh.ends_with("sh"), "{}", sh.display());
-        let err = resolve(OsStr::new("isol-no-such-program"), None, &env).unwrap_err();
+        let err = resolve(OsStr::new("isol-no-such-program"), &View::new(None), &env).unwrap_err();
         assert!(
             matches!(&err, Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound),
             "{err}"
@@ -1048,9 +1144,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("noexec");
         std::fs::write(&f, "#!/bin/sh\n").unwrap();
-        let err = resolve(f.as_os_str(), None, &env).unwrap_err();
+        let err = resolve(f.as_os_str(), &View::new(None), &env).unwrap_err();
         assert!(
             matches!(&err, Error::Spawn { source, .. } if source.kind() == io::ErrorKind::PermissionDenied),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn resolves_through_the_rootfs_its_binds_and_symlinks() {
+        use std::os::unix::fs::symlink;
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(host.path().join("usr/bin")).unwrap();
+        let prog = host.path().join("usr/bin/prog");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("/usr/bin/prog", host.path().join("usr/bin/abs-link")).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("usr")).unwrap();
+        symlink("usr/bin", root.path().join("bin")).unwrap();
+        let mnt = namespace::MntNs {
+            rootfs: Some(root.path().to_path_buf()),
+            mounts: vec![namespace::Mount::bind(host.path().join("usr"), "/usr")],
+            ..Default::default()
+        };
+        let view = View::new(Some(&mnt));
+        let env = vec![CString::new("PATH=/bin").unwrap()];
+        assert_eq!(
+            resolve(OsStr::new("prog"), &view, &env).unwrap(),
+            Path::new("/bin/prog")
+        );
+        assert_eq!(
+            resolve(OsStr::new("abs-link"), &view, &env).unwrap(),
+            Path::new("/bin/abs-link")
+        );
+        assert_eq!(view.resolve(Path::new("/bin/abs-link")).unwrap().1, prog);
+        // Without the bind the rootfs's /usr is empty.
+        let bare = namespace::MntNs {
+            rootfs: Some(root.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = resolve(OsStr::new("prog"), &View::new(Some(&bare)), &env).unwrap_err();
+        assert!(
+            matches!(&err, Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound),
             "{err}"
         );
     }

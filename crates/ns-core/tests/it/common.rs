@@ -81,3 +81,87 @@ pub fn children() -> Vec<u32> {
     }
     out
 }
+
+/// A root filesystem for tests: an empty tempdir plus read-only binds of the host's
+/// program directories (`/bin`, `/sbin`, `/usr`, `/lib`, `/lib64`; symlinks copied as
+/// symlinks), so the same fixture works on a merged-/usr host and in a busybox VM.
+pub struct Rootfs {
+    /// The directory.
+    pub dir: tempfile::TempDir,
+    /// The binds to pass to the command.
+    pub mounts: Vec<isol_ns_core::namespace::Mount>,
+}
+
+/// Builds a [`Rootfs`].
+pub fn rootfs() -> Rootfs {
+    use isol_ns_core::namespace::Mount;
+    use std::path::Path;
+    let dir = tempfile::Builder::new()
+        .prefix("isol-test-rootfs-")
+        .tempdir()
+        .expect("tempdir");
+    let mut mounts = Vec::new();
+    for name in ["bin", "sbin", "usr", "lib", "lib64"] {
+        let host = Path::new("/").join(name);
+        let Ok(md) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
+        let inside = dir.path().join(name);
+        if md.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&host).unwrap(), &inside).unwrap();
+        } else if md.is_dir() {
+            std::fs::create_dir(&inside).unwrap();
+            mounts.push(Mount::bind(&host, Path::new("/").join(name)).read_only());
+        }
+    }
+    Rootfs { dir, mounts }
+}
+
+/// A snapshot of what a spawn could leave behind: mounts, child processes and the
+/// directories beneath `cgroup_dirs`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Leftovers {
+    mounts: Vec<String>,
+    children: Vec<u32>,
+    cgroups: Vec<std::path::PathBuf>,
+}
+
+/// Takes a [`Leftovers`] snapshot.
+pub fn leftovers(cgroup_dirs: &[std::path::PathBuf]) -> Leftovers {
+    let mut cgroups = Vec::new();
+    for d in cgroup_dirs {
+        collect_dirs(d, &mut cgroups);
+    }
+    cgroups.sort();
+    Leftovers {
+        mounts: mountinfo(),
+        children: children(),
+        cgroups,
+    }
+}
+
+fn collect_dirs(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    out.push(dir.to_path_buf());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// The path of a command in PATH on this host, if any (`nsenter`, `ip`).
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Serializes the tests that compare host-wide state (mounts, child processes) before
+/// and after: they must not see each other's children and mounts.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

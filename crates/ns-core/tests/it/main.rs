@@ -4,5 +4,10 @@
 //! as root (host, VM in every mode) and fails under `ISOL_REQUIRE_PRIVILEGED=1` without
 //! root. Programs run inside are busybox-compatible `/bin/sh -c …` one-liners.
 
+mod cgroups;
 mod common;
+mod failures;
+mod join_persist;
+mod kinds;
+mod rootfs;
 mod spawn_basics;

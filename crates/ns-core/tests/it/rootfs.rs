@@ -1,0 +1,82 @@
+//! A new root: pivot_root (or MS_MOVE + chroot on an initramfs), minimal /dev, /proc,
+//! read-only /sys, /tmp, read-only binds.
+
+use isol_ns_core::NamespacePlan;
+use isol_testkit::require_root;
+
+use crate::common::{mountinfo, output, rootfs, sh};
+use isol_ns_core::spawn::ExitStatus;
+
+#[test]
+fn a_container_in_its_own_rootfs() {
+    if !require_root("a_container_in_its_own_rootfs") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let fs = rootfs();
+    let before = mountinfo();
+    let script = "\
+        ls / | tr '\\n' ' '; echo; \
+        echo x > /dev/null && echo devnull-ok; \
+        head -c 4 /dev/zero | wc -c; \
+        ls /dev | tr '\\n' ' '; echo; \
+        [ -c /dev/pts/ptmx ] && echo pts-ok; \
+        readlink /dev/ptmx; \
+        touch /usr/isol-test 2>/dev/null && echo usr-writable || echo usr-ro; \
+        touch /sys/isol-test 2>/dev/null && echo sys-writable || echo sys-ro; \
+        touch /tmp/isol-test && echo tmp-ok; \
+        grep -E ' /tmp | /dev/shm ' /proc/self/mountinfo | sed 's/^[^ ]* [^ ]* [^ ]* [^ ]* \\([^ ]*\\) .* - \\([^ ]*\\) .*$/\\1 \\2/' | sort | tr '\\n' ' '; echo; \
+        ls /proc | grep -cE '^[0-9]+$'; \
+        cat /proc/sys/kernel/hostname";
+    let mut cmd = sh(script);
+    cmd.namespaces(NamespacePlan::container())
+        .rootfs(fs.dir.path())
+        .hostname("rooted")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for m in &fs.mounts {
+        cmd.mount(m.clone());
+    }
+    let child = cmd.spawn().unwrap();
+    let (status, out, err) = output(child);
+    assert_eq!(status, ExitStatus::Exited(0), "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let mut root: Vec<&str> = lines[0].split_whitespace().collect();
+    root.sort();
+    let mut want: Vec<String> = ["dev", "proc", "sys", "tmp"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for e in std::fs::read_dir(fs.dir.path()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if !want.contains(&name) {
+            want.push(name);
+        }
+    }
+    want.sort();
+    assert_eq!(root, want, "/ inside is the rootfs");
+    assert_eq!(lines[1], "devnull-ok");
+    assert_eq!(lines[2].trim(), "4");
+    for dev in [
+        "full", "null", "ptmx", "pts", "random", "shm", "tty", "urandom", "zero",
+    ] {
+        assert!(
+            lines[3].split_whitespace().any(|d| d == dev),
+            "/dev has {dev}: {}",
+            lines[3]
+        );
+    }
+    assert_eq!(
+        &lines[4..9],
+        ["pts-ok", "pts/ptmx", "usr-ro", "sys-ro", "tmp-ok"],
+        "{out}"
+    );
+    assert_eq!(lines[9].trim(), "/dev/shm tmpfs /tmp tmpfs", "{out}\n{err}");
+    let procs: u32 = lines[10].trim().parse().unwrap();
+    assert!(
+        procs <= 8,
+        "a fresh /proc shows the box's processes only: {procs}"
+    );
+    assert_eq!(lines[11], "rooted");
+    assert_eq!(mountinfo(), before, "nothing mounted on the host");
+    assert!(!fs.dir.path().join("tmp/isol-test").exists());
+}
