@@ -39,33 +39,66 @@ pub struct Built {
     pub tests: Vec<TestBinary>,
     /// The workspace's programs (bin targets), to be found at these same paths.
     pub programs: Vec<PathBuf>,
+    /// Shared libraries (and the dynamic loader) the executables need, to be found at
+    /// these same paths; empty for static musl builds.
+    pub libraries: Vec<PathBuf>,
 }
 
-/// Builds the workspace's integration tests (and the programs they run) for
-/// [`TARGET`]. `manifest_path` points cargo at another workspace.
-pub fn build(manifest_path: Option<&Path>) -> Result<Built> {
-    ensure_target()?;
-    progress::step("vm", format!("build test binaries for {TARGET}"));
+/// Which C library the guest binaries link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Libc {
+    /// Static musl executables: nothing else to pack. The default.
+    Musl,
+    /// The host's own (glibc) build, packed with the shared libraries `ldd` names.
+    /// The fallback where the musl target cannot be installed.
+    Host,
+}
+
+/// Builds the workspace's integration tests (and the programs they run) for the
+/// guest. `manifest_path` points cargo at another workspace.
+pub fn build(manifest_path: Option<&Path>, libc: Libc) -> Result<Built> {
+    let libc = match libc {
+        Libc::Musl => match ensure_musl() {
+            Ok(()) => Libc::Musl,
+            Err(err) => {
+                progress::step(
+                    "vm",
+                    format!(
+                        "cannot build for {TARGET} ({err:#}); packing the host's \
+                         glibc build and its shared libraries instead"
+                    ),
+                );
+                Libc::Host
+            }
+        },
+        Libc::Host => Libc::Host,
+    };
     let mut cmd = Command::new(exec::cargo());
     cmd.args(["test", "--workspace", "--exclude", "xtask", "--no-run"])
-        .args(["--target", TARGET])
         // Diagnostics rendered on stderr as usual; the artifacts as JSON on stdout.
         .arg("--message-format=json-render-diagnostics");
     if let Some(path) = manifest_path {
         cmd.arg("--manifest-path").arg(path);
     }
-    // Debug info is most of a test binary, and the initramfs lives in guest memory:
-    // zlib-compressed debug sections make the binaries about three times smaller,
-    // and std's backtraces still read them (file and line in a guest panic).
-    // Only the musl units see this, so host builds are not rebuilt.
-    if std::env::var_os(RUSTFLAGS_VAR).is_none() {
-        cmd.env(
-            RUSTFLAGS_VAR,
-            "-C link-arg=-Wl,--compress-debug-sections=zlib",
-        );
+    if libc == Libc::Musl {
+        cmd.args(["--target", TARGET]);
+        // Debug info is most of a test binary, and the initramfs lives in guest
+        // memory: zlib-compressed debug sections make the binaries about three times
+        // smaller, and std's backtraces still read them (file and line in a guest
+        // panic). Only the musl units see this, so host builds are not rebuilt.
+        if std::env::var_os(RUSTFLAGS_VAR).is_none() {
+            cmd.env(
+                RUSTFLAGS_VAR,
+                "-C link-arg=-Wl,--compress-debug-sections=zlib",
+            );
+        }
+        progress::step("vm", format!("build test binaries for {TARGET}"));
+    } else {
+        // Without --target: the very artifacts of a host `cargo test`.
+        progress::step("vm", "build test binaries for the host");
     }
     let json = exec::output(&mut cmd)?;
-    let built = collect(&json)?;
+    let mut built = collect(&json)?;
     for t in &built.tests {
         progress::step(
             "vm",
@@ -75,21 +108,81 @@ pub fn build(manifest_path: Option<&Path>) -> Result<Built> {
     for p in &built.programs {
         progress::step("vm", format!("program {}", p.display()));
     }
+    built.libraries = shared_libraries(
+        built
+            .tests
+            .iter()
+            .map(|t| t.path.as_path())
+            .chain(built.programs.iter().map(PathBuf::as_path)),
+    )?;
+    for l in &built.libraries {
+        progress::step("vm", format!("shared library {}", l.display()));
+    }
     Ok(built)
 }
 
-/// Adds the musl target with rustup when it is not installed.
-fn ensure_target() -> Result<()> {
-    if !exec::on_path("rustup") {
-        // A toolchain without rustup: cargo will say if the target is missing.
+/// Makes sure the standard library for [`TARGET`] is installed, adding it with
+/// rustup when it is missing.
+fn ensure_musl() -> Result<()> {
+    if musl_installed()? {
         return Ok(());
     }
-    let installed = exec::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    if !installed.lines().any(|l| l.trim() == TARGET) {
-        progress::step("vm", format!("rustup target add {TARGET}"));
-        exec::exec(Command::new("rustup").args(["target", "add", TARGET]))?;
+    if !exec::on_path("rustup") {
+        anyhow::bail!("{TARGET} is not installed and there is no rustup to add it");
+    }
+    progress::step("vm", format!("rustup target add {TARGET}"));
+    exec::exec(Command::new("rustup").args(["target", "add", TARGET]))?;
+    if !musl_installed()? {
+        anyhow::bail!("rustup added {TARGET}, yet rustc has no standard library for it");
     }
     Ok(())
+}
+
+/// Whether rustc has a standard library for [`TARGET`].
+fn musl_installed() -> Result<bool> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let libdir =
+        exec::output(Command::new(rustc).args(["--print", "target-libdir", "--target", TARGET]))?;
+    let libdir = Path::new(libdir.trim());
+    Ok(std::fs::read_dir(libdir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    }))
+}
+
+/// The shared libraries and dynamic loaders `ldd` names for `executables`; none for
+/// static ones.
+fn shared_libraries<'a>(executables: impl Iterator<Item = &'a Path>) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for exe in executables {
+        let out = Command::new("ldd")
+            .arg(exe)
+            .output()
+            .with_context(|| format!("failed to start `ldd {}`", exe.display()))?;
+        // A static executable makes ldd fail ("not a dynamic executable"); the
+        // libraries of a dynamic one are listed either way.
+        found.extend(parse_ldd(&String::from_utf8_lossy(&out.stdout)));
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// The absolute paths in `ldd` output: `libc.so.6 => /lib/…/libc.so.6 (0x…)` and
+/// `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+fn parse_ldd(out: &str) -> Vec<PathBuf> {
+    out.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.trim(),
+                None => line,
+            };
+            let path = path.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
 }
 
 /// The parts of a cargo JSON message that tell a test executable apart.
@@ -200,5 +293,23 @@ mod tests {
                 "/w/target/x86_64-unknown-linux-musl/debug/isol"
             )]
         );
+    }
+
+    #[test]
+    fn reads_library_paths_from_ldd() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                   \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f1)\n\
+                   \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f3)\n";
+        assert_eq!(
+            parse_ldd(out),
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(parse_ldd("\tstatically linked\n").is_empty());
     }
 }

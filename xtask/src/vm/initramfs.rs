@@ -23,6 +23,21 @@ const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
+/// The directories every guest has, in an order where parents come first.
+const BASE_DIRS: [&str; 11] = [
+    "bin",
+    "dev",
+    "etc",
+    "isol",
+    "isol/tests",
+    "newroot",
+    "proc",
+    "root",
+    "run",
+    "sys",
+    "tmp",
+];
+
 /// Writes the initramfs to `out`: busybox, init, the test binaries (in `/isol/tests`),
 /// the workspace's programs (at their host paths) and the arguments every binary gets
 /// (`/isol/args`, one per line).
@@ -60,19 +75,7 @@ fn fill<W: Write>(
     built: &Built,
     args: &[String],
 ) -> io::Result<W> {
-    for dir in [
-        "bin",
-        "dev",
-        "etc",
-        "isol",
-        "isol/tests",
-        "newroot",
-        "proc",
-        "root",
-        "run",
-        "sys",
-        "tmp",
-    ] {
+    for dir in BASE_DIRS {
         cpio.dir(dir, if dir == "tmp" { 0o1777 } else { 0o755 })?;
     }
     // The kernel opens /dev/console for init's stdio before anything is mounted.
@@ -116,6 +119,23 @@ fn fill<W: Write>(
         cpio.file(&rel.to_string_lossy(), 0o755, program)?;
     }
     cpio.bytes("isol/programs.list", 0o644, list.as_bytes())?;
+    // Shared libraries (glibc builds only) at their own paths, where the dynamic
+    // loader looks for them.
+    let mut lib_dirs = BTreeSet::new();
+    for lib in &built.libraries {
+        for dir in relative(lib)?.ancestors().skip(1) {
+            if !dir.as_os_str().is_empty() && !BASE_DIRS.iter().any(|b| Path::new(b) == dir) {
+                lib_dirs.insert(dir.to_path_buf());
+            }
+        }
+    }
+    for dir in &lib_dirs {
+        cpio.dir(&dir.to_string_lossy(), 0o755)?;
+    }
+    for lib in &built.libraries {
+        // File::open follows symlinks: the archive holds the library itself.
+        cpio.file(&relative(lib)?.to_string_lossy(), 0o755, lib)?;
+    }
     cpio.finish()
 }
 

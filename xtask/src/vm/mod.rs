@@ -8,6 +8,9 @@
 //! prints one verdict line — and trusts the run only when qemu's exit code and that
 //! verdict line both say so.
 //!
+//! Where the musl target cannot be installed (no network for rustup), the host's own
+//! glibc build is packed instead, with the shared libraries `ldd` names.
+//!
 //! The pieces: [`binaries`] builds and finds the test executables, [`assets`] fetches
 //! and caches the kernel and busybox (and installs qemu), [`initramfs`] packs the
 //! archive, [`qemu`] boots it under a hard timeout and judges the log.
@@ -26,6 +29,7 @@ use clap::ValueEnum;
 
 use crate::libtest::Counts;
 use crate::progress;
+use binaries::Libc;
 
 /// Guest memory: enough for the tests that drive a small cgroup into OOM.
 const MEMORY: &str = "512M";
@@ -47,6 +51,10 @@ pub struct Args {
     /// Build the tests of another workspace (to test this runner itself).
     #[arg(long, hide = true, value_name = "PATH")]
     manifest_path: Option<PathBuf>,
+    /// Pack the host's glibc build and its shared libraries instead of static musl
+    /// binaries (what happens anyway when the musl target cannot be installed).
+    #[arg(long)]
+    glibc: bool,
     /// Passed to every test binary after `--test-threads=1` (test name filters, `--exact`…).
     #[arg(last = true, value_name = "FILTER")]
     filter: Vec<String>,
@@ -171,6 +179,7 @@ pub struct Options {
     pub accel: Accel,
     pub timeout: Duration,
     pub manifest_path: Option<PathBuf>,
+    pub libc: Libc,
     pub filter: Vec<String>,
 }
 
@@ -183,6 +192,7 @@ impl Options {
             accel: accel_from_env(None)?,
             timeout: timeout_from_env()?,
             manifest_path: None,
+            libc: Libc::Musl,
             filter: Vec::new(),
         })
     }
@@ -251,6 +261,7 @@ pub fn run(args: Args) -> Result<()> {
         accel: accel_from_env(args.accel)?,
         timeout: timeout_from_env()?,
         manifest_path: args.manifest_path,
+        libc: if args.glibc { Libc::Host } else { Libc::Musl },
         filter: args.filter,
     };
     let reports = run_modes(&options)?;
@@ -286,7 +297,7 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
         None => assets::kernel(&dirs.cache)?,
     };
     let busybox = assets::busybox(&dirs.cache)?;
-    let built = binaries::build(options.manifest_path.as_deref())?;
+    let built = binaries::build(options.manifest_path.as_deref(), options.libc)?;
     if built.tests.is_empty() {
         bail!(
             "no integration test binaries were built: each crate's privileged tests belong \
