@@ -317,8 +317,10 @@ fn devices() {
     assert_eq!(cg.read().unwrap().devices, r.devices);
     // What a task inside may open: /dev/null fully, /dev/zero only for reading, /dev/full not at all.
     let mut sh = ShChild::spawn(
-        "read x; echo a >/dev/null && echo null-ok; head -c 1 /dev/zero >/dev/null && echo zero-read-ok; \
-         (echo a >/dev/zero) 2>/dev/null || echo zero-write-denied; (head -c 1 /dev/full >/dev/null) 2>/dev/null || echo full-denied",
+        "read x; echo a >/dev/null && echo null-ok; \
+         dd if=/dev/zero of=/dev/null bs=1 count=1 2>/dev/null && echo zero-read-ok; \
+         (echo a >/dev/zero) 2>/dev/null || echo zero-write-denied; \
+         (dd if=/dev/full of=/dev/null bs=1 count=1) 2>/dev/null || echo full-denied",
     );
     cg.attach(sh.pid()).unwrap();
     sh.go();
