@@ -326,6 +326,6 @@ mod tests {
         r.cpuset.cpus = Some("0".parse().unwrap());
         let (wanted, required) = to_enable(&r);
         assert_eq!(required, vec!["cpuset"]);
-        assert_eq!(wanted, vec!["cpu", "cpuset", "memory", "pids", "io"]);
+        assert_eq!(wanted, vec!["memory", "io", "cpuset", "cpu", "pids"]);
     }
 }

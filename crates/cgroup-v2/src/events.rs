@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use isol_ns_core::stats::MemoryEvents;
 use isol_ns_core::{CgroupEvent, Error, EventStream, Result};
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 
 use crate::controllers::{memory, pids};
@@ -56,8 +56,11 @@ fn snapshot(dir: &Path) -> Result<Snapshot> {
     })
 }
 
-/// The events that lead from `old` to `new`, in a fixed order.
-fn diff(old: &Snapshot, new: &Snapshot) -> Vec<CgroupEvent> {
+/// The events that lead from `old` to `new`, in a fixed order. `events_modified` says
+/// whether the kernel marked `cgroup.events` modified in between: it does so only when
+/// `populated` or `frozen` changes, so when `frozen` did not change and the cgroup is
+/// empty now, it was populated and emptied again between two reads.
+fn diff(old: &Snapshot, new: &Snapshot, events_modified: bool) -> Vec<CgroupEvent> {
     let mut out = Vec::new();
     let (o, n) = (&old.memory, &new.memory);
     if n.high > o.high {
@@ -82,7 +85,8 @@ fn diff(old: &Snapshot, new: &Snapshot) -> Vec<CgroupEvent> {
         (Some(1), Some(0)) => out.push(CgroupEvent::Thawed),
         _ => {}
     }
-    if old.populated == Some(1) && new.populated == Some(0) {
+    let toggled = events_modified && old.frozen == new.frozen;
+    if new.populated == Some(0) && (old.populated == Some(1) || toggled) {
         out.push(CgroupEvent::Emptied);
     }
     out
@@ -95,6 +99,7 @@ pub(crate) struct V2Events {
     last: Snapshot,
     queue: VecDeque<CgroupEvent>,
     gone: bool,
+    cgroup_events: Option<WatchDescriptor>,
 }
 
 impl V2Events {
@@ -103,11 +108,16 @@ impl V2Events {
     pub(crate) fn open(dir: &Path) -> Result<V2Events> {
         let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| Error::io("inotify_init1", dir, e.into()))?;
+        let mut cgroup_events = None;
         for file in ["memory.events", "pids.events", "cgroup.events"] {
             let path = dir.join(file);
             if path.exists() {
-                ino.add_watch(&path, AddWatchFlags::IN_MODIFY)
+                let wd = ino
+                    .add_watch(&path, AddWatchFlags::IN_MODIFY)
                     .map_err(|e| Error::io("inotify_add_watch", &path, e.into()))?;
+                if file == "cgroup.events" {
+                    cgroup_events = Some(wd);
+                }
             }
         }
         ino.add_watch(
@@ -133,6 +143,7 @@ impl V2Events {
             last,
             queue: VecDeque::new(),
             gone: false,
+            cgroup_events,
         })
     }
 }
@@ -151,29 +162,35 @@ impl EventStream for V2Events {
                 Ok(g) => g,
                 Err(e) => return Some(Err(Error::io("wait for inotify events", &self.dir, e))),
             };
-            match guard.get_inner().0.read_events() {
+            let events_modified = match guard.get_inner().0.read_events() {
                 Ok(events) => {
+                    let modified = events.iter().any(|e| {
+                        Some(e.wd) == self.cgroup_events
+                            && e.mask.contains(AddWatchFlags::IN_MODIFY)
+                    });
                     if events.iter().any(|e| {
                         e.mask
                             .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_IGNORED)
                     }) {
                         self.gone = true;
                     }
+                    modified
                 }
                 Err(Errno::EAGAIN) => {
                     guard.clear_ready();
                     continue;
                 }
                 Err(e) => return Some(Err(Error::io("read inotify events", &self.dir, e.into()))),
-            }
+            };
             match snapshot(&self.dir) {
                 Ok(now) => {
-                    self.queue.extend(diff(&self.last, &now));
+                    self.queue.extend(diff(&self.last, &now, events_modified));
                     self.last = now;
                 }
                 Err(_) if self.gone || !self.dir.exists() => {
-                    // Removed: report what can still be inferred, then end.
-                    if self.last.populated == Some(1) {
+                    // Removed, so it is empty now: report the emptying if it was
+                    // populated, or became populated since the last read; then end.
+                    if self.last.populated == Some(1) || events_modified {
                         self.queue.push_back(CgroupEvent::Emptied);
                     }
                     self.gone = true;
@@ -204,7 +221,7 @@ mod tests {
         new.frozen = Some(1);
         new.populated = Some(0);
         assert_eq!(
-            diff(&old, &new),
+            diff(&old, &new, true),
             vec![
                 CgroupEvent::MemoryMax { count: 5 },
                 CgroupEvent::Oom { count: 1 },
@@ -214,12 +231,18 @@ mod tests {
                 CgroupEvent::Emptied,
             ]
         );
-        assert!(diff(&new, &new).is_empty());
+        assert!(diff(&new, &new, false).is_empty());
         let thawed = Snapshot {
             frozen: Some(0),
             ..new
         };
-        assert_eq!(diff(&new, &thawed), vec![CgroupEvent::Thawed]);
+        assert_eq!(
+            diff(&new, &thawed, true),
+            vec![CgroupEvent::Thawed],
+            "a freeze change alone is not an emptying"
+        );
+        // Populated and emptied again between two reads: only the modification shows it.
+        assert_eq!(diff(&thawed, &thawed, true), vec![CgroupEvent::Emptied]);
     }
 
     #[tokio::test]

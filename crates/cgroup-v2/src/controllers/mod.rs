@@ -33,8 +33,11 @@ pub fn all() -> [&'static dyn ResourceController; 8] {
 }
 
 /// The controllers that are enabled through `cgroup.subtree_control` (freezer and
-/// devices are not: the freezer is a core file on v2, devices an eBPF program).
-pub const ENABLEABLE: [&str; 6] = ["cpu", "cpuset", "memory", "pids", "io", "hugetlb"];
+/// devices are not: the freezer is a core file on v2, devices an eBPF program). Domain
+/// controllers come first: they are the ones the no-internal-processes rule refuses, so
+/// a refusal comes before anything was written. cpu and pids are threaded controllers,
+/// which the kernel lets be enabled beside tasks (cgroup-v2.rst, "Threads").
+pub const ENABLEABLE: [&str; 6] = ["memory", "io", "cpuset", "hugetlb", "cpu", "pids"];
 
 /// Enabled by default when available, so that stats work even without limits.
 pub const DEFAULT_ENABLED: [&str; 4] = ["memory", "pids", "cpu", "io"];
