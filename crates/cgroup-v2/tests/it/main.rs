@@ -7,6 +7,7 @@
 //! ([`helper`]), so the same tests work on any host and in the VM's busybox initramfs.
 
 mod behaviour;
+mod conformance;
 mod controllers;
 mod helper;
 mod lifecycle;
