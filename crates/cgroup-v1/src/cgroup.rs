@@ -295,6 +295,7 @@ impl Cgroup for V1Cgroup {
             self.main_dir(),
             self.dir_for("memory"),
             self.dir_for("freezer"),
+            self.dir_for("pids"),
         )?))
     }
 

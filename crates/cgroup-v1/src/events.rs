@@ -7,7 +7,9 @@
 //!   removed). Each signal yields [`CgroupEvent::Oom`] (`count` = OOMs seen by this
 //!   stream, since v1 keeps no counter) and, once the kernel's `oom_kill` counter has
 //!   grown, [`CgroupEvent::OomKill`] with that counter.
-//! - Emptied and frozen/thawed are polled every [`POLL`]: v1 has no file to wait on for
+//! - Emptied, frozen/thawed, refused forks (`pids.events` `max`, as
+//!   [`CgroupEvent::PidsMax`]) and hits of the memory limit (`memory.failcnt`, as
+//!   [`CgroupEvent::MemoryMax`]) are polled every [`POLL`]: v1 has no file to wait on for
 //!   them (the release agent is host-global and runs a program, which a library must not
 //!   install), and a 50 ms poll is cheap and prompt enough for a supervisor.
 //!
@@ -52,6 +54,10 @@ pub(crate) struct V1Events {
     main: PathBuf,
     oom: Option<OomWatch>,
     freezer: Option<PathBuf>,
+    pids: Option<PathBuf>,
+    memory: Option<PathBuf>,
+    pids_max: u64,
+    failcnt: u64,
     populated: bool,
     frozen: Option<bool>,
     ooms: u64,
@@ -68,6 +74,24 @@ fn oom_kills(dir: &Path) -> Result<u64> {
         .unwrap_or(0))
 }
 
+/// `pids.events` `max` (0 where the kernel has no pids.events).
+fn pids_refused(dir: &Path) -> u64 {
+    let path = dir.join("pids.events");
+    parse::read(&path)
+        .ok()
+        .and_then(|t| parse::flat_keyed(&path, &t).ok()?.get("max").copied())
+        .unwrap_or(0)
+}
+
+/// `memory.failcnt` (0 when unreadable, e.g. while the cgroup is being removed).
+fn failcnt(dir: &Path) -> u64 {
+    let path = dir.join("memory.failcnt");
+    parse::read(&path)
+        .ok()
+        .and_then(|t| parse::single_u64(&path, &t).ok())
+        .unwrap_or(0)
+}
+
 fn is_frozen(dir: &Path) -> Option<bool> {
     freezer::state(dir).ok().map(|s| s == "FROZEN")
 }
@@ -79,6 +103,7 @@ impl V1Events {
         main: &Path,
         memory: Option<&Path>,
         freezer: Option<&Path>,
+        pids: Option<&Path>,
     ) -> Result<V1Events> {
         let oom = match memory {
             Some(dir) => {
@@ -114,6 +139,10 @@ impl V1Events {
             populated: !subtree_pids(main)?.is_empty(),
             frozen: freezer.and_then(is_frozen),
             freezer: freezer.map(Path::to_path_buf),
+            pids_max: pids.map_or(0, pids_refused),
+            failcnt: memory.map_or(0, failcnt),
+            pids: pids.map(Path::to_path_buf),
+            memory: memory.map(Path::to_path_buf),
             oom,
             ooms: 0,
             kills,
@@ -148,6 +177,21 @@ impl V1Events {
             self.pending.push_back(CgroupEvent::Emptied);
         }
         self.populated = populated;
+        if let Some(dir) = &self.memory {
+            let now = failcnt(dir);
+            if now > self.failcnt {
+                self.pending
+                    .push_back(CgroupEvent::MemoryMax { count: now });
+            }
+            self.failcnt = now;
+        }
+        if let Some(dir) = &self.pids {
+            let now = pids_refused(dir);
+            if now > self.pids_max {
+                self.pending.push_back(CgroupEvent::PidsMax { count: now });
+            }
+            self.pids_max = now;
+        }
         if let Some(dir) = &self.freezer {
             let now = is_frozen(dir);
             match (self.frozen, now) {

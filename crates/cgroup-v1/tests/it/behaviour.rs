@@ -84,6 +84,8 @@ fn fork_loop_stops_at_pids_max() {
     let mut r = Resources::default();
     r.pids.max = Some(Limit::Value(8));
     let cg = s.child("forks", &r);
+    let rt = runtime();
+    let mut events = rt.block_on(cg.events()).unwrap();
     let mut sh = ShChild::spawn(
         "read x; i=0; while [ $i -lt 40 ]; do sleep 300 & i=$((i+1)); done; echo looped; sleep 300",
     );
@@ -100,6 +102,12 @@ fn fork_loop_stops_at_pids_max() {
     std::thread::sleep(Duration::from_millis(200));
     let tasks = cg.pids().unwrap();
     let st = cg.stats().unwrap().pids.unwrap();
+    eprintln!(
+        "pids.max 8: {} tasks, pids.events max {:?}, shell stderr {:?}",
+        tasks.len(),
+        st.events_max,
+        sh.stderr()
+    );
     assert_eq!(
         st.current as usize,
         tasks.len(),
@@ -118,6 +126,13 @@ fn fork_loop_stops_at_pids_max() {
     );
     if let Some(refused) = st.events_max {
         assert!(refused >= 1, "pids.events counts the refused forks");
+        let e = rt.block_on(expect_event(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, CgroupEvent::PidsMax { .. })
+        }));
+        assert!(
+            matches!(e, CgroupEvent::PidsMax { count } if count >= 1 && count <= refused),
+            "{e:?}"
+        );
     }
     cg.destroy().unwrap();
     assert!(sh.wait(Duration::from_secs(5)).is_some());

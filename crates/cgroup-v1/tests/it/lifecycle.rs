@@ -200,11 +200,22 @@ fn open_finds_it_again_and_destroy_takes_descendants() {
 fn parent_path_means_the_same_path_in_every_hierarchy() {
     let Some(s) = scratch("lc-path") else { return };
     let loc = s.cgroup().location().clone();
-    let memory_path = loc.get("memory").or_else(|| loc.0.values().next()).unwrap().clone();
+    let memory_path = loc
+        .get("memory")
+        .or_else(|| loc.0.values().next())
+        .unwrap()
+        .clone();
     let same_everywhere = loc.0.values().all(|p| *p == memory_path);
-    match s.backend().create(&Parent::Path(memory_path.clone()), "p", &Resources::default()) {
+    match s.backend().create(
+        &Parent::Path(memory_path.clone()),
+        "p",
+        &Resources::default(),
+    ) {
         Ok(cg) => {
-            assert!(same_everywhere, "{memory_path} exists in every hierarchy only when our cgroups coincide: {loc:?}");
+            assert!(
+                same_everywhere,
+                "{memory_path} exists in every hierarchy only when our cgroups coincide: {loc:?}"
+            );
             for (key, path) in &cg.location().0 {
                 assert_eq!(path.as_str(), format!("{memory_path}/p"), "{key}");
             }
@@ -215,7 +226,10 @@ fn parent_path_means_the_same_path_in_every_hierarchy() {
             // mkdir there fails, and the directories already made are removed again.
             assert!(!same_everywhere, "{e}");
             assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
-            assert!(!s.cgroup().dirs().iter().any(|d| d.join("p").exists()), "a partial create was rolled back");
+            assert!(
+                !s.cgroup().dirs().iter().any(|d| d.join("p").exists()),
+                "a partial create was rolled back"
+            );
         }
     }
 }
