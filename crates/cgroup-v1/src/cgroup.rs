@@ -214,6 +214,9 @@ impl Cgroup for V1Cgroup {
         for (c, dir) in self.controller_dirs() {
             c.stats(dir, &mut out)?;
         }
+        if let Some((_, dir)) = self.dirs.iter().find(|(k, _)| k == CgroupLocation::UNIFIED) {
+            out.psi = crate::psi::read(dir)?;
+        }
         Ok(out)
     }
 

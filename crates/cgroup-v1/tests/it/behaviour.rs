@@ -180,6 +180,27 @@ fn cpu_quota_throttles_a_busy_loop() {
         "a busy loop is throttled: {a:?} → {b:?}"
     );
     assert!(b.throttled_usec > a.throttled_usec);
+    // PSI comes from the unified twin on hybrid hosts, when the kernel keeps it.
+    let host = crate::testkit::host();
+    let psi = cg.stats().unwrap().psi;
+    let kernel_has_psi = host
+        .unified()
+        .is_some_and(|u| std::fs::read_to_string(u.mount_point.join("cpu.pressure")).is_ok());
+    if host.mode == isol_ns_core::CgroupMode::Hybrid && kernel_has_psi {
+        let cpu = psi
+            .and_then(|p| p.cpu)
+            .expect("cpu.pressure of the unified twin");
+        eprintln!("cpu pressure of the throttled loop: {cpu:?}");
+        assert!(
+            cpu.some.total > 0,
+            "a throttled busy loop stalls on cpu: {cpu:?}"
+        );
+    } else {
+        assert!(
+            psi.is_none(),
+            "no unified twin or no PSI, no pressure: {psi:?}"
+        );
+    }
     assert!(
         used <= wall * 35 / 100,
         "0.2 cpus used {used} µs in {wall} µs"
