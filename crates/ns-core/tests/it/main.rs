@@ -10,4 +10,5 @@ mod failures;
 mod join_persist;
 mod kinds;
 mod rootfs;
+mod rootless;
 mod spawn_basics;
