@@ -1,12 +1,16 @@
-//! The few facts about the host that need a system call: who we are and how cgroups
-//! are mounted.
+//! The few things that need a system call: who we are, how cgroups are mounted, and
+//! a lock that keeps concurrent xtask runs from sharing the VM's files.
 //!
 //! # Safety
 //! `geteuid(2)` cannot fail and touches no memory of ours; `statfs(2)` is given a
-//! NUL-terminated path that outlives the call and a zeroed `struct statfs` it fills in.
+//! NUL-terminated path that outlives the call and a zeroed `struct statfs` it fills in;
+//! `flock(2)` is given a descriptor owned by the `File` it is called on.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -44,4 +48,31 @@ pub fn host_cgroup_mode() -> Option<&'static str> {
         TMPFS_MAGIC => Some("legacy"),
         _ => None,
     }
+}
+
+/// `flock(fd, LOCK_EX)` on `path` (created if needed): held until the returned file
+/// is dropped. `on_wait` runs once when another process holds the lock.
+pub fn lock_exclusive(path: &Path, on_wait: impl FnOnce()) -> io::Result<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let flock = |op| {
+        // SAFETY: the descriptor belongs to `file`, which outlives the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    match flock(libc::LOCK_EX | libc::LOCK_NB) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            on_wait();
+            flock(libc::LOCK_EX)?;
+        }
+        other => other?,
+    }
+    Ok(file)
 }

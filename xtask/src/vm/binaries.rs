@@ -9,7 +9,7 @@
 //! programs cargo built along with the tests are collected too, and the initramfs holds
 //! them at that same path.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -42,6 +42,16 @@ pub struct Built {
     /// Shared libraries (and the dynamic loader) the executables need, to be found at
     /// these same paths; empty for static musl builds.
     pub libraries: Vec<PathBuf>,
+    /// Files to pack in place of some of the above (copies with compressed debug
+    /// sections), by the path cargo gave.
+    pub substitutes: BTreeMap<PathBuf, PathBuf>,
+}
+
+impl Built {
+    /// The file whose contents go into the guest for `path`.
+    pub fn source_of<'a>(&'a self, path: &'a Path) -> &'a Path {
+        self.substitutes.get(path).map_or(path, PathBuf::as_path)
+    }
 }
 
 /// Which C library the guest binaries link.
@@ -55,8 +65,9 @@ pub enum Libc {
 }
 
 /// Builds the workspace's integration tests (and the programs they run) for the
-/// guest. `manifest_path` points cargo at another workspace.
-pub fn build(manifest_path: Option<&Path>, libc: Libc) -> Result<Built> {
+/// guest. `manifest_path` points cargo at another workspace; `work` is where copies
+/// of the binaries may be made.
+pub fn build(manifest_path: Option<&Path>, libc: Libc, work: &Path) -> Result<Built> {
     let libc = match libc {
         Libc::Musl => match ensure_musl() {
             Ok(()) => Libc::Musl,
@@ -118,7 +129,42 @@ pub fn build(manifest_path: Option<&Path>, libc: Libc) -> Result<Built> {
     for l in &built.libraries {
         progress::step("vm", format!("shared library {}", l.display()));
     }
+    if libc == Libc::Host {
+        built.substitutes = compress_debug_sections(&built, &work.join("elf"))?;
+    }
     Ok(built)
+}
+
+/// Copies of the test binaries and programs with zlib-compressed debug sections
+/// (`objcopy --compress-debug-sections`), as the musl build gets from its linker:
+/// uncompressed, a glibc debug build of the workspace's tests outgrows the guest's
+/// memory. Without objcopy the originals are packed.
+fn compress_debug_sections(built: &Built, dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>> {
+    let mut copies = BTreeMap::new();
+    if !exec::on_path("objcopy") {
+        progress::step(
+            "vm",
+            "no objcopy: packing binaries with uncompressed debug info",
+        );
+        return Ok(copies);
+    }
+    progress::step("vm", "compress debug sections (objcopy)");
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let originals = built.tests.iter().map(|t| &t.path).chain(&built.programs);
+    for (i, original) in originals.enumerate() {
+        let name = original
+            .file_name()
+            .map_or("bin".into(), |n| n.to_string_lossy());
+        let copy = dir.join(format!("{i}-{name}"));
+        exec::exec(
+            Command::new("objcopy")
+                .arg("--compress-debug-sections=zlib")
+                .arg(original)
+                .arg(&copy),
+        )?;
+        copies.insert(original.clone(), copy);
+    }
+    Ok(copies)
 }
 
 /// Makes sure the standard library for [`TARGET`] is installed, adding it with

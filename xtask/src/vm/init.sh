@@ -50,6 +50,13 @@ die() {
 }
 
 mount -t proc -o nosuid,nodev,noexec proc /proc || die "mount /proc"
+for w in $(cat /proc/cmdline); do
+    case "$w" in
+    isol.mode=*) mode=${w#isol.mode=} ;;
+    isol.nonce=*) nonce=${w#isol.nonce=} ;;
+    esac
+done
+[ -e /isol/complete ] || die "the initramfs was not unpacked whole (too big for the guest's memory? ISOL_VM_MEMORY)"
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys || die "mount /sys"
 mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev || die "mount /dev"
 mkdir -p /dev/pts /dev/shm /dev/mqueue
@@ -59,13 +66,6 @@ mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue || die "mount /dev/mqu
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp || die "mount /tmp"
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run || die "mount /run"
 hostname isol-vm
-
-for w in $(cat /proc/cmdline); do
-    case "$w" in
-    isol.mode=*) mode=${w#isol.mode=} ;;
-    isol.nonce=*) nonce=${w#isol.nonce=} ;;
-    esac
-done
 
 # has CONTROLLER: whether the kernel offers it (enabled in /proc/cgroups).
 has() {

@@ -92,7 +92,11 @@ fn fill<W: Write>(
     }
     cpio.bytes("isol/args", 0o644, arg_lines.as_bytes())?;
     for t in &built.tests {
-        cpio.file(&format!("isol/tests/{}", t.name), 0o755, &t.path)?;
+        cpio.file(
+            &format!("isol/tests/{}", t.name),
+            0o755,
+            built.source_of(&t.path),
+        )?;
     }
     // The programs go under isol/programs/<host path>; init links each host path to
     // its copy once /tmp and /run are mounted (a clone under /tmp would be hidden).
@@ -116,7 +120,7 @@ fn fill<W: Write>(
     }
     for program in &built.programs {
         let rel = Path::new("isol/programs").join(relative(program)?);
-        cpio.file(&rel.to_string_lossy(), 0o755, program)?;
+        cpio.file(&rel.to_string_lossy(), 0o755, built.source_of(program))?;
     }
     cpio.bytes("isol/programs.list", 0o644, list.as_bytes())?;
     // Shared libraries (glibc builds only) at their own paths, where the dynamic
@@ -136,6 +140,9 @@ fn fill<W: Write>(
         // File::open follows symlinks: the archive holds the library itself.
         cpio.file(&relative(lib)?.to_string_lossy(), 0o755, lib)?;
     }
+    // Written last: init refuses to run when the kernel could not unpack it all
+    // (the archive outgrew the guest's memory).
+    cpio.bytes("isol/complete", 0o644, b"")?;
     cpio.finish()
 }
 

@@ -31,8 +31,9 @@ use crate::libtest::Counts;
 use crate::progress;
 use binaries::Libc;
 
-/// Guest memory: enough for the tests that drive a small cgroup into OOM.
-const MEMORY: &str = "512M";
+/// Guest memory: enough for the tests that drive a small cgroup into OOM, and for the
+/// unpacked initramfs (the kernel caps it at half of this). Env: ISOL_VM_MEMORY.
+const DEFAULT_MEMORY: &str = "512M";
 /// Default hard limit on one boot, overridable by `ISOL_VM_TIMEOUT` (seconds).
 const DEFAULT_TIMEOUT_SECS: u64 = 15 * 60;
 
@@ -297,7 +298,19 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
         None => assets::kernel(&dirs.cache)?,
     };
     let busybox = assets::busybox(&dirs.cache)?;
-    let built = binaries::build(options.manifest_path.as_deref(), options.libc)?;
+    // One VM run at a time per target dir: the initramfs and the logs are shared, and
+    // two TCG guests on two cores would only slow each other down.
+    std::fs::create_dir_all(&dirs.work)
+        .with_context(|| format!("create {}", dirs.work.display()))?;
+    let lock_path = dirs.work.join("lock");
+    let _lock = crate::sys::lock_exclusive(&lock_path, || {
+        progress::step(
+            "vm",
+            format!("waiting for another VM run ({})", lock_path.display()),
+        );
+    })
+    .with_context(|| format!("lock {}", lock_path.display()))?;
+    let built = binaries::build(options.manifest_path.as_deref(), options.libc, &dirs.work)?;
     if built.tests.is_empty() {
         bail!(
             "no integration test binaries were built: each crate's privileged tests belong \
@@ -306,6 +319,10 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
     }
     let initrd = dirs.work.join("initramfs.cpio.gz");
     initramfs::write(&initrd, &busybox, &built, &options.filter)?;
+    let memory = std::env::var("ISOL_VM_MEMORY")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| DEFAULT_MEMORY.to_owned());
     let (accel, why) = options.accel.resolve();
     progress::step("vm", format!("accelerator {accel} ({why})"));
     let mut reports = Vec::new();
@@ -314,7 +331,7 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
             kernel: &kernel,
             initrd: &initrd,
             accel,
-            memory: MEMORY,
+            memory: &memory,
             timeout: options.timeout,
             log: dirs.logs.join(format!("{mode}.log")),
         };

@@ -264,6 +264,13 @@ fn judge(
         Some(s) if !s.success() => why.push(format!("qemu exited with {s}")),
         Some(_) => {}
     }
+    if let Some(l) = ended
+        .lines
+        .iter()
+        .find(|l| l.contains("Initramfs unpacking failed"))
+    {
+        why.push(format!("{} (guest memory too small?)", l.trim()));
+    }
     if let Some(panic) = ended.lines.iter().find(|l| l.contains("Kernel panic")) {
         why.push(format!("kernel panic: {}", panic.trim()));
     }
