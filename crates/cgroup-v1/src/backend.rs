@@ -258,3 +258,136 @@ impl Backend for V1Backend {
         Ok(Box::new(cg))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isol_testkit::FakeTree;
+
+    /// A hybrid host whose hierarchies are directories of `t` (cpu and cpuacct apart,
+    /// our memory cgroup nested, name=systemd, and a unified mount).
+    fn fake_host(t: &FakeTree) -> HostInfo {
+        let root = t.path();
+        let mi = format!(
+            "30 22 0:26 / {r} rw - tmpfs tmpfs rw\n\
+             31 30 0:27 / {r}/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             32 30 0:28 / {r}/memory rw - cgroup cgroup rw,memory\n\
+             33 30 0:29 / {r}/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+             34 30 0:30 / {r}/unified rw - cgroup2 cgroup2 rw\n",
+            r = root.display()
+        );
+        let cg = "3:name=systemd:/\n2:memory:/sup/me\n1:cpu,cpuacct:/\n0::/\n";
+        for d in ["cpu,cpuacct", "memory/sup/me", "systemd", "unified"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        HostInfo::from_files(&mi, cg, root).unwrap()
+    }
+
+    #[test]
+    fn creates_beneath_our_own_cgroup_in_each_hierarchy() {
+        let t = FakeTree::new();
+        let b = V1Backend::new(&fake_host(&t)).unwrap();
+        assert_eq!(b.controllers(), vec!["cpu", "cpuacct", "memory"]);
+        let cg = b
+            .create(&Parent::Own, "box", &Resources::default())
+            .unwrap();
+        let loc = cg.location();
+        let keys: Vec<&str> = loc.0.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            vec!["cpu,cpuacct", "memory", "name=systemd", "unified"]
+        );
+        assert_eq!(loc.get("memory").unwrap().as_str(), "/sup/me/box");
+        assert_eq!(loc.get("cpu,cpuacct").unwrap().as_str(), "/box");
+        for d in [
+            "cpu,cpuacct/box",
+            "memory/sup/me/box",
+            "systemd/box",
+            "unified/box",
+        ] {
+            assert!(t.path().join(d).is_dir(), "{d}");
+        }
+        // Existing: refused, nothing touched.
+        let err = b
+            .create(&Parent::Own, "box", &Resources::default())
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{err}");
+        // A child of it, then destroy takes both.
+        let inner = b
+            .create(&Parent::At(loc.clone()), "inner", &Resources::default())
+            .unwrap();
+        assert_eq!(
+            inner.location().get("memory").unwrap().as_str(),
+            "/sup/me/box/inner"
+        );
+        cg.destroy().unwrap();
+        for d in [
+            "cpu,cpuacct/box",
+            "memory/sup/me/box",
+            "systemd/box",
+            "unified/box",
+        ] {
+            assert!(!t.path().join(d).exists(), "{d}");
+        }
+    }
+
+    #[test]
+    fn a_failed_create_removes_what_it_made() {
+        let t = FakeTree::new();
+        let b = V1Backend::new(&fake_host(&t)).unwrap();
+        // /sup/me exists in memory only: cpu,cpuacct comes first and fails at once; make
+        // the path exist there so that the failure comes later, in name=systemd.
+        std::fs::create_dir_all(t.path().join("cpu,cpuacct/sup/me")).unwrap();
+        let parent = Parent::Path(CgroupPath::new("/sup/me").unwrap());
+        let err = b.create(&parent, "box", &Resources::default()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        assert!(
+            !t.path().join("cpu,cpuacct/sup/me/box").exists(),
+            "rolled back"
+        );
+        assert!(!t.path().join("memory/sup/me/box").exists(), "rolled back");
+        // A location that misses a hierarchy is refused before anything is made.
+        let mut loc = b.own_cgroup().unwrap();
+        loc.0.remove("name=systemd");
+        let err = b
+            .create(&Parent::At(loc), "box", &Resources::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("name=systemd"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_no_v1_hierarchy_has() {
+        let t = FakeTree::new();
+        let b = V1Backend::new(&fake_host(&t)).unwrap();
+        let mut r = Resources::default();
+        r.pids.max = Some(isol_ns_core::units::Limit::Value(1));
+        let err = b.check(&r).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { setting, .. } if setting == "pids"),
+            "{err}"
+        );
+        let r = Resources {
+            frozen: Some(true),
+            ..Resources::default()
+        };
+        assert!(b
+            .check(&r)
+            .unwrap_err()
+            .to_string()
+            .starts_with("frozen is not supported by cgroup-v1"));
+    }
+
+    #[test]
+    fn unified_hosts_are_refused() {
+        let mi = "30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let host =
+            HostInfo::from_files(mi, "0::/\n", std::path::Path::new("/sys/fs/cgroup")).unwrap();
+        let fit = crate::fit(&host);
+        assert!(!fit.usable && !fit.preferred);
+        assert_eq!(fit.reason, crate::UNIFIED_REASON);
+        assert!(V1Backend::new(&host)
+            .unwrap_err()
+            .to_string()
+            .contains(crate::UNIFIED_REASON));
+    }
+}
