@@ -7,7 +7,9 @@ use crate::{testkit, NAME};
 
 #[test]
 fn conformance_suite() {
-    let Some(backend) = testkit::backend(NAME, "conformance_suite") else { return };
+    let Some(backend) = testkit::backend(NAME, "conformance_suite") else {
+        return;
+    };
     let scratch = Scratch::new(backend, "conf");
     testkit::conformance::run_all(&scratch);
 }

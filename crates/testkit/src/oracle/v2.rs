@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::cpuset::CpuSetController;
 use cgroups_rs::fs::freezer::FreezerController;
-use cgroups_rs::FreezerState;
 use cgroups_rs::fs::hugetlb::HugeTlbController;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{blkio::BlkIoController, Cgroup, Hierarchy, MaxValue, Subsystem};
+use cgroups_rs::FreezerState;
 use isol_ns_core::units::Limit;
 
 /// The unified hierarchy mounted at `root`, as cgroups-rs sees it.
@@ -30,13 +30,19 @@ pub struct Unified {
 impl Unified {
     /// The hierarchy mounted at `mount_point`.
     pub fn new(mount_point: &Path) -> Unified {
-        Unified { root: mount_point.to_path_buf() }
+        Unified {
+            root: mount_point.to_path_buf(),
+        }
     }
 
     /// Loads the cgroup whose directory is `dir` (beneath the mount point).
     pub fn load(&self, dir: &Path) -> Cgroup {
         let rel = dir.strip_prefix(&self.root).unwrap_or_else(|_| {
-            panic!("{} is not beneath the cgroup2 mount {}", dir.display(), self.root.display())
+            panic!(
+                "{} is not beneath the cgroup2 mount {}",
+                dir.display(),
+                self.root.display()
+            )
         });
         Cgroup::load(Box::new(self.clone()), rel)
     }
@@ -44,9 +50,14 @@ impl Unified {
 
 impl Hierarchy for Unified {
     fn subsystems(&self) -> Vec<Subsystem> {
-        let text = std::fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
         let root = || self.root.clone();
-        let mut subs = vec![Subsystem::Freezer(FreezerController::new(root(), PathBuf::new(), true))];
+        let mut subs = vec![Subsystem::Freezer(FreezerController::new(
+            root(),
+            PathBuf::new(),
+            true,
+        ))];
         for c in text.split_whitespace() {
             subs.push(match c {
                 "cpu" => Subsystem::Cpu(CpuController::new(root(), PathBuf::new(), true)),
@@ -54,7 +65,9 @@ impl Hierarchy for Unified {
                 "cpuset" => Subsystem::CpuSet(CpuSetController::new(root(), PathBuf::new(), true)),
                 "memory" => Subsystem::Mem(MemController::new(root(), PathBuf::new(), true)),
                 "pids" => Subsystem::Pid(PidController::new(root(), PathBuf::new(), true)),
-                "hugetlb" => Subsystem::HugeTlb(HugeTlbController::new(root(), PathBuf::new(), true)),
+                "hugetlb" => {
+                    Subsystem::HugeTlb(HugeTlbController::new(root(), PathBuf::new(), true))
+                }
                 _ => continue,
             });
         }
@@ -70,7 +83,10 @@ impl Hierarchy for Unified {
     }
 
     fn parent_control_group(&self, path: &str) -> Cgroup {
-        let parent = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
+        let parent = Path::new(path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         Cgroup::load(Box::new(self.clone()), parent)
     }
 
@@ -141,14 +157,30 @@ pub fn read(mount_point: &Path, dir: &Path) -> V2View {
     if let Some(cpu) = cg.controller_of::<CpuController>() {
         v.cpu_weight = cpu.shares().ok();
         if let (Ok(q), Ok(p)) = (cpu.cfs_quota(), cpu.cfs_period()) {
-            v.cpu_max = Some((if q < 0 { Limit::Max } else { Limit::Value(q as u64) }, p));
+            v.cpu_max = Some((
+                if q < 0 {
+                    Limit::Max
+                } else {
+                    Limit::Value(q as u64)
+                },
+                p,
+            ));
         }
     }
     if let Some(cpuset) = cg.controller_of::<CpuSetController>() {
         let cpus = cpuset.cpuset().cpus;
         if !cpus.is_empty() {
             v.cpuset_cpus = Some(
-                cpus.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(","),
+                cpus.iter()
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
             );
         }
     }
@@ -156,7 +188,12 @@ pub fn read(mount_point: &Path, dir: &Path) -> V2View {
         v.frozen = f.state().ok().map(|s| matches!(s, FreezerState::Frozen));
     }
     if let Some(io) = cg.controller_of::<BlkIoController>() {
-        v.io_stat_devices = io.blkio().io_stat.iter().map(|s| (s.major, s.minor)).collect();
+        v.io_stat_devices = io
+            .blkio()
+            .io_stat
+            .iter()
+            .map(|s| (s.major, s.minor))
+            .collect();
     }
     v.procs = cg.procs().into_iter().map(|p| p.pid).collect();
     v
@@ -165,5 +202,7 @@ pub fn read(mount_point: &Path, dir: &Path) -> V2View {
 /// `hugetlb.<size>.max` through cgroups-rs (`None` without the controller or the file).
 pub fn hugetlb_max(mount_point: &Path, dir: &Path, page_size: &str) -> Option<u64> {
     let cg = Unified::new(mount_point).load(dir);
-    cg.controller_of::<HugeTlbController>()?.limit_in_bytes(page_size).ok()
+    cg.controller_of::<HugeTlbController>()?
+        .limit_in_bytes(page_size)
+        .ok()
 }
