@@ -21,7 +21,7 @@ use isol_ns_core::{
 use crate::cgroup::V2Cgroup;
 use crate::controllers::{self, DEFAULT_ENABLED, ENABLEABLE};
 use crate::files::controller_list;
-use crate::PLUGIN_NAME;
+use crate::NAME;
 
 /// The cgroup v2 backend on one host's unified hierarchy.
 #[derive(Clone, Debug)]
@@ -34,7 +34,7 @@ impl V2Backend {
     /// The backend on `host`'s unified hierarchy (its mount point comes from `host`).
     pub fn new(host: &HostInfo) -> Result<V2Backend> {
         let hier = host.unified().cloned().ok_or_else(|| Error::Backend {
-            name: PLUGIN_NAME.into(),
+            name: NAME.into(),
             reason: format!(
                 "no cgroup2 hierarchy is mounted under {}",
                 host.cgroup_root.display()
@@ -120,7 +120,7 @@ pub(crate) fn enable_controllers(
                 if is_required {
                     return Err(Error::Unsupported {
                         setting: c.to_string(),
-                        backend: PLUGIN_NAME,
+                        backend: NAME,
                         reason: format!(
                             "the {c} controller is not available in {} (its cgroup.controllers lists: {}); it must be enabled in the parent's cgroup.subtree_control",
                             dir.display(),
@@ -172,7 +172,7 @@ pub(crate) fn to_enable(resources: &Resources) -> (Vec<&'static str>, Vec<&'stat
 
 impl Backend for V2Backend {
     fn name(&self) -> &'static str {
-        PLUGIN_NAME
+        NAME
     }
 
     fn own_cgroup(&self) -> Result<CgroupLocation> {
@@ -189,7 +189,7 @@ impl Backend for V2Backend {
             if ENABLEABLE.contains(&c.name()) && c.wanted(resources) && !self.hier.has(c.name()) {
                 return Err(Error::Unsupported {
                     setting: c.name().to_string(),
-                    backend: PLUGIN_NAME,
+                    backend: NAME,
                     reason: format!(
                         "the {} controller is not available in the cgroup2 hierarchy at {} (it offers: {})",
                         c.name(),

@@ -16,7 +16,7 @@ use isol_ns_core::{
 use crate::backend::{enable_controllers, to_enable};
 use crate::controllers::{self, freezer, kill, psi, ENABLEABLE};
 use crate::files::{controller_list, WAIT_TIMEOUT};
-use crate::PLUGIN_NAME;
+use crate::NAME;
 
 /// One cgroup of the unified hierarchy, with an open `O_DIRECTORY` fd on it.
 #[derive(Debug)]
@@ -116,7 +116,7 @@ fn rmdir_retrying(dir: &Path) -> Result<()> {
 #[async_trait]
 impl Cgroup for V2Cgroup {
     fn backend(&self) -> &'static str {
-        PLUGIN_NAME
+        NAME
     }
 
     fn location(&self) -> &CgroupLocation {

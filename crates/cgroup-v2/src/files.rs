@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use isol_ns_core::{parse, Error, Result};
 
-use crate::PLUGIN_NAME;
+use crate::NAME;
 
 /// Writes `value` to `dir/file` for `setting`. When the file does not exist (the running
 /// kernel lacks it, or its controller is not enabled for the cgroup) the error is
@@ -26,7 +26,7 @@ pub(crate) fn write_setting(dir: &Path, file: &str, value: &str) -> Result<()> {
 pub(crate) fn unsupported_file(dir: &Path, file: &str) -> Error {
     Error::Unsupported {
         setting: file.to_string(),
-        backend: PLUGIN_NAME,
+        backend: NAME,
         reason: format!(
             "{} does not exist: the running kernel lacks {file}, or its controller is not enabled for this cgroup",
             dir.join(file).display()

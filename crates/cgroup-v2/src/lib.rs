@@ -1,6 +1,6 @@
 //! isol's cgroup v2 backend: the unified hierarchy.
 //!
-//! Registered in ns-core's registry as `cgroup-v2` (see [`PLUGIN_NAME`]). It is the
+//! Registered in ns-core's registry as `cgroup-v2` (see [`NAME`]). It is the
 //! preferred backend on unified hosts; on hybrid hosts (where the unified hierarchy
 //! usually has few or no controllers) and legacy hosts it declines, and isol uses
 //! `cgroup-v1` instead.
@@ -18,7 +18,7 @@
 //! ```no_run
 //! use isol_ns_core::{registry, HostInfo, Parent, Resources};
 //! let host = HostInfo::probe()?;
-//! let backend = registry::open(isol_cgroup_v2::PLUGIN_NAME, &host)?;
+//! let backend = registry::open(isol_cgroup_v2::NAME, &host)?;
 //! let mut r = Resources::default();
 //! r.pids.max = Some(isol_ns_core::units::Limit::Value(64));
 //! let cg = backend.create(&Parent::Own, "box1", &r)?;
@@ -46,7 +46,7 @@ use isol_ns_core::registry::{BackendPlugin, Fit};
 use isol_ns_core::{CgroupMode, Result};
 
 /// The name this backend is registered under.
-pub const PLUGIN_NAME: &str = "cgroup-v2";
+pub const NAME: &str = "cgroup-v2";
 
 /// Judges `host` for the v2 backend: preferred on unified hosts, refused elsewhere.
 pub fn fit(host: &HostInfo) -> Fit {
@@ -91,9 +91,17 @@ fn open(host: &HostInfo) -> Result<Box<dyn isol_ns_core::Backend>> {
     Ok(Box::new(V2Backend::new(host)?))
 }
 
-isol_ns_core::inventory::submit!(BackendPlugin {
-    name: PLUGIN_NAME,
+const PLUGIN: BackendPlugin = BackendPlugin {
+    name: NAME,
     description: "cgroup v2: the unified hierarchy (cgroup.subtree_control, cgroup.kill, PSI)",
     fit,
     open,
-});
+};
+
+/// The plugin as registered. Calling this from a binary also makes sure the crate (and
+/// so its registration) is linked in.
+pub fn plugin() -> &'static BackendPlugin {
+    &PLUGIN
+}
+
+isol_ns_core::inventory::submit!(PLUGIN);

@@ -87,3 +87,9 @@ fn init_logging(verbose: bool) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Keeps both backend crates in the binary: nothing else references them, and their
+/// `inventory` registrations are linked only with the crate.
+#[used]
+static LINK_BACKENDS: [fn() -> &'static isol_ns_core::BackendPlugin; 2] =
+    [isol_cgroup_v1::plugin, isol_cgroup_v2::plugin];

@@ -33,7 +33,7 @@ fn time(label: &str, n: u32, mut f: impl FnMut(u32)) -> Duration {
 
 fn main() {
     // Link both backends so the registry sees them.
-    let _ = (isol_cgroup_v1::NAME, isol_cgroup_v2::PLUGIN_NAME);
+    let _ = (isol_cgroup_v1::NAME, isol_cgroup_v2::NAME);
     let n: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
 
-use crate::PLUGIN_NAME;
+use crate::NAME;
 
 /// Refuses device rules until the eBPF program exists.
 #[derive(Debug)]
@@ -15,7 +15,7 @@ pub struct Devices;
 fn unsupported() -> Error {
     Error::Unsupported {
         setting: "devices".into(),
-        backend: PLUGIN_NAME,
+        backend: NAME,
         reason: "device rules on cgroup v2 need the eBPF device program, not implemented yet"
             .into(),
     }

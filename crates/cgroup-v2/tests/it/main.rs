@@ -19,7 +19,7 @@ use isol_ns_core::Cgroup;
 
 /// The registry name under test (a pub item of the crate, so the crate — and with it
 /// its `inventory::submit!` — is linked into this binary).
-pub const NAME: &str = isol_cgroup_v2::PLUGIN_NAME;
+pub const NAME: &str = isol_cgroup_v2::NAME;
 
 /// The unified hierarchy's mount point, from the probed host.
 pub fn mount_point() -> PathBuf {

@@ -13,7 +13,7 @@ use crate::common::{leftovers, output, sh};
 #[test]
 fn both_backends_are_linked_and_registered() {
     // Naming a pub item of each crate links it, so its inventory entry is collected.
-    let names = [isol_cgroup_v1::NAME, isol_cgroup_v2::PLUGIN_NAME];
+    let names = [isol_cgroup_v1::NAME, isol_cgroup_v2::NAME];
     let registered: Vec<&str> = registry::backends().iter().map(|p| p.name).collect();
     assert_eq!(registered, names);
 }
