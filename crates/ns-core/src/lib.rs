@@ -32,6 +32,7 @@ pub mod parse;
 pub mod registry;
 pub mod resources;
 pub mod spawn;
+pub mod state;
 pub mod stats;
 pub mod units;
 

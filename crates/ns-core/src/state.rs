@@ -1,0 +1,351 @@
+//! The state directory: what isol knows about the boxes and pods it made, shared by every
+//! isol process on the host.
+//!
+//! Records are JSON files under `<root>/<kind>/<name>.json`, written atomically (a temp
+//! file in the same directory, fsync'd, then renamed over the old one) while holding an
+//! exclusive `flock` on `<root>/.lock`, so a reader never sees a half-written record and
+//! two writers never interleave. Each record may own a directory `<root>/<kind>/<name>.d/`
+//! for files that must live as long as it (bind-mounted namespace files, sockets).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// The environment variable that overrides the default state directory.
+pub const STATE_DIR_ENV: &str = "ISOL_STATE_DIR";
+
+/// An open state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// An exclusive lock on the state directory, released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    _flock: nix::fcntl::Flock<File>,
+}
+
+impl StateDir {
+    /// `$ISOL_STATE_DIR`; else `/run/isol` for root; else `$XDG_RUNTIME_DIR/isol`; else
+    /// `/tmp/isol-<uid>`.
+    pub fn default_path() -> PathBuf {
+        if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let uid = nix::unistd::geteuid();
+        if uid.is_root() {
+            return PathBuf::from("/run/isol");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("isol"),
+            None => PathBuf::from(format!("/tmp/isol-{uid}")),
+        }
+    }
+
+    /// Opens (creating, mode 0700) the state directory at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<StateDir> {
+        let root = root.into();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .map_err(|e| Error::io("create state directory", &root, e))?;
+        Ok(StateDir { root })
+    }
+
+    /// The directory's path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the exclusive lock; blocks until other isol processes release it. Hold it
+    /// across a read-modify-write of records (e.g. checking a name is free, then claiming it).
+    pub fn lock(&self) -> Result<StateLock> {
+        let path = self.root.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| Error::io("flock", &path, errno.into()))?;
+        Ok(StateLock { _flock: flock })
+    }
+
+    /// The directory holding records of `kind` (`boxes`, `pods`).
+    pub fn kind_dir(&self, kind: &str) -> PathBuf {
+        self.root.join(kind)
+    }
+
+    /// The record file of `name`.
+    pub fn record_path(&self, kind: &str, name: &str) -> PathBuf {
+        self.kind_dir(kind).join(format!("{name}.json"))
+    }
+
+    /// The directory a record may own for its files (created on demand by the caller
+    /// through [`StateDir::create_entry_dir`]).
+    pub fn entry_dir(&self, kind: &str, name: &str) -> PathBuf {
+        self.kind_dir(kind).join(format!("{name}.d"))
+    }
+
+    /// Creates [`StateDir::entry_dir`] (mode 0700) and returns it.
+    pub fn create_entry_dir(&self, kind: &str, name: &str) -> Result<PathBuf> {
+        let dir = self.entry_dir(kind, name);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io("create", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// Writes `value` as the record `kind/name`, atomically.
+    pub fn write<T: Serialize>(&self, kind: &str, name: &str, value: &T) -> Result<()> {
+        check_name(name)?;
+        let dir = self.kind_dir(kind);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io("create", &dir, e))?;
+        let path = self.record_path(kind, name);
+        let tmp = dir.join(format!(".{name}.json.{}.tmp", std::process::id()));
+        let json =
+            serde_json::to_vec_pretty(value).map_err(|e| Error::parse(&path, e.to_string()))?;
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&json)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("write", &path, e)
+        })
+    }
+
+    /// Reads the record `kind/name`; `None` when there is none.
+    pub fn read<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Result<Option<T>> {
+        check_name(name)?;
+        let path = self.record_path(kind, name);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::parse(&path, e.to_string()))
+    }
+
+    /// The names of every record of `kind`, sorted.
+    pub fn list(&self, kind: &str) -> Result<Vec<String>> {
+        let dir = self.kind_dir(kind);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::Read { path: dir, source }),
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes the record `kind/name` and its entry directory (which must hold no
+    /// mounts any more: the caller releases them first). Missing is not an error.
+    pub fn remove(&self, kind: &str, name: &str) -> Result<()> {
+        check_name(name)?;
+        let path = self.record_path(kind, name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e)),
+        }
+        let dir = self.entry_dir(kind, name);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", &dir, e)),
+        }
+    }
+}
+
+/// Checks a box or pod name: 1–64 characters of letters, digits, `-`, `_` and `.`,
+/// starting with a letter or digit. Names become file and cgroup names.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            name,
+            format!("{name:?} is not a valid name (1-64 letters, digits, - _ or ., starting with a letter or digit)"),
+        ))
+    }
+}
+
+/// A fresh name for an unnamed box: `isol-` and 8 hex digits from the pid, the time
+/// and a counter (unique on this host in practice; callers still check under the lock).
+pub fn generate_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ u64::from(COUNTER.fetch_add(1, Ordering::Relaxed)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // splitmix64 finaliser, so that consecutive names look unrelated.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    format!("isol-{:08x}", x as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        pid: u32,
+        note: String,
+    }
+
+    #[test]
+    fn write_read_list_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = StateDir::open(tmp.path().join("state")).unwrap();
+        let _lock = st.lock().unwrap();
+        assert_eq!(st.read::<Rec>("boxes", "a").unwrap(), None);
+        st.write(
+            "boxes",
+            "b",
+            &Rec {
+                pid: 2,
+                note: "x".into(),
+            },
+        )
+        .unwrap();
+        st.write(
+            "boxes",
+            "a",
+            &Rec {
+                pid: 1,
+                note: "y".into(),
+            },
+        )
+        .unwrap();
+        st.write(
+            "boxes",
+            "a",
+            &Rec {
+                pid: 3,
+                note: "z".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(st.read::<Rec>("boxes", "a").unwrap().unwrap().pid, 3);
+        assert_eq!(st.list("boxes").unwrap(), vec!["a", "b"]);
+        assert!(st.list("pods").unwrap().is_empty());
+        let d = st.create_entry_dir("boxes", "a").unwrap();
+        std::fs::write(d.join("net"), "").unwrap();
+        st.remove("boxes", "a").unwrap();
+        assert!(!d.exists());
+        assert_eq!(st.list("boxes").unwrap(), vec!["b"]);
+        st.remove("boxes", "a").unwrap();
+        // No temp files are left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(st.kind_dir("boxes"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = StateDir::open(tmp.path()).unwrap();
+        std::fs::create_dir_all(st.kind_dir("boxes")).unwrap();
+        std::fs::write(st.record_path("boxes", "bad"), "{not json").unwrap();
+        let err = st.read::<Rec>("boxes", "bad").unwrap_err().to_string();
+        assert!(err.contains("bad.json"), "{err}");
+    }
+
+    #[test]
+    fn names() {
+        for good in ["a", "box-1", "web_2.x", &"a".repeat(64)] {
+            check_name(good).unwrap();
+        }
+        for bad in ["", "-a", ".a", "a/b", "a b", "ä", &"a".repeat(65), ".."] {
+            let err = check_name(bad).unwrap_err().to_string();
+            assert!(err.starts_with("name:"), "{bad:?}: {err}");
+        }
+        let a = generate_name();
+        let b = generate_name();
+        assert_ne!(a, b);
+        check_name(&a).unwrap();
+    }
+
+    #[test]
+    fn lock_is_exclusive_between_processes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = StateDir::open(tmp.path()).unwrap();
+        let lock = st.lock().unwrap();
+        // Another open file description on the same lock file must not get the lock.
+        let other = OpenOptions::new()
+            .write(true)
+            .open(tmp.path().join(".lock"))
+            .unwrap();
+        let try_lock = nix::fcntl::Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock);
+        assert!(
+            try_lock.is_err(),
+            "second flock should fail while the first is held"
+        );
+        drop(lock);
+        let other = OpenOptions::new()
+            .write(true)
+            .open(tmp.path().join(".lock"))
+            .unwrap();
+        assert!(
+            nix::fcntl::Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+        );
+    }
+}
