@@ -34,8 +34,25 @@ enum Task {
     /// Check formatting and lints, run the host tests and the VM tests, print a summary.
     Test(test::Args),
     /// Run the integration test binaries as root inside qemu, once per cgroup mode.
+    #[command(after_help = TEST_VM_HELP)]
     TestVm(vm::Args),
 }
+
+const TEST_VM_HELP: &str = "\
+In the guest each binary runs as root in its own scratch directory, as
+`BINARY --test-threads=1 [FILTER…]`, with ISOL_REQUIRE_PRIVILEGED=1,
+ISOL_EXPECT_MODE=unified|legacy|hybrid and RUST_BACKTRACE=1. A failed or
+ignored test fails the mode.
+
+Environment:
+  ISOL_VM_TIMEOUT  seconds before a boot is killed (default 900)
+  ISOL_VM_ACCEL    auto, kvm or tcg (--accel wins)
+  ISOL_VM_MEMORY   guest memory (default 512M)
+
+Files (under the target dir):
+  vm-cache/        kernel and busybox, fetched once with apt-get download
+  vm-logs/MODE.log the guest's serial console
+  vm-work/         the initramfs of the last run";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
