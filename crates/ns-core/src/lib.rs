@@ -29,6 +29,8 @@ pub mod host;
 mod kind;
 pub mod namespace;
 pub mod parse;
+#[cfg(test)]
+mod proptests;
 pub mod registry;
 pub mod resources;
 pub mod spawn;
