@@ -470,13 +470,14 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             // Flags locked by a less privileged mount namespace must be kept.
             let f = st[10] as libc::c_ulong;
             let mut keep = 0;
+            // ST_* from linux/statfs.h (not all libc targets define them).
             for (st_flag, ms_flag) in [
-                (libc::ST_NOSUID, libc::MS_NOSUID),
-                (libc::ST_NODEV, libc::MS_NODEV),
-                (libc::ST_NOEXEC, libc::MS_NOEXEC),
-                (libc::ST_NOATIME, libc::MS_NOATIME),
-                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-                (libc::ST_RELATIME, libc::MS_RELATIME),
+                (0x0002, libc::MS_NOSUID),
+                (0x0004, libc::MS_NODEV),
+                (0x0008, libc::MS_NOEXEC),
+                (0x0400, libc::MS_NOATIME),
+                (0x0800, libc::MS_NODIRATIME),
+                (0x1000, libc::MS_RELATIME),
             ] {
                 if f & st_flag != 0 {
                     keep |= ms_flag;
