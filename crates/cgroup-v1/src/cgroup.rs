@@ -242,8 +242,16 @@ impl Cgroup for V1Cgroup {
 
     /// Freezes the cgroup (so nothing forks while we kill), SIGKILLs every task in it and
     /// beneath it — ours, since they are in our cgroup — thaws it so the signals are
-    /// delivered, and waits until no task is left in any hierarchy.
+    /// delivered, and waits until no task is left in any hierarchy. Refuses when the
+    /// calling process is itself inside.
     fn kill(&self) -> Result<()> {
+        let me = std::process::id();
+        if self.all_pids()?.contains(&me) {
+            return Err(Error::Refused {
+                what: format!("kill cgroup {}", self.primary),
+                reason: format!("this process ({me}) is inside it; kill it from outside"),
+            });
+        }
         let freezer = self.dir_for("freezer").filter(|d| d.exists());
         // If freezing fails (a task stuck in the kernel), kill anyway; thawing below undoes it.
         let _ = freezer.map(|d| freezer::set(d, true));

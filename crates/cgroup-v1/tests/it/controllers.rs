@@ -245,6 +245,11 @@ fn blkio() {
     let dir = crate::dir(cg.as_ref(), "blkio").unwrap();
     let mut r = Resources::default();
     r.io.weight = Some(5000);
+    eprintln!(
+        "blkio: blkio.weight {}, blkio.bfq.weight {}",
+        dir.join("blkio.weight").exists(),
+        dir.join("blkio.bfq.weight").exists()
+    );
     if dir.join("blkio.weight").exists() || dir.join("blkio.bfq.weight").exists() {
         cg.apply(&r).unwrap();
         assert_eq!(
@@ -374,6 +379,10 @@ fn hugetlb() {
         }],
         ..Resources::default()
     };
+    eprintln!(
+        "hugetlb: v1 hierarchy {}, page size {size}",
+        if has("hugetlb") { "mounted" } else { "absent" }
+    );
     if !has("hugetlb") {
         // This host: hugetlb sits on the unified hierarchy (or nowhere), not on a v1 one.
         return assert_unsupported(&r, &s, "hugetlb");
