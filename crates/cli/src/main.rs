@@ -1,73 +1,132 @@
 //! `isol`: the command-line face of the isol libraries.
 //!
-//! The binary is glue: it parses arguments with clap, calls isol-ns-core (and, through
-//! the registry, the backend plugins), and renders the result for people or, with
-//! `--json`, for scripts. Validation lives in the libraries, so their users get the same
-//! errors as the CLI's.
+//! The binary is glue: it parses arguments with clap (`cli`), turns them into checked
+//! library types (`opts`), calls isol-ns-core (and, through the registry, the backend
+//! plugins), and renders the result for people or, with `--json`, for scripts.
+//! Validation lives in the libraries, so their users get the same errors as the CLI's.
+//!
+//! - `run`: `isol run` (foreground and detached) and `isol exec`;
+//! - `boxes`: `ps`, `inspect`, `stats`, `events`, `kill`, `wait`, `freeze`, `thaw`, `rm`;
+//! - `record`: the box record in the state directory and liveness checks;
+//! - `report`: `backends` and `check`; `daemon`: the detached supervisor's fork.
 
+mod boxes;
+mod cli;
+mod daemon;
+mod opts;
+mod record;
+mod render;
 mod report;
+mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser};
+use isol_ns_core::state::StateDir;
+
+use cli::{Cli, Command, PodCommand};
 
 /// Exit status when isol itself failed (as docker and podman use it).
 const EXIT_ISOL_FAILED: u8 = 125;
+/// The command was found but could not be executed.
+const EXIT_CANNOT_EXECUTE: u8 = 126;
+/// The command was not found.
+const EXIT_NOT_FOUND: u8 = 127;
 
-#[derive(Parser)]
-#[command(
-    name = "isol",
-    version,
-    about = "Run processes in Linux namespaces and cgroups",
-    after_help = "Exit status: 0 on success; 125 when isol itself failed.\n\nExamples:\n  isol backends          list the cgroup backends and which one fits this host\n  isol check --json      describe this host's cgroups and kernel features as JSON"
-)]
-struct Cli {
-    /// Log what isol does (also RUST_LOG=isol=debug).
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    #[command(subcommand)]
-    command: Command,
+/// An error already formatted elsewhere (by the detached supervisor), with its status.
+#[derive(Debug)]
+pub struct Reported {
+    pub code: u8,
+    pub message: String,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// List the registered cgroup backends and say which one fits this host, and why.
-    #[command(
-        after_help = "Examples:\n  isol backends\n  isol backends --json | jq -r .selected.name"
-    )]
-    Backends {
-        /// Print JSON (stable field names, only ever added to).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Describe this host: cgroup mode, hierarchies, controllers, kernel features, and
-    /// the backend isol would use.
-    #[command(after_help = "Examples:\n  isol check\n  isol check --json | jq .features")]
-    Check {
-        /// Print JSON (stable field names, only ever added to).
-        #[arg(long)]
-        json: bool,
-    },
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
+
+impl std::error::Error for Reported {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let result = match cli.command {
-        Command::Backends { json } => report::backends(json),
-        Command::Check { json } => report::check(json),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("isol: {}", chain(&err));
-            ExitCode::from(EXIT_ISOL_FAILED)
+            ExitCode::from(exit_code(&err))
         }
     }
 }
 
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let state = || -> anyhow::Result<StateDir> {
+        let dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
+        Ok(StateDir::open(dir)?)
+    };
+    let done = |r: anyhow::Result<()>| r.map(|()| 0);
+    match cli.command {
+        Command::Run(a) => run::run(&state()?, a),
+        Command::Exec {
+            name,
+            env,
+            workdir,
+            command,
+        } => run::exec(&state()?, &name, &env, workdir.as_deref(), &command),
+        Command::Ps { json } => boxes::ps(&state()?, json),
+        Command::Inspect { name, json } => boxes::inspect(&state()?, &name, json),
+        Command::Stats { name, json, watch } => boxes::stats(&state()?, &name, json, watch),
+        Command::Events { name, json } => boxes::events(&state()?, &name, json),
+        Command::Kill {
+            name,
+            signal,
+            timeout,
+        } => boxes::kill(&state()?, &name, &signal, timeout),
+        Command::Wait { name } => boxes::wait(&state()?, &name),
+        Command::Freeze { name } => boxes::freeze(&state()?, &name, true),
+        Command::Thaw { name } => boxes::freeze(&state()?, &name, false),
+        Command::Rm { names, force } => boxes::rm(&state()?, &names, force),
+        Command::Pod(p) => pod(p),
+        Command::Backends { json } => done(report::backends(json)),
+        Command::Check { json } => done(report::check(json)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "isol", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
+    }
+}
+
+fn pod(_p: PodCommand) -> anyhow::Result<u8> {
+    anyhow::bail!("pod: pods are not available in this build yet")
+}
+
+/// 127 when the command was not found, 126 when it could not be executed, else 125.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(r) = cause.downcast_ref::<Reported>() {
+            return r.code;
+        }
+        if let Some(isol_ns_core::Error::Spawn { step, source, .. }) =
+            cause.downcast_ref::<isol_ns_core::Error>()
+        {
+            if matches!(*step, "find program" | "execve") {
+                return match source.kind() {
+                    std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                    _ => EXIT_CANNOT_EXECUTE,
+                };
+            }
+        }
+    }
+    EXIT_ISOL_FAILED
+}
+
 /// `what failed: why: deeper cause`, each cause once.
-fn chain(err: &anyhow::Error) -> String {
+pub fn chain(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let s = cause.to_string();

@@ -5,6 +5,8 @@ use anyhow::Context;
 use isol_ns_core::{registry, HostInfo};
 use serde::Serialize;
 
+use crate::render::print_table;
+
 #[derive(Serialize)]
 struct BackendRow {
     name: &'static str,
@@ -172,25 +174,4 @@ pub fn check(json: bool) -> anyhow::Result<()> {
 
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
-}
-
-/// Prints rows with columns padded to the widest cell; the last column is not padded.
-fn print_table<const N: usize>(rows: &[[String; N]]) {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
-            }
-        }
-        println!("{}", line.trim_end());
-    }
 }

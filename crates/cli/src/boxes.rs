@@ -1,0 +1,447 @@
+//! The commands that look at and act on existing boxes: `ps`, `inspect`, `stats`,
+//! `events`, `kill`, `wait`, `freeze`, `thaw`, `rm`. Each reads the box record from the
+//! state directory, checks the box is still the process it recorded, and goes through
+//! the box's backend for its cgroup.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use isol_ns_core::state::StateDir;
+use isol_ns_core::units::format_size;
+use isol_ns_core::{CgroupLocation, Resources, Stats};
+use serde::Serialize;
+
+use crate::opts;
+use crate::record::{self, BoxRecord, BoxState, Exit, NsInfo, BOXES};
+use crate::render::print_table;
+
+/// One row of `isol ps --json`. Field names are stable; fields are only ever added.
+#[derive(Serialize)]
+pub struct PsEntry {
+    pub name: String,
+    /// Host pid of the box's first process.
+    pub pid: u32,
+    pub state: BoxState,
+    pub pod: Option<String>,
+    pub backend: String,
+    /// The cgroup's path relative to its hierarchy root (`CgroupLocation::primary`).
+    pub cgroup: Option<String>,
+    pub command: Vec<String>,
+    pub created: String,
+    pub detached: bool,
+    /// The status a shell would see, once exited.
+    pub exit_status: Option<i32>,
+}
+
+impl PsEntry {
+    fn of(rec: &BoxRecord, state: BoxState) -> PsEntry {
+        PsEntry {
+            name: rec.name.clone(),
+            pid: rec.process.pid,
+            state,
+            pod: rec.pod.clone(),
+            backend: rec.backend.clone(),
+            cgroup: rec.cgroup.primary().map(|p| p.to_string()),
+            command: rec.command.clone(),
+            created: rec.created.clone(),
+            detached: rec.detached,
+            exit_status: rec.exit.map(|e| e.status),
+        }
+    }
+}
+
+/// `isol inspect --json`: the `ps` fields and everything else isol recorded.
+#[derive(Serialize)]
+pub struct Inspect {
+    #[serde(flatten)]
+    pub summary: PsEntry,
+    pub hostname: Option<String>,
+    /// Kind → inode (and path where persisted).
+    pub namespaces: BTreeMap<String, NsInfo>,
+    /// The kinds the box created anew.
+    pub new_namespaces: Vec<String>,
+    /// Hierarchy → path.
+    pub cgroup_location: CgroupLocation,
+    /// The cgroup's directories.
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub resources: Resources,
+    pub supervisor_pid: u32,
+    pub exit: Option<Exit>,
+    pub finished: Option<String>,
+    pub log: Option<PathBuf>,
+}
+
+/// Reads every box record, cleaning up the dead ones (pid gone or reused and nobody
+/// recorded an exit). Holds the lock while it does.
+fn all_boxes(state: &StateDir) -> Result<Vec<(BoxRecord, BoxState)>> {
+    let _lock = state.lock()?;
+    let mut out = Vec::new();
+    for name in state.list(BOXES)? {
+        let Some(rec) = state.read::<BoxRecord>(BOXES, &name)? else {
+            continue;
+        };
+        let st = rec.state();
+        if st == BoxState::Dead {
+            if let Err(e) = record::remove_dead(state, &rec) {
+                eprintln!("isol: {e:#}");
+            } else {
+                tracing::info!("cleaned up dead box {name}");
+            }
+            continue;
+        }
+        out.push((rec, st));
+    }
+    Ok(out)
+}
+
+/// `isol ps`.
+pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
+    let rows: Vec<PsEntry> = all_boxes(state)?
+        .iter()
+        .map(|(r, s)| PsEntry::of(r, *s))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    let mut table = vec![[
+        "NAME".to_string(),
+        "PID".into(),
+        "STATE".into(),
+        "POD".into(),
+        "CREATED".into(),
+        "CGROUP".into(),
+        "COMMAND".into(),
+    ]];
+    for r in &rows {
+        let state = match r.exit_status {
+            Some(s) => format!("exited ({s})"),
+            None => r.state.to_string(),
+        };
+        table.push([
+            r.name.clone(),
+            r.pid.to_string(),
+            state,
+            r.pod.clone().unwrap_or_else(|| "-".into()),
+            r.created.clone(),
+            r.cgroup.clone().unwrap_or_default(),
+            r.command.join(" "),
+        ]);
+    }
+    print_table(&table);
+    Ok(0)
+}
+
+/// `isol inspect`.
+pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
+    let rec = record::load(state, name)?;
+    let st = rec.state();
+    let out = Inspect {
+        summary: PsEntry::of(&rec, st),
+        hostname: rec.hostname.clone(),
+        namespaces: rec.namespaces.clone(),
+        new_namespaces: rec.new_namespaces.iter().map(|k| k.to_string()).collect(),
+        cgroup_location: rec.cgroup.clone(),
+        cgroup_dirs: rec.cgroup_dirs(),
+        resources: rec.resources.clone(),
+        supervisor_pid: rec.supervisor.pid,
+        exit: rec.exit,
+        finished: rec.finished.clone(),
+        log: rec.log.clone(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    let s = &out.summary;
+    println!("name:       {}", s.name);
+    println!("state:      {}", s.state);
+    println!("pid:        {}", s.pid);
+    println!("command:    {}", s.command.join(" "));
+    println!("created:    {}", s.created);
+    if let Some(f) = &out.finished {
+        println!("finished:   {f}");
+    }
+    if let Some(e) = &out.exit {
+        println!(
+            "exit:       {}{}",
+            e.status,
+            if e.oom_killed { " (OOM killed)" } else { "" }
+        );
+    }
+    println!("pod:        {}", s.pod.as_deref().unwrap_or("-"));
+    println!("hostname:   {}", out.hostname.as_deref().unwrap_or("-"));
+    println!("backend:    {}", s.backend);
+    if let Some(log) = &out.log {
+        println!("output:     {}", log.display());
+    }
+    println!();
+    let mut rows = vec![["NAMESPACE".to_string(), "INODE".into(), "".into()]];
+    for (k, ns) in &out.namespaces {
+        let how = match (&ns.path, ns.new) {
+            (Some(p), _) => format!("new, persisted at {}", p.display()),
+            (None, true) => "new".into(),
+            (None, false) => "shared".into(),
+        };
+        rows.push([k.clone(), ns.inode.to_string(), how]);
+    }
+    print_table(&rows);
+    println!();
+    let mut rows = vec![["HIERARCHY".to_string(), "CGROUP".into()]];
+    for (k, p) in &out.cgroup_location.0 {
+        rows.push([k.clone(), p.to_string()]);
+    }
+    print_table(&rows);
+    if !out.resources.is_empty() {
+        println!();
+        println!(
+            "resources:  {}",
+            serde_json::to_string(&out.resources).unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
+/// `isol stats --json`.
+#[derive(Serialize)]
+pub struct StatsOut {
+    pub name: String,
+    pub state: BoxState,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// `isol stats`.
+pub fn stats(state: &StateDir, name: &str, json: bool, watch: bool) -> Result<u8> {
+    let rec = record::load(state, name)?;
+    let cg = rec.open_cgroup()?;
+    let mut header = true;
+    loop {
+        let st = rec.state();
+        let stats = cg.stats()?;
+        let out = StatsOut {
+            name: rec.name.clone(),
+            state: st,
+            stats,
+        };
+        if json {
+            if watch {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+        } else {
+            print_stats(&out, header);
+            header = false;
+        }
+        if !watch || !matches!(st, BoxState::Running | BoxState::Frozen) {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn print_stats(out: &StatsOut, header: bool) {
+    let mem = out.stats.memory.as_ref();
+    let mem_use = mem.map(|m| format_size(m.current)).unwrap_or("-".into());
+    let mem_max = mem
+        .and_then(|m| m.max)
+        .map(|l| match l.value() {
+            Some(v) => format_size(v),
+            None => "max".into(),
+        })
+        .unwrap_or("-".into());
+    let cpu = out
+        .stats
+        .cpu
+        .map(|c| format!("{:.2}s", c.usage_usec as f64 / 1e6))
+        .unwrap_or("-".into());
+    let pids = out
+        .stats
+        .pids
+        .map(|p| match p.max.and_then(|m| m.value()) {
+            Some(m) => format!("{} / {m}", p.current),
+            None => p.current.to_string(),
+        })
+        .unwrap_or("-".into());
+    let oom = mem
+        .map(|m| m.events.oom_kill.to_string())
+        .unwrap_or("-".into());
+    let mut rows = Vec::new();
+    if header {
+        rows.push([
+            "NAME".to_string(),
+            "STATE".into(),
+            "MEMORY".into(),
+            "LIMIT".into(),
+            "CPU TIME".into(),
+            "PIDS".into(),
+            "OOM KILLS".into(),
+        ]);
+    }
+    rows.push([
+        out.name.clone(),
+        out.state.to_string(),
+        mem_use,
+        mem_max,
+        cpu,
+        pids,
+        oom,
+    ]);
+    print_table(&rows);
+}
+
+/// `isol events`: the backend's event stream, then the box's exit.
+pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
+    let rec = record::load(state, name)?;
+    if !matches!(rec.liveness(), BoxState::Running) {
+        bail!("box {name} is not running");
+    }
+    let cg = rec.open_cgroup()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the event loop")?;
+    let emit = |event: serde_json::Value| {
+        if json {
+            let mut v = serde_json::json!({ "time": record::now_rfc3339(), "box": name });
+            if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), event) {
+                o.extend(e);
+            }
+            println!("{v}");
+        } else {
+            let kind = event["event"].as_str().unwrap_or("?").to_string();
+            let rest: Vec<String> = event
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "event")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!("{} {name} {kind} {}", record::now_rfc3339(), rest.join(" "));
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    };
+    rt.block_on(async {
+        let mut stream = cg.events().await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(ev)) => emit(serde_json::to_value(&ev)?),
+                    Some(Err(e)) => return Err(anyhow::Error::from(e).context("read the box's events")),
+                    None => {}
+                },
+                _ = tick.tick() => {
+                    if !rec.process.alive() {
+                        // Let the supervisor record the status.
+                        let deadline = Instant::now() + Duration::from_secs(2);
+                        let mut exit = None;
+                        while Instant::now() < deadline {
+                            match state.read::<BoxRecord>(BOXES, name) {
+                                Ok(Some(r)) if r.exit.is_some() => { exit = r.exit; break; }
+                                Ok(Some(r)) if r.supervisor.alive() => {}
+                                _ => break,
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        let mut v = serde_json::json!({ "event": "exit" });
+                        if let Some(e) = exit {
+                            v["status"] = e.status.into();
+                            v["oom_killed"] = e.oom_killed.into();
+                        }
+                        emit(v);
+                        return Ok(0);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `isol kill`.
+pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) -> Result<u8> {
+    let sig = opts::signal(signal)?;
+    let rec = record::load(state, name)?;
+    if rec.liveness() != BoxState::Running {
+        bail!("box {name} is not running");
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.process.pid as i32), sig)
+        .with_context(|| format!("send {sig} to box {name} (pid {})", rec.process.pid))?;
+    if let Some(t) = timeout {
+        if !(0.0..=1e6).contains(&t) {
+            bail!("timeout: {t} is not a number of seconds");
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(t);
+        while rec.process.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if rec.process.alive() {
+            let cg = rec.open_cgroup()?;
+            let _ = cg.thaw();
+            cg.kill()
+                .with_context(|| format!("kill box {name} after {t} s"))?;
+        }
+    }
+    Ok(0)
+}
+
+/// `isol wait`: the box's exit status, passed through.
+pub fn wait(state: &StateDir, name: &str) -> Result<u8> {
+    record::load(state, name)?;
+    loop {
+        let Some(rec) = state.read::<BoxRecord>(BOXES, name)? else {
+            bail!("box {name} is gone (a foreground box keeps no status; use run -d)");
+        };
+        if let Some(e) = rec.exit {
+            return Ok((e.status & 0xff) as u8);
+        }
+        if rec.liveness() == BoxState::Dead {
+            bail!("box {name} ended and nobody recorded its status (its supervisor is gone)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `isol freeze` / `isol thaw`.
+pub fn freeze(state: &StateDir, name: &str, frozen: bool) -> Result<u8> {
+    let rec = record::load(state, name)?;
+    if rec.liveness() != BoxState::Running {
+        bail!("box {name} is not running");
+    }
+    let cg = rec.open_cgroup()?;
+    if frozen {
+        cg.freeze().with_context(|| format!("freeze box {name}"))?;
+    } else {
+        cg.thaw().with_context(|| format!("thaw box {name}"))?;
+    }
+    Ok(0)
+}
+
+/// `isol rm`.
+pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
+    for name in names {
+        let _lock = state.lock()?;
+        let rec = record::load(state, name)?;
+        let st = rec.liveness();
+        if st == BoxState::Running {
+            if !force {
+                bail!("box {name} is running (stop it with `isol kill {name}`, or use `isol rm -f {name}`)");
+            }
+            if let Ok(cg) = rec.open_cgroup() {
+                // A frozen task cannot die until thawed.
+                let _ = cg.thaw();
+                cg.kill().with_context(|| format!("kill box {name}"))?;
+            }
+        }
+        let errors = rec.release();
+        if !errors.is_empty() {
+            bail!("remove box {name}: {}", errors.join("; "));
+        }
+        state.remove(BOXES, name)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,379 @@
+//! The command line as clap sees it: the first of the two parsing stages. Every value
+//! here is still a string; `opts` turns them into checked library types (`Resources`,
+//! `NamespaceSet`, …), so the library's users get the same errors as the CLI's.
+//!
+//! The completions (`isol completions SHELL`) and the man page (`isol man`) are
+//! generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "isol",
+    version,
+    about = "Run processes in Linux namespaces and cgroups",
+    after_help = "Exit status: 0 on success; 125 when isol itself failed; run, exec and wait pass the command's status through (126: not executable, 127: not found, 128+N: killed by signal N).
+
+Examples:
+  isol run --memory 64M --pids 64 -- /bin/sh -c 'echo hello'
+  isol run -d --name web --hostname web -- sleep 600
+  isol ps
+  isol exec web -- hostname
+  isol rm -f web
+  isol backends          list the cgroup backends and which one fits this host
+  isol check --json      describe this host's cgroups and kernel features as JSON"
+)]
+pub struct Cli {
+    /// Log what isol does (also RUST_LOG=isol=debug).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Where isol keeps its records of boxes and pods (default /run/isol as root,
+    /// $XDG_RUNTIME_DIR/isol otherwise).
+    #[arg(long, global = true, env = "ISOL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process; boxing the big variants would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a command in a new box: fresh namespaces and a cgroup with limits.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// Run a command inside a running box: its namespaces and its cgroup.
+    #[command(
+        after_help = "The command joins every namespace of the box (through the box's first \
+process) and is placed in the box's own cgroup, so the box's limits cover it too. A box's cgroup \
+is a leaf (isol never enables controllers beneath it), so cgroup v2's no-internal-processes rule \
+allows it there.
+
+Exit status: the command's own; 125 when isol failed, 126 when the command could not be executed, 127 when it was not found, 128+N when it died of signal N.
+
+Examples:
+  isol exec web -- hostname
+  isol exec web -- /bin/sh -c 'cat /proc/net/dev'"
+    )]
+    Exec {
+        /// The box.
+        name: String,
+        /// Environment variables for the command (K=V, repeatable).
+        #[arg(long = "env", short = 'e', value_name = "K=V")]
+        env: Vec<String>,
+        /// The working directory inside.
+        #[arg(long, short = 'w', value_name = "DIR")]
+        workdir: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
+    },
+    /// List the boxes.
+    #[command(
+        after_help = "Boxes whose processes are gone without a trace (isol was killed) are \
+cleaned up: their cgroup is destroyed and their record removed.
+
+Examples:
+  isol ps
+  isol ps --json | jq -r '.[] | select(.state == \"running\") | .name'"
+    )]
+    Ps {
+        /// Print JSON: an array of {name, pid, state, pod, backend, cgroup, ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show everything isol knows about a box.
+    #[command(
+        after_help = "Examples:\n  isol inspect web\n  isol inspect web --json | jq .namespaces.net.inode"
+    )]
+    Inspect {
+        /// The box.
+        name: String,
+        /// Print JSON (stable field names, only ever added to).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a box's resource usage.
+    #[command(
+        after_help = "Examples:\n  isol stats web\n  isol stats web --watch\n  isol stats web --json | jq .memory.current"
+    )]
+    Stats {
+        /// The box.
+        name: String,
+        /// Print JSON (stable field names, only ever added to).
+        #[arg(long)]
+        json: bool,
+        /// Print again every second until the box ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Follow a box's events: OOM kills, refused forks, freezes, its exit.
+    #[command(
+        after_help = "Ends when the box's process exits.\n\nExamples:\n  isol events web\n  isol events web --json"
+    )]
+    Events {
+        /// The box.
+        name: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a signal to a box's command.
+    #[command(
+        after_help = "Examples:\n  isol kill web\n  isol kill -s HUP web\n  isol kill -t 10 web      SIGTERM, then SIGKILL after 10 s"
+    )]
+    Kill {
+        /// The box.
+        name: String,
+        /// The signal: a name (TERM, SIGTERM) or a number.
+        #[arg(short = 's', long, default_value = "TERM", value_name = "SIG")]
+        signal: String,
+        /// Wait this many seconds for the box to end, then SIGKILL it.
+        #[arg(short = 't', long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+    },
+    /// Wait until a box's command ends and pass its exit status through.
+    #[command(after_help = "Examples:\n  isol wait web; echo $?")]
+    Wait {
+        /// The box.
+        name: String,
+    },
+    /// Freeze every process of a box.
+    #[command(after_help = "Examples:\n  isol freeze web")]
+    Freeze {
+        /// The box.
+        name: String,
+    },
+    /// Thaw a frozen box.
+    #[command(after_help = "Examples:\n  isol thaw web")]
+    Thaw {
+        /// The box.
+        name: String,
+    },
+    /// Remove a box: its cgroup, its namespace files and its record.
+    #[command(
+        after_help = "Without -f a running box is refused.\n\nExamples:\n  isol rm web\n  isol rm -f web"
+    )]
+    Rm {
+        /// The boxes.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Kill the box first when it is still running.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Manage pods: boxes that share net, ipc and uts (and optionally pid) namespaces
+    /// beneath one parent cgroup.
+    #[command(subcommand)]
+    Pod(PodCommand),
+    /// List the registered cgroup backends and say which one fits this host, and why.
+    #[command(
+        after_help = "Examples:\n  isol backends\n  isol backends --json | jq -r .selected.name"
+    )]
+    Backends {
+        /// Print JSON (stable field names, only ever added to).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe this host: cgroup mode, hierarchies, controllers, kernel features, and
+    /// the backend isol would use.
+    #[command(after_help = "Examples:\n  isol check\n  isol check --json | jq .features")]
+    Check {
+        /// Print JSON (stable field names, only ever added to).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  isol completions bash > /etc/bash_completion.d/isol\n  isol completions zsh > ~/.zfunc/_isol"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:\n  isol man > isol.1 && man ./isol.1")]
+    Man,
+}
+
+const RUN_HELP: &str = "The box is gone when a foreground `isol run` returns (its cgroup destroyed, its record removed). \
+With -d isol prints the box's name and leaves a small supervisor that records the exit status; \
+remove the box with `isol rm`.
+
+Signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) sent to a foreground isol are forwarded to the command.
+
+Exit status:
+  the command's own status is passed through;
+  125  isol itself failed (bad option, name in use, cgroup error, ...)
+  126  the command was found but could not be executed
+  127  the command was not found
+  128+N  the command died of signal N (137: SIGKILL, e.g. the OOM killer)
+
+Examples:
+  isol run -- /bin/sh -c 'hostname; cat /proc/self/cgroup'
+  isol run --memory 64M --pids 64 --cpus 0.5 -- make -j4
+  isol run --hostname box1 --ns mnt,uts,pid -- /bin/sh
+  isol run --rootfs /srv/alpine --bind /data:/data:ro --tmpfs /run -- /bin/sh
+  isol run -d --name web -- sleep 600
+  isol run --share net=box:web -- wget -qO- http://127.0.0.1/";
+
+/// `isol run`'s options.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The box's name (default: a generated one).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run in the background; print the box's name.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The namespaces to create: a comma-separated list of mnt, uts, ipc, net, pid, user,
+    /// cgroup, time; or all, or none.
+    #[arg(
+        long,
+        default_value = "mnt,pid,net,ipc,uts,cgroup",
+        value_name = "LIST"
+    )]
+    pub ns: String,
+    /// Join an existing namespace instead of creating one: KIND=TARGET, TARGET being a
+    /// namespace file, pid:N or box:NAME (repeatable).
+    #[arg(long, value_name = "KIND=TARGET")]
+    pub share: Vec<String>,
+    /// Make the box a member of this pod: it joins the pod's shared namespaces and gets
+    /// a cgroup beneath the pod's.
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The host name inside (needs a new uts namespace).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The root filesystem: a directory to pivot_root into.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Bind-mount a host path: SRC:DST[:ro] (repeatable).
+    #[arg(long, value_name = "SRC:DST[:ro]")]
+    pub bind: Vec<String>,
+    /// Mount a fresh tmpfs at DST (repeatable).
+    #[arg(long, value_name = "DST")]
+    pub tmpfs: Vec<PathBuf>,
+    /// Run as this user (and group) inside.
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// A new user namespace in which your uid is root.
+    #[arg(long)]
+    pub map_root: bool,
+    /// Environment variables for the command (K=V, repeatable).
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The working directory inside.
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// The cgroup backend: auto, cgroup-v1 or cgroup-v2.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Create the box's cgroup beneath this cgroup path (the same in every hierarchy),
+    /// or beneath HIERARCHY:PATH given once per hierarchy (e.g. memory:/a/b, as `isol
+    /// inspect --json` shows a location). Default: beneath isol's own cgroup.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Vec<String>,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+/// Resource limits, shared by `run` and `pod create`.
+#[derive(Args, Default, Clone)]
+pub struct LimitArgs {
+    /// Hard memory limit (64M, 1.5G, max); past it the OOM killer runs.
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub memory: Option<String>,
+    /// Memory throttling threshold (cgroup v2 only).
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub memory_high: Option<String>,
+    /// Swap allowed in addition to --memory.
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub memory_swap: Option<String>,
+    /// CPU bandwidth in cpus (0.5, 2, max).
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub cpus: Option<String>,
+    /// Relative CPU weight, 1..=10000 (default 100).
+    #[arg(long, value_name = "W", help_heading = "Limits")]
+    pub cpu_weight: Option<String>,
+    /// The cpus the box may run on (0-3,6).
+    #[arg(long, value_name = "LIST", help_heading = "Limits")]
+    pub cpuset_cpus: Option<String>,
+    /// The memory nodes the box may use (0).
+    #[arg(long, value_name = "LIST", help_heading = "Limits")]
+    pub cpuset_mems: Option<String>,
+    /// The most tasks the box may hold (0: none may be created; max).
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub pids: Option<String>,
+    /// Relative I/O weight, 1..=10000 (default 100).
+    #[arg(long, value_name = "W", help_heading = "Limits")]
+    pub io_weight: Option<String>,
+    /// Per-device I/O limit: DEV:rbps=N,wbps=N,riops=N,wiops=N, DEV being MAJ:MIN or a
+    /// /dev path (repeatable).
+    #[arg(long, value_name = "DEV:KEY=N,...", help_heading = "Limits")]
+    pub io_max: Vec<String>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum PodCommand {
+    /// Create a pod: shared namespaces and a parent cgroup with the pod's limits.
+    #[command(
+        after_help = "Examples:\n  isol pod create web --share net,ipc,uts --memory 256M\n  isol run --pod web -- sleep 600"
+    )]
+    Create {
+        /// The pod's name.
+        name: String,
+        /// The namespaces its members share: net, ipc, uts, and optionally pid.
+        #[arg(long, default_value = "net,ipc,uts", value_name = "LIST")]
+        share: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// The cgroup backend: auto, cgroup-v1 or cgroup-v2.
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Create the pod's cgroup beneath this cgroup path (see `isol run --help`).
+        #[arg(long, value_name = "PATH")]
+        cgroup_parent: Vec<String>,
+    },
+    /// List the pods.
+    #[command(after_help = "Examples:\n  isol pod ls\n  isol pod ls --json")]
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a pod: its namespaces, cgroup, limits and members.
+    #[command(after_help = "Examples:\n  isol pod inspect web --json")]
+    Inspect {
+        /// The pod.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a pod (with -f, its members too).
+    #[command(after_help = "Examples:\n  isol pod rm web\n  isol pod rm -f web")]
+    Rm {
+        /// The pod.
+        name: String,
+        /// Remove its members first, killing the running ones.
+        #[arg(short, long)]
+        force: bool,
+    },
+}

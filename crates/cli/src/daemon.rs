@@ -1,0 +1,61 @@
+//! Forking the supervisor of a detached box.
+//!
+//! A detached box needs a process that outlives `isol run -d` and can learn the box's
+//! exit status. Only the parent of a process can `waitid(2)` on it, so the supervisor is
+//! forked *before* the box is spawned: it claims the name, spawns the box (becoming its
+//! parent), reports the outcome to the waiting `isol run -d` over a pipe, and then waits
+//! for the box and writes its exit status into the box record.
+//!
+//! # Safety
+//!
+//! `fork(2)` in a multi-threaded process leaves the child with only the calling thread,
+//! while locks held by the others (the allocator's, stdio's) stay locked forever. So
+//! [`fork`] first checks that the process has exactly one thread (`/proc/self/task`)
+//! and refuses otherwise; isol forks before it starts any runtime or thread.
+#![allow(unsafe_code)]
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{bail, Context, Result};
+
+/// Which side of the fork we are on.
+pub enum Forked {
+    /// The original process.
+    Parent,
+    /// The new process.
+    Child,
+}
+
+/// `fork(2)`, refused unless the caller is single-threaded.
+pub fn fork() -> Result<Forked> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .context("read /proc/self/task")?
+        .count();
+    if threads != 1 {
+        bail!("fork the supervisor: isol has {threads} threads, and forking is only safe with one");
+    }
+    // SAFETY: the process has exactly one thread (checked above), so no lock can be held
+    // by a thread that does not exist in the child; the child goes on as a normal
+    // single-threaded Rust program.
+    match unsafe { nix::unistd::fork() }.context("fork the supervisor")? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(Forked::Parent),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Becomes a session leader and points stdin, stdout and stderr at `/dev/null`, so
+/// the supervisor holds no terminal and no pipe of whoever started `isol run -d`
+/// (`$(isol run -d …)` returns as soon as the name is printed).
+pub fn detach_stdio() -> Result<()> {
+    nix::unistd::setsid().context("setsid")?;
+    let null: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("open /dev/null")?
+        .into();
+    nix::unistd::dup2_stdin(&null).context("dup2 /dev/null")?;
+    nix::unistd::dup2_stdout(&null).context("dup2 /dev/null")?;
+    nix::unistd::dup2_stderr(&null).context("dup2 /dev/null")?;
+    Ok(())
+}

@@ -1,0 +1,538 @@
+//! `isol run` and `isol exec`: build the spawn from the command line (validating
+//! everything before anything is created), start the box, and either stay in the
+//! foreground — forwarding signals, passing the exit status through, removing the box
+//! when it ends — or leave a supervisor behind (`-d`) that records the exit status.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use isol_ns_core::namespace::{Mount, UserNs};
+use isol_ns_core::spawn::{CgroupSpec, Child, Command, ExitStatus, Stdio};
+use isol_ns_core::state::{self, StateDir};
+use isol_ns_core::units::{format_size, Limit};
+use isol_ns_core::{registry, HostInfo, NamespaceKind, NamespaceSet, NsHandle, Resources};
+
+use crate::cli::RunArgs;
+use crate::daemon;
+use crate::opts::{self, ShareTarget};
+use crate::record::{self, BoxRecord, BoxState, Exit, NsInfo, Proc, BOXES};
+use crate::Reported;
+
+/// The signals a foreground isol forwards to the box.
+const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// A box ready to start: everything checked, nothing created yet.
+struct Prepared {
+    name: String,
+    cmd: Command,
+    backend: &'static str,
+    resources: Resources,
+    new: NamespaceSet,
+    argv: Vec<String>,
+    hostname: Option<String>,
+    pod: Option<String>,
+}
+
+/// `isol run`.
+pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
+    let prep = prepare(state, &a)?;
+    if a.detach {
+        return detach(state, prep);
+    }
+    let rt = runtime()?;
+    // Handlers first, so that no signal is lost between spawn and wait (execve resets
+    // them to the default in the box).
+    let forwarder = rt.block_on(async { Forwarder::install() })?;
+    let (mut child, rec) = start(state, prep, false)?;
+    let status = rt.block_on(forwarder.wait(&mut child));
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            cleanup(state, &rec);
+            return Err(e);
+        }
+    };
+    let oom = oom_killed(&child);
+    if oom {
+        eprintln!("{}", oom_message(&rec));
+    }
+    cleanup(state, &rec);
+    Ok(shell_status(status))
+}
+
+fn oom_message(rec: &BoxRecord) -> String {
+    let limit = match rec.resources.memory.max {
+        Some(Limit::Value(v)) => format!(" (memory limit {})", format_size(v)),
+        _ => String::new(),
+    };
+    format!("isol: box {} was killed by the OOM killer{limit}", rec.name)
+}
+
+fn oom_killed(child: &Child) -> bool {
+    child
+        .stats()
+        .ok()
+        .and_then(|s| s.memory)
+        .is_some_and(|m| m.events.oom_kill > 0)
+}
+
+/// Removes a foreground box: its cgroup, namespace files and record.
+fn cleanup(state: &StateDir, rec: &BoxRecord) {
+    for e in rec.release() {
+        eprintln!("isol: remove box {}: {e}", rec.name);
+    }
+    let lock = state.lock();
+    if let Err(e) = state.remove(BOXES, &rec.name) {
+        eprintln!("isol: remove box {}: {e}", rec.name);
+    }
+    drop(lock);
+}
+
+/// 128+N for a signal, the code otherwise.
+pub fn shell_status(s: ExitStatus) -> u8 {
+    match s {
+        ExitStatus::Exited(c) => (c & 0xff) as u8,
+        ExitStatus::Signaled(n) => (128 + n).clamp(0, 255) as u8,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the event loop")
+}
+
+/// Signal handlers that forward to the box's first process.
+struct Forwarder {
+    streams: Vec<(libc::c_int, tokio::signal::unix::Signal)>,
+}
+
+impl Forwarder {
+    fn install() -> Result<Forwarder> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = FORWARDED
+            .iter()
+            .map(|&s| {
+                signal(SignalKind::from_raw(s))
+                    .map(|st| (s, st))
+                    .with_context(|| format!("install a handler for signal {s}"))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Forwarder { streams })
+    }
+
+    /// Waits for `child`, forwarding every signal isol receives meanwhile. The pid stays
+    /// ours until the wait reaps it, so `kill(pid)` cannot hit another process.
+    async fn wait(self, child: &mut Child) -> Result<ExitStatus> {
+        let pid = child.pid() as i32;
+        let local = tokio::task::LocalSet::new();
+        for (sig, mut stream) in self.streams {
+            local.spawn_local(async move {
+                while stream.recv().await.is_some() {
+                    // SAFETY-free: kill(2) through nix; the pid is our unreaped child.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::try_from(sig).ok(),
+                    );
+                }
+            });
+        }
+        let status = local.run_until(child.wait_async()).await?;
+        Ok(status)
+    }
+}
+
+/// Everything `run` checks before it creates anything.
+fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => state::generate_name(),
+    };
+    state::check_name(&name)?;
+    let mut new = opts::namespaces(&a.ns)?;
+    let resources = opts::resources(&a.limits)?;
+    let parent = opts::cgroup_parent(&a.cgroup_parent)?;
+    if a.pod.is_some() {
+        bail!("pod: pods are not available in this build yet");
+    }
+    let host = HostInfo::probe().context("probe the host's cgroups")?;
+    let backend = registry::open(&a.backend, &host)?;
+    backend.check(&resources)?;
+
+    let mut shares = Vec::new();
+    for s in &a.share {
+        let (kind, target) = opts::share(s)?;
+        if shares.iter().any(|(k, _)| *k == kind) {
+            bail!(isol_ns_core::Error::invalid(
+                "share",
+                s,
+                format!("the {kind} namespace is shared twice")
+            ));
+        }
+        let handle = match target {
+            ShareTarget::File(p) => NsHandle::open(kind, p)?,
+            ShareTarget::Pid(pid) => NsHandle::of_pid(pid, kind, false)?,
+            ShareTarget::Box(b) => {
+                let rec = record::load(state, &b)?;
+                if rec.liveness() != BoxState::Running {
+                    bail!("share {s}: box {b} is not running");
+                }
+                NsHandle::of_pid(rec.process.pid, kind, true)?
+            }
+        };
+        new.remove(kind);
+        shares.push((kind, handle));
+    }
+    if a.map_root {
+        new.insert(NamespaceKind::User);
+    }
+    let needs = |what: &str, kind: NamespaceKind, given: bool| -> Result<()> {
+        if given && !new.contains(kind) {
+            bail!(isol_ns_core::Error::invalid(
+                what,
+                "",
+                format!("{what} needs a new {kind} namespace (add {kind} to --ns)")
+            ));
+        }
+        Ok(())
+    };
+    needs("hostname", NamespaceKind::Uts, a.hostname.is_some())?;
+    needs("rootfs", NamespaceKind::Mnt, a.rootfs.is_some())?;
+    needs("bind", NamespaceKind::Mnt, !a.bind.is_empty())?;
+    needs("tmpfs", NamespaceKind::Mnt, !a.tmpfs.is_empty())?;
+
+    let (program, args) = a.command.split_first().context("no command given")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).new_namespaces(new);
+    if new.contains(NamespaceKind::User) {
+        cmd.user_namespace(UserNs::rootless());
+    }
+    for (_, h) in shares {
+        cmd.join(h);
+    }
+    if let Some(h) = &a.hostname {
+        cmd.hostname(h.clone());
+    }
+    if let Some(r) = &a.rootfs {
+        let abs = if r.is_absolute() {
+            r.clone()
+        } else {
+            std::env::current_dir()
+                .context("current directory")?
+                .join(r)
+        };
+        cmd.rootfs(abs);
+    }
+    for b in &a.bind {
+        cmd.mount(opts::bind(b)?);
+    }
+    for t in &a.tmpfs {
+        cmd.mount(Mount::tmpfs(t, "mode=1777"));
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = opts::user(u)?;
+        cmd.uid(uid);
+        if let Some(g) = gid {
+            cmd.gid(g);
+        }
+    }
+    for e in &a.env {
+        let (k, v) = opts::env(e)?;
+        cmd.env(k, v);
+    }
+    if let Some(w) = &a.workdir {
+        cmd.current_dir(w);
+    }
+    let backend_name = backend.name();
+    cmd.cgroup(CgroupSpec::Create {
+        backend: Arc::from(backend),
+        parent,
+        name: name.clone(),
+        resources: resources.clone(),
+    });
+    Ok(Prepared {
+        name,
+        cmd,
+        backend: backend_name,
+        resources,
+        new,
+        argv: a.command.clone(),
+        hostname: a.hostname.clone(),
+        pod: a.pod.clone(),
+    })
+}
+
+/// Claims the name, spawns the box and writes its record. On failure nothing is left:
+/// no record, no cgroup, no process.
+///
+/// The state lock is *not* held across the spawn: the box's init (pid 1 of a new pid
+/// namespace) never execs, so it keeps every fd isol had open, close-on-exec or not, and
+/// would hold the lock's open file description — and with it the flock — for the box's
+/// whole life. So the name is claimed under the lock with a placeholder record (this
+/// process as the box's process: if isol dies, the placeholder reads as dead and is
+/// cleaned up), and the full record replaces it once the box runs.
+fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, BoxRecord)> {
+    let mut rec = placeholder(&p, detached);
+    {
+        let _lock = state.lock()?;
+        if let Some(old) = state.read::<BoxRecord>(BOXES, &p.name)? {
+            if old.liveness() == BoxState::Dead {
+                record::remove_dead(state, &old)?;
+            } else {
+                bail!(
+                    "box {}: the name is in use (remove it with `isol rm {}`, or choose another --name)",
+                    p.name,
+                    p.name
+                );
+            }
+        }
+        state.write(BOXES, &p.name, &rec)?;
+    }
+    let unclaim = |state: &StateDir| {
+        let _lock = state.lock();
+        let _ = state.remove(BOXES, &p.name);
+    };
+    if detached {
+        let log = match open_log(state, &p.name) {
+            Ok(x) => x,
+            Err(e) => {
+                unclaim(state);
+                return Err(e);
+            }
+        };
+        let (path, out, err) = log;
+        p.cmd
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Fd(out))
+            .stderr(Stdio::Fd(err));
+        rec.log = Some(path);
+    }
+    let mut child = match p.cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            unclaim(state);
+            return Err(e.into());
+        }
+    };
+    let written = describe(&child, &mut rec, &p).and_then(|()| {
+        let _lock = state.lock()?;
+        state.write(BOXES, &p.name, &rec)
+    });
+    if let Err(e) = written {
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(cg) = child.cgroup() {
+            let _ = cg.destroy();
+        }
+        unclaim(state);
+        return Err(e.into());
+    }
+    Ok((child, rec))
+}
+
+fn open_log(
+    state: &StateDir,
+    name: &str,
+) -> Result<(PathBuf, std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let dir = state.create_entry_dir(BOXES, name)?;
+    let path = dir.join("output");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("create {}", path.display()))?;
+    let f2 = f.try_clone().context("dup the log file")?;
+    Ok((path, f.into(), f2.into()))
+}
+
+/// The record that claims the name while the box is being spawned.
+fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
+    BoxRecord {
+        name: p.name.clone(),
+        process: Proc::me(),
+        supervisor: Proc::me(),
+        detached,
+        pod: p.pod.clone(),
+        command: p.argv.clone(),
+        hostname: p.hostname.clone(),
+        backend: p.backend.to_string(),
+        cgroup: Default::default(),
+        new_namespaces: p.new,
+        namespaces: BTreeMap::new(),
+        resources: p.resources.clone(),
+        created: record::now_rfc3339(),
+        exit: None,
+        finished: None,
+        log: None,
+    }
+}
+
+/// Fills in what only the running box can tell: its process, namespaces, cgroup.
+fn describe(child: &Child, rec: &mut BoxRecord, p: &Prepared) -> isol_ns_core::Result<()> {
+    for kind in NamespaceKind::ALL {
+        if let Ok(h) = child.namespace(kind) {
+            rec.namespaces.insert(
+                kind.to_string(),
+                NsInfo {
+                    inode: h.inode(),
+                    new: p.new.contains(kind),
+                    path: None,
+                },
+            );
+        }
+    }
+    for per in child.persisted() {
+        if let Some(ns) = rec.namespaces.get_mut(per.kind.proc_name()) {
+            ns.path = Some(per.path.clone());
+        }
+    }
+    let cg = child.cgroup().ok_or_else(|| isol_ns_core::Error::Refused {
+        what: "record the box".into(),
+        reason: "the box has no cgroup".into(),
+    })?;
+    rec.cgroup = cg.location().clone();
+    rec.process = Proc::of(child.pid()).ok_or_else(|| isol_ns_core::Error::Refused {
+        what: "record the box".into(),
+        reason: format!("its process {} is already gone", child.pid()),
+    })?;
+    Ok(())
+}
+
+/// `isol run -d`: fork the supervisor, let it start the box, relay the outcome.
+fn detach(state: &StateDir, prep: Prepared) -> Result<u8> {
+    let (mut rd, wr) = pipe()?;
+    match daemon::fork()? {
+        daemon::Forked::Parent => {
+            drop(wr);
+            // Read up to the NUL that ends the report, not to EOF: the box's init
+            // inherits the pipe and keeps it open for the box's life.
+            let mut bytes = Vec::new();
+            let mut b = [0u8; 1];
+            while rd.read(&mut b).context("read the supervisor's report")? == 1 && b[0] != 0 {
+                bytes.push(b[0]);
+            }
+            let msg = String::from_utf8_lossy(&bytes).into_owned();
+            let (code, text) = msg.split_once('\n').unwrap_or(("125", &msg));
+            let code: u8 = code.trim().parse().unwrap_or(125);
+            if code == 0 {
+                println!("{text}");
+                return Ok(0);
+            }
+            if text.is_empty() {
+                bail!("the supervisor of the box ended without a report");
+            }
+            Err(Reported {
+                code,
+                message: text.to_string(),
+            }
+            .into())
+        }
+        daemon::Forked::Child => {
+            drop(rd);
+            let code = supervise(state, prep, wr);
+            std::process::exit(code);
+        }
+    }
+}
+
+/// The supervisor: starts the box, reports, waits, records the exit status.
+fn supervise(state: &StateDir, prep: Prepared, mut report: std::fs::File) -> i32 {
+    if let Err(e) = daemon::detach_stdio() {
+        let _ = write!(report, "125\n{}\0", crate::chain(&e));
+        return 125;
+    }
+    let name = prep.name.clone();
+    let (mut child, _rec) = match start(state, prep, true) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = write!(report, "{}\n{}\0", crate::exit_code(&e), crate::chain(&e));
+            return 125;
+        }
+    };
+    let _ = write!(report, "0\n{name}\0");
+    drop(report);
+    let status = match child.wait() {
+        Ok(s) => s,
+        Err(_) => return 125,
+    };
+    let oom = oom_killed(&child);
+    let Ok(_lock) = state.lock() else { return 125 };
+    // The record may be gone (`isol rm -f`): then there is nothing to update.
+    if let Ok(Some(mut rec)) = state.read::<BoxRecord>(BOXES, &name) {
+        if rec.supervisor == Proc::me() {
+            rec.exit = Some(Exit::of(status, oom));
+            rec.finished = Some(record::now_rfc3339());
+            let _ = state.write(BOXES, &name, &rec);
+        }
+    }
+    0
+}
+
+fn pipe() -> Result<(std::fs::File, std::fs::File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+    Ok((r.into(), w.into()))
+}
+
+/// `isol exec NAME -- CMD…`.
+pub fn exec(
+    state: &StateDir,
+    name: &str,
+    env: &[String],
+    workdir: Option<&Path>,
+    command: &[String],
+) -> Result<u8> {
+    let rec = record::load(state, name)?;
+    match rec.liveness() {
+        BoxState::Running => {}
+        s => bail!("box {name} is {s}: exec needs a running box"),
+    }
+    let (program, args) = command.split_first().context("no command given")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for e in env {
+        let (k, v) = opts::env(e)?;
+        cmd.env(k, v);
+    }
+    if let Some(w) = workdir {
+        cmd.current_dir(w);
+    }
+    // Join every namespace in which the box differs from us.
+    for kind in NamespaceKind::ALL {
+        let Some(ns) = rec.namespaces.get(kind.proc_name()) else {
+            continue;
+        };
+        let ours = NsHandle::of_pid(std::process::id(), kind, false)?;
+        if ours.inode() == ns.inode {
+            continue;
+        }
+        let h = NsHandle::of_pid(rec.process.pid, kind, true)?;
+        if h.inode() != ns.inode {
+            bail!("box {name}: its {kind} namespace changed since it started (inode {} is now {}); is it still the same box?", ns.inode, h.inode());
+        }
+        cmd.join(h);
+    }
+    if !rec.process.alive() {
+        bail!("box {name} ended while isol was joining it");
+    }
+    let cg = rec.open_cgroup()?;
+    cmd.cgroup(CgroupSpec::Existing(Arc::from(cg)));
+    let rt = runtime()?;
+    let forwarder = rt.block_on(async { Forwarder::install() })?;
+    let mut child = cmd.spawn()?;
+    let status = rt.block_on(forwarder.wait(&mut child))?;
+    Ok(shell_status(status))
+}
