@@ -114,8 +114,11 @@ pub enum CgroupSpec {
         /// Its limits.
         resources: Resources,
     },
-    /// Like `Create`, with the backend that fits this host (`registry::open("auto")`).
-    Auto {
+    /// Like `Create`, with a backend from the registry by name (`cgroup-v1`,
+    /// `cgroup-v2`, or `auto` for the one that fits this host), opened at spawn time.
+    Registry {
+        /// The registry name, or `auto`.
+        backend: String,
         /// Where.
         parent: Parent,
         /// Its name.
@@ -531,13 +534,14 @@ impl Command {
                 Some(Arc::from(backend.create(parent, name, resources)?)),
                 true,
             ),
-            Some(CgroupSpec::Auto {
+            Some(CgroupSpec::Registry {
+                backend,
                 parent,
                 name,
                 resources,
             }) => {
                 let host = HostInfo::probe()?;
-                let backend = registry::open("auto", &host)?;
+                let backend = registry::open(backend, &host)?;
                 (
                     Some(Arc::from(backend.create(parent, name, resources)?)),
                     true,

@@ -49,13 +49,27 @@ pub fn ns_id(pid: &str, kind: NamespaceKind) -> (u64, u64) {
     (md.dev(), md.ino())
 }
 
-/// The lines of /proc/self/mountinfo, for before/after comparisons.
+/// The mounts of /proc/self/mountinfo that lie at paths this test process made (named
+/// `isol-test-<pid>-…`), for before/after comparisons. (The host's mount table is
+/// shared with whatever else runs on the machine, so the rest of it is not ours to
+/// compare.)
 pub fn mountinfo() -> Vec<String> {
+    let ours = format!("isol-test-{}-", std::process::id());
     std::fs::read_to_string("/proc/self/mountinfo")
         .expect("read mountinfo")
         .lines()
+        .filter(|l| l.contains(&ours))
         .map(|l| l.to_string())
         .collect()
+}
+
+/// A temporary directory named `isol-test-<pid>-<label>-…`, so [`mountinfo`] sees
+/// anything mounted beneath it.
+pub fn tempdir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("isol-test-{}-{label}-", std::process::id()))
+        .tempdir()
+        .expect("create a tempdir")
 }
 
 /// The pids of the test process's children (from /proc/*/stat's ppid).
@@ -96,10 +110,7 @@ pub struct Rootfs {
 pub fn rootfs() -> Rootfs {
     use isol_ns_core::namespace::Mount;
     use std::path::Path;
-    let dir = tempfile::Builder::new()
-        .prefix("isol-test-rootfs-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = tempdir("rootfs");
     let mut mounts = Vec::new();
     for name in ["bin", "sbin", "usr", "lib", "lib64"] {
         let host = Path::new("/").join(name);

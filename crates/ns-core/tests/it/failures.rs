@@ -36,7 +36,7 @@ fn a_missing_command_is_not_found_before_clone() {
     let (_, _, err) = spawn_err(&mut Command::new("/nonexistent/isol"));
     assert_eq!(err.kind(), ErrorKind::NotFound);
     // Inside a rootfs the lookup happens in the rootfs: /bin/sh exists there only if bound.
-    let empty = tempfile::tempdir().unwrap();
+    let empty = crate::common::tempdir("fail");
     let (step, _, err) = spawn_err(
         Command::new("/bin/sh")
             .namespaces(NamespacePlan::container())
@@ -52,7 +52,7 @@ fn a_non_executable_command_is_permission_denied() {
         return;
     }
     let _serial = crate::common::serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir("fail");
     let f = dir.path().join("script");
     std::fs::write(&f, "#!/bin/sh\nexit 0\n").unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -69,7 +69,7 @@ fn an_exec_failure_in_the_child_names_execve_and_leaves_nothing() {
         return;
     }
     let _serial = crate::common::serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir("fail");
     // Executable but not a valid binary or script: execve fails with ENOEXEC in the child.
     let junk = dir.path().join("junk");
     std::fs::write(&junk, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
@@ -95,7 +95,7 @@ fn a_failing_mount_names_the_step_and_leaves_nothing() {
         return;
     }
     let _serial = crate::common::serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir("fail");
     let before = leftovers(&[]);
     let mut cmd = sh("true");
     cmd.namespaces(NamespacePlan::container())
@@ -132,7 +132,8 @@ fn a_bad_rootfs_is_refused_and_leaves_nothing() {
             .rootfs("/nonexistent/isol-rootfs"),
     );
     assert_eq!((step, err.kind()), ("rootfs", ErrorKind::NotFound));
-    let file = tempfile::NamedTempFile::new().unwrap();
+    let file_dir = crate::common::tempdir("fail");
+    let file = tempfile::NamedTempFile::new_in(file_dir.path()).unwrap();
     let (step, _, err) = spawn_err(
         sh("true")
             .namespaces(NamespacePlan::container())

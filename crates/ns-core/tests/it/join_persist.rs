@@ -90,12 +90,12 @@ fn persisted_namespaces_outlive_their_processes_and_work_with_nsenter_and_ip() {
     }
     let _serial = crate::common::serial();
     let before = mountinfo();
-    let name = format!("isol-test-{}", std::process::id());
+    let name = format!("isol-test-{}-net", std::process::id());
     let netns_dir = PathBuf::from("/run/netns");
     let made_dir = !netns_dir.exists();
     std::fs::create_dir_all(&netns_dir).unwrap();
     let net_path = netns_dir.join(&name);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir("persist");
     let uts_path = dir.path().join("uts");
     let mut cmd = sh("sleep 30");
     cmd.namespaces(NamespacePlan::container())
@@ -105,6 +105,16 @@ fn persisted_namespaces_outlive_their_processes_and_work_with_nsenter_and_ip() {
     let child = cmd.spawn().unwrap();
     let net_inode = child.namespace(NamespaceKind::Net).unwrap().inode();
     let persisted = child.persisted().to_vec();
+    let during = mountinfo();
+    assert_eq!(
+        during.len(),
+        before.len() + 2,
+        "two nsfs bind mounts: {during:?}"
+    );
+    assert!(
+        during.iter().all(|l| l.contains(" - nsfs ")) || !before.is_empty(),
+        "{during:?}"
+    );
     assert_eq!(
         persisted
             .iter()
@@ -173,4 +183,49 @@ fn persisted_namespaces_outlive_their_processes_and_work_with_nsenter_and_ip() {
         let _ = std::fs::remove_dir(&netns_dir);
     }
     assert_eq!(mountinfo(), before, "released: no bind mount left");
+}
+
+#[test]
+fn new_namespaces_made_inside_a_joined_user_namespace_belong_to_it() {
+    if !require_root("new_namespaces_made_inside_a_joined_user_namespace_belong_to_it") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let mut owner = sh("sleep 30");
+    owner.user_namespace(isol_ns_core::namespace::UserNs::range(200000, 65536));
+    let owner = owner.spawn().unwrap();
+    let user = owner.namespace(NamespaceKind::User).unwrap();
+    let user_inode = user.inode();
+    // Join its user namespace, then unshare new uts and net namespaces inside it.
+    let mut cmd = sh("cat /proc/sys/kernel/hostname; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; sleep 0.3");
+    cmd.join(user)
+        .new_namespaces(NamespaceSet::from_iter([
+            NamespaceKind::Uts,
+            NamespaceKind::Net,
+        ]))
+        .hostname("in-joined-user");
+    let child = cmd.spawn().unwrap();
+    let pid = child.pid().to_string();
+    assert_eq!(
+        ns_id(&pid, NamespaceKind::User).1,
+        user_inode,
+        "user joined"
+    );
+    assert_ne!(
+        ns_id(&pid, NamespaceKind::Uts),
+        ns_id("self", NamespaceKind::Uts),
+        "uts new"
+    );
+    let (st, out, err) = output(child);
+    assert_eq!(st, ExitStatus::Exited(0), "{err}");
+    assert_eq!(out, "in-joined-user\nlo\n");
+    // A new pid namespace inside a joined user namespace is refused up front.
+    let mut cmd = sh("true");
+    cmd.join(owner.namespace(NamespaceKind::User).unwrap())
+        .new_namespaces(NamespaceSet::from_iter([NamespaceKind::Pid]));
+    assert!(matches!(
+        cmd.spawn(),
+        Err(isol_ns_core::Error::Invalid { .. })
+    ));
+    stop(owner);
 }

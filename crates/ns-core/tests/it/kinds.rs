@@ -29,10 +29,7 @@ fn a_mount_inside_never_appears_on_the_host() {
         return;
     }
     let _serial = crate::common::serial();
-    let dir = tempfile::Builder::new()
-        .prefix("isol-test-mnt-")
-        .tempdir()
-        .unwrap();
+    let dir = crate::common::tempdir("mnt");
     let target = dir.path().join("inner");
     let before = mountinfo();
     let mut cmd = sh(&format!(

@@ -15,6 +15,19 @@ fn a_container_in_its_own_rootfs() {
     let _serial = crate::common::serial();
     let fs = rootfs();
     let before = mountinfo();
+    let root_fs = before.iter().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (pre.split_whitespace().nth(4) == Some("/"))
+            .then(|| post.split_whitespace().next().unwrap_or("").to_string())
+    });
+    eprintln!(
+        "the host's / is {root_fs:?}: {}",
+        if matches!(root_fs.as_deref(), Some("rootfs" | "ramfs")) {
+            "pivot_root fails with EINVAL, so this runs the MS_MOVE + chroot fallback"
+        } else {
+            "this runs pivot_root"
+        }
+    );
     let script = "\
         ls / | tr '\\n' ' '; echo; \
         echo x > /dev/null && echo devnull-ok; \
