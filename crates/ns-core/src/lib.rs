@@ -33,6 +33,7 @@ pub mod parse;
 mod proptests;
 pub mod registry;
 pub mod resources;
+pub mod security;
 pub mod spawn;
 pub mod state;
 pub mod stats;

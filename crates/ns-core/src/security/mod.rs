@@ -1,0 +1,540 @@
+//! Hardening: what keeps root inside a box from reaching the host.
+//!
+//! Without a user namespace, uid 0 inside is uid 0 outside, with root's capabilities. So
+//! a box follows docker's defaults, gathered in one [`SecurityPolicy`]:
+//!
+//! - **capabilities** ([`CapSet`]): docker's 14 kept in the bounding, effective,
+//!   permitted and inheritable sets; every other one dropped from the bounding set up to
+//!   the kernel's `cap_last_cap`; the ambient set cleared;
+//! - **no_new_privs**: set-uid binaries and file capabilities grant nothing;
+//! - **seccomp** ([`SeccompProfile`]): EPERM for the calls docker's default profile
+//!   blocks, or a profile in docker's JSON format;
+//! - **devices**: an allow-list (`null`, `zero`, `full`, `random`, `urandom`, `tty`,
+//!   `ptmx`, `pts/*`) given to the box's cgroup as [`Resources::devices`] — the v1
+//!   devices controller, or the v2 eBPF device program;
+//! - **masked and read-only paths** in a fresh `/proc` (and `/sys`): `/dev/null` bound
+//!   over files, an empty read-only tmpfs over directories, read-only bind mounts;
+//! - **rlimits** ([`Rlimit`]).
+//!
+//! [`SecurityPolicy::privileged`] opts out of all but the rlimits, visibly (it serializes
+//! as `"privileged": true`).
+//!
+//! # Where it happens
+//!
+//! [`crate::spawn::Command::security`] takes a policy. Everything the child needs is
+//! prepared before the clone (the capability masks, `cap_last_cap`, the compiled BPF
+//! programs, the mount steps); the child only makes system calls ([`sys`]). In the
+//! process that execs, in this order:
+//!
+//! 1. the masked and read-only paths, after the box's other mounts and before
+//!    `pivot_root` (so the host's `/dev/null` is the source);
+//! 2. the rlimits (while CAP_SYS_RESOURCE is still held, so hard limits may be raised);
+//! 3. the bounding set is reduced (needs CAP_SETPCAP, held until then), and when the
+//!    command runs as another uid, `PR_SET_KEEPCAPS` keeps the permitted set across…
+//! 4. …`setgroups`/`setresgid`/`setresuid` (the spawn's own steps);
+//! 5. `capset` sets effective, permitted and inheritable; the ambient set is cleared
+//!    (a non-root command then loses them at exec, as under docker: capabilities(7),
+//!    "Transformation of capabilities during execve()");
+//! 6. `PR_SET_NO_NEW_PRIVS`;
+//! 7. the seccomp filters, last, right before `execve` — or, when no_new_privs is off,
+//!    first (before step 2): without no_new_privs the kernel demands CAP_SYS_ADMIN to
+//!    install a filter, which step 5 may have dropped, as runc does.
+//!
+//! With a new pid namespace the init (pid 1 inside, isol's own code that only waits and
+//! forwards signals) forks the command and the command's process is hardened; the init
+//! keeps its capabilities but the command cannot ptrace or signal-kill it.
+//!
+//! Devices are enforced only through a cgroup the spawn creates
+//! ([`crate::spawn::CgroupSpec::Create`] or `Auto`, whose resources get the allow-list
+//! unless they name device rules of their own); a spawn without a cgroup, or into an
+//! existing one, leaves device access alone.
+
+pub mod caps;
+pub mod rlimit;
+pub mod seccomp;
+pub(crate) mod sys;
+mod syscalls;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::{device_numbers, DeviceRule, DeviceType};
+use crate::{Error, Result};
+
+pub use caps::{CapSet, Capability};
+pub use rlimit::Rlimit;
+pub use seccomp::{DockerProfile, SeccompProfile};
+
+/// The files and directories docker masks (`/dev/null` over files, an empty read-only
+/// tmpfs over directories); those absent on this kernel are skipped.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// What docker makes read-only.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Docker's device allow-list: `c 1:3` null, `1:5` zero, `1:7` full, `1:8` random,
+/// `1:9` urandom, `5:0` tty, `5:2` ptmx, `136:*` pts, each `rwm`, after denying all.
+pub fn default_devices() -> Vec<DeviceRule> {
+    let c = |major: u32, minor: Option<u32>| DeviceRule {
+        allow: true,
+        kind: DeviceType::Char,
+        major: Some(major),
+        minor,
+        access: "rwm".into(),
+    };
+    vec![
+        c(1, Some(3)),
+        c(1, Some(5)),
+        c(1, Some(7)),
+        c(1, Some(8)),
+        c(1, Some(9)),
+        c(5, Some(0)),
+        c(5, Some(2)),
+        c(136, None),
+    ]
+}
+
+/// How a box is hardened. `Default` is docker's default; serialized it is what
+/// `isol inspect` shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityPolicy {
+    /// Everything below is off (all capabilities, no filter, all devices, nothing
+    /// masked); rlimits still apply.
+    pub privileged: bool,
+    /// The bounding, effective, permitted and inheritable sets.
+    pub capabilities: CapSet,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privs: bool,
+    /// The seccomp filter.
+    pub seccomp: SeccompProfile,
+    /// Device access, after denying all (empty: left alone).
+    pub devices: Vec<DeviceRule>,
+    /// Masked in a fresh `/proc` and `/sys`.
+    pub masked_paths: Vec<PathBuf>,
+    /// Read-only in a fresh `/proc`.
+    pub readonly_paths: Vec<PathBuf>,
+    /// Resource limits.
+    pub rlimits: Vec<Rlimit>,
+}
+
+impl Default for SecurityPolicy {
+    fn default() -> Self {
+        SecurityPolicy {
+            privileged: false,
+            capabilities: CapSet::docker_default(),
+            no_new_privs: true,
+            seccomp: SeccompProfile::Default,
+            devices: default_devices(),
+            masked_paths: MASKED_PATHS.iter().map(PathBuf::from).collect(),
+            readonly_paths: READONLY_PATHS.iter().map(PathBuf::from).collect(),
+            rlimits: Vec::new(),
+        }
+    }
+}
+
+impl SecurityPolicy {
+    /// `--privileged`: every capability, no no_new_privs, no seccomp, no device rules, no
+    /// masked or read-only paths.
+    pub fn privileged() -> SecurityPolicy {
+        SecurityPolicy {
+            privileged: true,
+            capabilities: CapSet::all(),
+            no_new_privs: false,
+            seccomp: SeccompProfile::Unconfined,
+            devices: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            rlimits: Vec::new(),
+        }
+    }
+
+    /// `--cap-add NAME` (`all` adds every capability).
+    pub fn cap_add(&mut self, name: &str) -> Result<&mut Self> {
+        if name.eq_ignore_ascii_case("all") {
+            self.capabilities = CapSet::all();
+        } else {
+            self.capabilities.insert(name.parse()?);
+        }
+        Ok(self)
+    }
+
+    /// `--cap-drop NAME` (`all` drops every capability).
+    pub fn cap_drop(&mut self, name: &str) -> Result<&mut Self> {
+        if name.eq_ignore_ascii_case("all") {
+            self.capabilities = CapSet::EMPTY;
+        } else {
+            self.capabilities.remove(name.parse()?);
+        }
+        Ok(self)
+    }
+
+    /// `--allow-new-privs`: no `PR_SET_NO_NEW_PRIVS`.
+    pub fn allow_new_privs(&mut self) -> &mut Self {
+        self.no_new_privs = false;
+        self
+    }
+
+    /// `--seccomp default|unconfined|PATH`.
+    pub fn seccomp(&mut self, profile: SeccompProfile) -> &mut Self {
+        self.seccomp = profile;
+        self
+    }
+
+    /// `--device /dev/X[:PERMS]`: allows the device node's type and numbers (`rwm` unless
+    /// PERMS is given, e.g. `/dev/fuse:rw`).
+    pub fn device(&mut self, spec: &str) -> Result<&mut Self> {
+        let (path, access) = match spec.rsplit_once(':') {
+            Some((p, a)) if !a.is_empty() && a.chars().all(|c| "rwm".contains(c)) => (p, a),
+            _ => (spec, "rwm"),
+        };
+        self.devices.push(device_rule(Path::new(path), access)?);
+        Ok(self)
+    }
+
+    /// `--ulimit NAME=SOFT[:HARD]` (a later limit of the same name replaces it).
+    pub fn rlimit(&mut self, limit: Rlimit) -> &mut Self {
+        self.rlimits.retain(|r| r.name != limit.name);
+        self.rlimits.push(limit);
+        self
+    }
+
+    /// Refuses rules and limits that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        for r in &self.rlimits {
+            r.validate()?;
+        }
+        for d in &self.devices {
+            if d.access.is_empty() || !d.access.chars().all(|c| "rwm".contains(c)) {
+                return Err(Error::invalid(
+                    "devices",
+                    d.to_string(),
+                    "access is r, w, m",
+                ));
+            }
+        }
+        for p in self.masked_paths.iter().chain(&self.readonly_paths) {
+            if !p.is_absolute() {
+                return Err(Error::invalid(
+                    "masked or read-only path",
+                    p.display().to_string(),
+                    "give an absolute path",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn device_rule(path: &Path, access: &str) -> Result<DeviceRule> {
+    use std::os::unix::fs::FileTypeExt;
+    let bad = |why: String| Error::invalid("device", path.display().to_string(), why);
+    let (major, minor) = device_numbers(path).map_err(bad)?;
+    let ft = std::fs::metadata(path)
+        .map_err(|e| bad(e.to_string()))?
+        .file_type();
+    Ok(DeviceRule {
+        allow: true,
+        kind: if ft.is_block_device() {
+            DeviceType::Block
+        } else {
+            DeviceType::Char
+        },
+        major: Some(major),
+        minor: Some(minor),
+        access: access.into(),
+    })
+}
+
+/// What the child does for a policy, computed before the clone.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Steps before the id changes: rlimits, the early seccomp, the bounding set, keepcaps.
+    pub before_ids: Vec<sys::ChildOp>,
+    /// Steps after: capset, ambient, no_new_privs, seccomp.
+    pub after_ids: Vec<sys::ChildOp>,
+    /// `(path inside, what)`, in order, before pivot_root.
+    pub mounts: Vec<MountStep>,
+}
+
+/// A mount that masks or protects a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MountStep {
+    /// Bind `/dev/null` over the file.
+    NullOver(PathBuf),
+    /// A read-only empty tmpfs over the directory.
+    EmptyOver(PathBuf),
+    /// Bind onto itself, remount read-only.
+    ReadOnly(PathBuf),
+}
+
+/// What the spawn knows that the policy's steps depend on.
+pub(crate) struct Where<'a> {
+    /// The command changes uid (to keep capabilities across it).
+    pub changes_uid: bool,
+    /// A new mount namespace with a fresh `/proc`: masking is safe and meaningful.
+    pub fresh_proc: bool,
+    /// The rootfs, when there is one (paths are laid beneath it before pivot_root).
+    pub rootfs: Option<&'a Path>,
+    /// With a rootfs: whether `/sys` is the kernel's (fresh or bound), so host paths
+    /// under it tell what exists.
+    pub sys_is_kernels: bool,
+}
+
+impl SecurityPolicy {
+    /// Everything the child will do, prepared now (reads `cap_last_cap`, compiles the
+    /// seccomp profile, checks which masked paths exist).
+    pub(crate) fn plan(&self, w: &Where<'_>) -> Result<Plan> {
+        self.validate()?;
+        use sys::ChildOp;
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        for r in &self.rlimits {
+            let (soft, hard) = r.raw();
+            before.push(ChildOp::Setrlimit {
+                resource: r.resource()?,
+                soft,
+                hard,
+            });
+        }
+        let filters = self.seccomp.compile(self.capabilities)?;
+        let seccomp: Vec<ChildOp> = filters
+            .into_iter()
+            .map(|program| ChildOp::Seccomp { program })
+            .collect();
+        if !self.no_new_privs {
+            before.extend(seccomp.iter().cloned());
+        }
+        let keep = self.capabilities.bits();
+        if !self.privileged || keep != CapSet::all().bits() {
+            before.push(ChildOp::DropBounding {
+                last_cap: caps::last_cap()?,
+                keep,
+            });
+            if w.changes_uid {
+                before.push(ChildOp::KeepCaps);
+            }
+            after.push(ChildOp::Capset { caps: keep });
+            after.push(ChildOp::ClearAmbient);
+        }
+        if self.no_new_privs {
+            after.push(ChildOp::NoNewPrivs);
+            after.extend(seccomp);
+        }
+        let mut mounts = Vec::new();
+        if w.fresh_proc {
+            let inside = |p: &Path| match w.rootfs {
+                Some(r) => r.join(p.strip_prefix("/").unwrap_or(p)),
+                None => p.to_path_buf(),
+            };
+            let knowable = |p: &Path| {
+                p.starts_with("/proc")
+                    || w.rootfs.is_none()
+                    || (p.starts_with("/sys") && w.sys_is_kernels)
+            };
+            for p in &self.masked_paths {
+                if !knowable(p) {
+                    continue;
+                }
+                match std::fs::metadata(p) {
+                    Ok(md) if md.is_dir() => mounts.push(MountStep::EmptyOver(inside(p))),
+                    Ok(_) => mounts.push(MountStep::NullOver(inside(p))),
+                    Err(_) => {}
+                }
+            }
+            for p in &self.readonly_paths {
+                if knowable(p) && p.exists() {
+                    mounts.push(MountStep::ReadOnly(inside(p)));
+                }
+            }
+        }
+        Ok(Plan {
+            before_ids: before,
+            after_ids: after,
+            mounts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_dockers() {
+        let p = SecurityPolicy::default();
+        assert!(!p.privileged && p.no_new_privs);
+        assert_eq!(p.capabilities, CapSet::docker_default());
+        assert_eq!(p.seccomp, SeccompProfile::Default);
+        let lines: Vec<String> = p.devices.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "c 1:3 rwm",
+                "c 1:5 rwm",
+                "c 1:7 rwm",
+                "c 1:8 rwm",
+                "c 1:9 rwm",
+                "c 5:0 rwm",
+                "c 5:2 rwm",
+                "c 136:* rwm"
+            ]
+        );
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn cap_changes() {
+        let mut p = SecurityPolicy::default();
+        p.cap_add("net_admin")
+            .unwrap()
+            .cap_drop("CAP_CHOWN")
+            .unwrap();
+        assert!(p.capabilities.contains(Capability::NET_ADMIN));
+        assert!(!p.capabilities.contains(Capability::CHOWN));
+        p.cap_drop("ALL").unwrap();
+        assert!(p.capabilities.is_empty());
+        p.cap_add("all").unwrap();
+        assert_eq!(p.capabilities, CapSet::all());
+        assert!(p.cap_add("CAP_FLY").is_err());
+    }
+
+    #[test]
+    fn devices_from_nodes() {
+        let mut p = SecurityPolicy::default();
+        p.device("/dev/null:rw").unwrap();
+        assert_eq!(p.devices.last().unwrap().to_string(), "c 1:3 rw");
+        p.device("/dev/zero").unwrap();
+        assert_eq!(p.devices.last().unwrap().to_string(), "c 1:5 rwm");
+        let e = p.device("/etc/passwd").unwrap_err().to_string();
+        assert!(e.contains("not a device node"), "{e}");
+        assert!(p.device("/dev/isol-none").is_err());
+    }
+
+    #[test]
+    fn rlimits_replace_by_name() {
+        let mut p = SecurityPolicy::default();
+        p.rlimit(Rlimit::parse("nofile=10").unwrap());
+        p.rlimit(Rlimit::parse("nofile=20:30").unwrap());
+        assert_eq!(p.rlimits.len(), 1);
+        assert_eq!(p.rlimits[0].soft, Some(20));
+    }
+
+    #[test]
+    fn serializes_for_inspect_and_back() {
+        let mut p = SecurityPolicy::default();
+        p.rlimit(Rlimit::parse("nofile=1024:2048").unwrap());
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["privileged"], false);
+        assert_eq!(v["no_new_privs"], true);
+        assert_eq!(v["seccomp"], "default");
+        assert_eq!(v["capabilities"][0], "CAP_CHOWN");
+        assert_eq!(v["rlimits"][0]["name"], "nofile");
+        assert_eq!(v["masked_paths"][2], "/proc/kcore");
+        let back: SecurityPolicy = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+        let v = serde_json::to_value(SecurityPolicy::privileged()).unwrap();
+        assert_eq!(v["privileged"], true);
+        assert_eq!(v["seccomp"], "unconfined");
+        assert_eq!(v["capabilities"].as_array().unwrap().len(), 41);
+    }
+
+    #[test]
+    fn plan_orders_the_steps() {
+        use sys::ChildOp;
+        let w = Where {
+            changes_uid: true,
+            fresh_proc: true,
+            rootfs: None,
+            sys_is_kernels: true,
+        };
+        let mut p = SecurityPolicy::default();
+        p.rlimit(Rlimit::parse("core=0").unwrap());
+        let plan = p.plan(&w).unwrap();
+        let kinds = |ops: &[ChildOp]| ops.iter().map(ChildOp::name).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(&plan.before_ids),
+            ["setrlimit", "drop bounding set", "keep capabilities"]
+        );
+        let after = kinds(&plan.after_ids);
+        assert_eq!(&after[..3], ["capset", "clear ambient set", "no_new_privs"]);
+        assert!(after[3..].iter().all(|k| *k == "seccomp") && after.len() > 3);
+        // Files get /dev/null, directories an empty tmpfs, absent paths nothing (this
+        // host's kernel may lack kcore or sysrq-trigger; timer_stats is gone since 4.11).
+        for p in MASKED_PATHS {
+            let md = std::fs::metadata(p);
+            let want = match &md {
+                Ok(m) if m.is_dir() => Some(MountStep::EmptyOver(p.into())),
+                Ok(_) => Some(MountStep::NullOver(p.into())),
+                Err(_) => None,
+            };
+            match want {
+                Some(w) => assert!(plan.mounts.contains(&w), "{w:?}"),
+                None => assert!(
+                    !plan.mounts.iter().any(|m| format!("{m:?}").contains(p)),
+                    "{p}"
+                ),
+            }
+        }
+        assert!(plan
+            .mounts
+            .contains(&MountStep::NullOver("/proc/keys".into())));
+        assert!(plan
+            .mounts
+            .contains(&MountStep::ReadOnly("/proc/sys".into())));
+        assert!(!plan
+            .mounts
+            .iter()
+            .any(|m| format!("{m:?}").contains("timer_stats")));
+
+        // Without no_new_privs seccomp goes first; without a fresh /proc nothing is masked.
+        p.allow_new_privs();
+        let plan = p
+            .plan(&Where {
+                fresh_proc: false,
+                changes_uid: false,
+                ..w
+            })
+            .unwrap();
+        assert_eq!(kinds(&plan.before_ids)[1], "seccomp");
+        assert!(!kinds(&plan.after_ids).contains(&"no_new_privs"));
+        assert!(plan.mounts.is_empty());
+
+        // Privileged: nothing but rlimits.
+        let mut p = SecurityPolicy::privileged();
+        p.rlimit(Rlimit::parse("core=0").unwrap());
+        let plan = p.plan(&w).unwrap();
+        assert_eq!(kinds(&plan.before_ids), ["setrlimit"]);
+        assert!(plan.after_ids.is_empty() && plan.mounts.is_empty());
+
+        // With a rootfs the paths are laid beneath it.
+        let plan = SecurityPolicy::default()
+            .plan(&Where {
+                rootfs: Some(Path::new("/srv/root")),
+                ..w
+            })
+            .unwrap();
+        assert!(plan
+            .mounts
+            .contains(&MountStep::NullOver("/srv/root/proc/keys".into())));
+    }
+}
