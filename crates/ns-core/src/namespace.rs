@@ -459,6 +459,10 @@ pub struct MntNs {
     pub sys: bool,
     /// With a rootfs: a tmpfs at `/tmp`.
     pub tmp: bool,
+    /// With a rootfs: skip `pivot_root` and go straight to `MS_MOVE` + `chroot` (runc's
+    /// `--no-pivot`, for roots on a ramdisk). The old root then stays reachable to a
+    /// process that can escape a chroot (it needs `CAP_SYS_CHROOT`).
+    pub no_pivot: bool,
 }
 
 impl Default for MntNs {
@@ -470,6 +474,7 @@ impl Default for MntNs {
             dev: true,
             sys: true,
             tmp: true,
+            no_pivot: false,
         }
     }
 }
@@ -795,7 +800,19 @@ impl Namespace for MntNs {
             }
         }
         if let Some(root) = &self.rootfs {
-            p.command("pivot_root", root, Op::PivotRoot { root: cpath(root)? });
+            let step = if self.no_pivot {
+                "move rootfs onto / and chroot"
+            } else {
+                "pivot_root"
+            };
+            p.command(
+                step,
+                root,
+                Op::PivotRoot {
+                    root: cpath(root)?,
+                    pivot: !self.no_pivot,
+                },
+            );
         }
         Ok(())
     }

@@ -79,11 +79,13 @@ pub enum Op {
         link: CString,
     },
     /// `chdir(root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")`, or where
-    /// pivot_root fails with EINVAL (an initramfs root): `mount(".", "/", MS_MOVE);
-    /// chroot("."); chdir("/")`.
+    /// pivot_root fails with EINVAL (an initramfs root) or is not wanted:
+    /// `mount(".", "/", MS_MOVE); chroot("."); chdir("/")`.
     PivotRoot {
         /// The new root (already a mount point).
         root: CString,
+        /// Try `pivot_root` first.
+        pivot: bool,
     },
     /// `chdir(path)`.
     Chdir {

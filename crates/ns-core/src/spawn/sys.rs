@@ -508,12 +508,12 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             }
             Ok(())
         }
-        Op::PivotRoot { root } => {
+        Op::PivotRoot { root, pivot } => {
             let dot = c".".as_ptr();
             check(libc::chdir(root.as_ptr()))?;
-            if libc::syscall(libc::SYS_pivot_root, dot, dot) == 0 {
+            if *pivot && libc::syscall(libc::SYS_pivot_root, dot, dot) == 0 {
                 check(libc::umount2(dot, libc::MNT_DETACH))?;
-            } else if errno() == libc::EINVAL {
+            } else if !*pivot || errno() == libc::EINVAL {
                 // An initramfs root cannot be pivoted away from: move the new root onto
                 // `/` and chroot into it, as switch_root does.
                 check(libc::mount(

@@ -13,16 +13,33 @@ fn a_container_in_its_own_rootfs() {
         return;
     }
     let _serial = crate::common::serial();
+    container_in_rootfs(false);
+}
+
+#[test]
+fn a_container_in_its_own_rootfs_without_pivot_root() {
+    if !require_root("a_container_in_its_own_rootfs_without_pivot_root") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    // MS_MOVE + chroot: the path taken where / is an initramfs, forced here.
+    container_in_rootfs(true);
+}
+
+fn container_in_rootfs(no_pivot: bool) {
     let fs = rootfs();
     let before = mountinfo();
-    let root_fs = before.iter().find_map(|l| {
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_fs = host_mounts.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
         (pre.split_whitespace().nth(4) == Some("/"))
             .then(|| post.split_whitespace().next().unwrap_or("").to_string())
     });
     eprintln!(
         "the host's / is {root_fs:?}: {}",
-        if matches!(root_fs.as_deref(), Some("rootfs" | "ramfs")) {
+        if no_pivot {
+            "no_pivot: this runs MS_MOVE + chroot"
+        } else if matches!(root_fs.as_deref(), Some("rootfs" | "ramfs")) {
             "pivot_root fails with EINVAL, so this runs the MS_MOVE + chroot fallback"
         } else {
             "this runs pivot_root"
@@ -49,6 +66,7 @@ fn a_container_in_its_own_rootfs() {
     for m in &fs.mounts {
         cmd.mount(m.clone());
     }
+    cmd.plan_mut().mnt.new_mut().no_pivot = no_pivot;
     let child = cmd.spawn().unwrap();
     let (status, out, err) = output(child);
     assert_eq!(status, ExitStatus::Exited(0), "{out}\n{err}");
