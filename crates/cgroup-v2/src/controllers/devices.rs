@@ -1,25 +1,45 @@
-//! Device rules. On cgroup v2 they are an eBPF program of type
-//! `BPF_PROG_TYPE_CGROUP_DEVICE` attached to the cgroup (cgroup-v2.rst, "Controllers /
-//! Device controller"), which isol does not implement yet: a set `devices` is refused.
+//! Device rules on cgroup v2: an eBPF program of type `BPF_PROG_TYPE_CGROUP_DEVICE`
+//! attached to the cgroup (cgroup-v2.rst, "Controllers / Device controller": "Device
+//! controller manages access to device files … implemented on top of cgroup BPF").
+//!
+//! The program is assembled here from the rules — a handful of instructions per rule,
+//! as runc, crun and youki do (no well-kept pure-Rust eBPF assembler exists for this).
+//! It reads `struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }`
+//! (`access_type` = access << 16 | type), tries the rules from the *last* to the first,
+//! and the first that matches decides (return 1 allows, 0 denies); nothing matching
+//! denies. So "deny all, then the rules in order" means the same as on v1 for the rules
+//! isol writes (allow-lists, with later denials carving out of earlier allows). A rule
+//! matches when the type agrees (or is `a`), the numbers agree (or are `*`), and the
+//! access asked for is within the rule's `rwm` letters.
+//!
+//! Applying loads the program (`bpf(BPF_PROG_LOAD)`), attaches it to the cgroup
+//! directory with `BPF_F_ALLOW_MULTI` (`bpf(BPF_PROG_ATTACH)`), then detaches every
+//! device program attached to this same cgroup before (isol's cgroup, isol's programs),
+//! so there is no moment without one. A program cannot be read back as rules, so
+//! [`ResourceController::read`] leaves `devices` empty.
+//!
+//! # Safety
+//!
+//! The `bpf(2)` calls pass pointers to `bpf_attr` unions and instruction arrays that live
+//! on the stack or in a `Vec` for the duration of the call; the kernel copies them in
+//! (and writes program ids into a buffer of the size it is told). Every returned fd is
+//! wrapped in an `OwnedFd` at once.
+//!
+//! # References
+//! bpf(2); include/uapi/linux/bpf.h (`bpf_cgroup_dev_ctx`, `BPF_DEVCG_*`); runc's
+//! libcontainer/cgroups/devices/devicefilter.go.
+#![allow(unsafe_code)]
 
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+use isol_ns_core::resources::{DeviceRule, DeviceType};
 use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
 
-use crate::NAME;
-
-/// Refuses device rules until the eBPF program exists.
+/// Applies device rules as an eBPF program.
 #[derive(Debug)]
 pub struct Devices;
-
-fn unsupported() -> Error {
-    Error::Unsupported {
-        setting: "devices".into(),
-        backend: NAME,
-        reason: "device rules on cgroup v2 need the eBPF device program, not implemented yet"
-            .into(),
-    }
-}
 
 impl ResourceController for Devices {
     fn name(&self) -> &'static str {
@@ -30,15 +50,25 @@ impl ResourceController for Devices {
         !r.devices.is_empty()
     }
 
-    fn check(&self, r: &Resources) -> Result<()> {
-        if self.wanted(r) {
-            return Err(unsupported());
+    fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
+        if r.devices.is_empty() {
+            return Ok(());
+        }
+        let insns = assemble(&r.devices);
+        let cgroup = File::open(dir).map_err(|e| Error::io("open cgroup", dir, e))?;
+        let old = query(&cgroup).map_err(|e| Error::io("bpf(BPF_PROG_QUERY)", dir, e))?;
+        let prog =
+            load(&insns).map_err(|e| Error::io("bpf(BPF_PROG_LOAD) device program", dir, e))?;
+        attach(&cgroup, &prog)
+            .map_err(|e| Error::io("bpf(BPF_PROG_ATTACH) device program", dir, e))?;
+        for id in old {
+            // A program detached meanwhile is gone already.
+            if let Ok(fd) = prog_fd_by_id(id) {
+                detach(&cgroup, &fd)
+                    .map_err(|e| Error::io("bpf(BPF_PROG_DETACH) old device program", dir, e))?;
+            }
         }
         Ok(())
-    }
-
-    fn apply(&self, _dir: &Path, r: &Resources) -> Result<()> {
-        self.check(r)
     }
 
     fn read(&self, _dir: &Path, _out: &mut Resources) -> Result<()> {
@@ -50,16 +80,412 @@ impl ResourceController for Devices {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// the program
+
+/// `struct bpf_insn`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    /// Opcode.
+    pub code: u8,
+    /// `dst_reg:4` (low nibble), `src_reg:4` (high nibble).
+    pub regs: u8,
+    /// Jump offset (in instructions, from the next one) or memory offset.
+    pub off: i16,
+    /// Immediate.
+    pub imm: i32,
+}
+
+const BPF_DEVCG_DEV_BLOCK: i32 = 1;
+const BPF_DEVCG_DEV_CHAR: i32 = 2;
+const BPF_DEVCG_ACC_MKNOD: i32 = 1;
+const BPF_DEVCG_ACC_READ: i32 = 2;
+const BPF_DEVCG_ACC_WRITE: i32 = 4;
+
+fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: (src << 4) | (dst & 0xf),
+        off,
+        imm,
+    }
+}
+/// `dst = *(u32 *)(src + off)` (BPF_LDX | BPF_MEM | BPF_W).
+fn ldx_w(dst: u8, src: u8, off: i16) -> Insn {
+    ins(0x61, dst, src, off, 0)
+}
+/// `dst &= imm` (32-bit ALU).
+fn and32(dst: u8, imm: i32) -> Insn {
+    ins(0x54, dst, 0, 0, imm)
+}
+/// `dst >>= imm` (32-bit ALU).
+fn rsh32(dst: u8, imm: i32) -> Insn {
+    ins(0x74, dst, 0, 0, imm)
+}
+/// `dst = src` (32-bit ALU).
+fn mov32_reg(dst: u8, src: u8) -> Insn {
+    ins(0xbc, dst, src, 0, 0)
+}
+/// `dst = imm` (64-bit ALU).
+fn mov64_imm(dst: u8, imm: i32) -> Insn {
+    ins(0xb7, dst, 0, 0, imm)
+}
+/// `if dst != imm goto +off`.
+fn jne_imm(dst: u8, imm: i32, off: i16) -> Insn {
+    ins(0x55, dst, 0, off, imm)
+}
+/// `if dst != src goto +off`.
+fn jne_reg(dst: u8, src: u8, off: i16) -> Insn {
+    ins(0x5d, dst, src, off, 0)
+}
+/// `return r0`.
+fn exit() -> Insn {
+    ins(0x95, 0, 0, 0, 0)
+}
+
+fn access_bits(access: &str) -> i32 {
+    access.chars().fold(0, |a, c| {
+        a | match c {
+            'r' => BPF_DEVCG_ACC_READ,
+            'w' => BPF_DEVCG_ACC_WRITE,
+            'm' => BPF_DEVCG_ACC_MKNOD,
+            _ => 0,
+        }
+    })
+}
+
+/// The program for `rules`: r2 = type, r3 = access, r4 = major, r5 = minor; one block per
+/// rule, last rule first; deny when none matches.
+pub fn assemble(rules: &[DeviceRule]) -> Vec<Insn> {
+    let mut p = vec![
+        ldx_w(2, 1, 0),
+        and32(2, 0xffff),
+        ldx_w(3, 1, 0),
+        rsh32(3, 16),
+        ldx_w(4, 1, 4),
+        ldx_w(5, 1, 8),
+    ];
+    for rule in rules.iter().rev() {
+        // Conditions jump to the end of the block, whose length is known once built.
+        let mut conds: Vec<(Insn, bool)> = Vec::new();
+        match rule.kind {
+            DeviceType::All => {}
+            DeviceType::Char => conds.push((jne_imm(2, BPF_DEVCG_DEV_CHAR, 0), true)),
+            DeviceType::Block => conds.push((jne_imm(2, BPF_DEVCG_DEV_BLOCK, 0), true)),
+        }
+        let acc = access_bits(&rule.access);
+        if acc != BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD {
+            // if (access & acc) != access: the request asks for more than the rule has.
+            conds.push((mov32_reg(1, 3), false));
+            conds.push((and32(1, acc), false));
+            conds.push((jne_reg(1, 3, 0), true));
+        }
+        if let Some(m) = rule.major {
+            conds.push((jne_imm(4, m as i32, 0), true));
+        }
+        if let Some(m) = rule.minor {
+            conds.push((jne_imm(5, m as i32, 0), true));
+        }
+        let len = conds.len() + 2;
+        for (i, (mut insn, jumps)) in conds.into_iter().enumerate() {
+            if jumps {
+                // From the instruction after this one to the first after the block.
+                insn.off = (len - i - 1) as i16;
+            }
+            p.push(insn);
+        }
+        p.push(mov64_imm(0, rule.allow as i32));
+        p.push(exit());
+    }
+    p.push(mov64_imm(0, 0));
+    p.push(exit());
+    p
+}
+
+// ---------------------------------------------------------------------------------------
+// bpf(2)
+
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_DETACH: libc::c_int = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_PROG_QUERY: libc::c_int = 16;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// The `BPF_PROG_LOAD` member of `union bpf_attr`, up to `expected_attach_type`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The `BPF_PROG_ATTACH`/`DETACH` member.
+#[repr(C)]
+#[derive(Default)]
+struct AttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The `BPF_PROG_QUERY` member.
+#[repr(C)]
+#[derive(Default)]
+struct QueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// The `BPF_PROG_GET_FD_BY_ID` member.
+#[repr(C)]
+#[derive(Default)]
+struct GetFdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
+    // SAFETY: `attr` is a valid, initialised prefix of `union bpf_attr` for `cmd`, of the
+    // size passed; any pointers in it point at live buffers (see callers).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>(),
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+fn load(insns: &[Insn]) -> std::io::Result<OwnedFd> {
+    let license = c"GPL";
+    let mut name = [0u8; 16];
+    name[..9].copy_from_slice(b"isol_devs");
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        prog_name: name,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_LOAD, &mut attr).map(owned)
+}
+
+fn attach(cgroup: &File, prog: &OwnedFd) -> std::io::Result<()> {
+    let mut attr = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_ATTACH, &mut attr).map(drop)
+}
+
+fn detach(cgroup: &File, prog: &OwnedFd) -> std::io::Result<()> {
+    let mut attr = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_DETACH, &mut attr).map(drop)
+}
+
+/// The ids of the device programs attached to this cgroup itself (not inherited ones).
+fn query(cgroup: &File) -> std::io::Result<Vec<u32>> {
+    let mut ids = vec![0u32; 64];
+    let mut attr = QueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_QUERY, &mut attr)?;
+    ids.truncate(attr.prog_cnt as usize);
+    Ok(ids)
+}
+
+fn prog_fd_by_id(id: u32) -> std::io::Result<OwnedFd> {
+    let mut attr = GetFdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(owned)
+}
+
+/// The ids of the device programs attached to the cgroup at `dir` (for tests and
+/// diagnostics).
+pub fn attached(dir: &Path) -> Result<Vec<u32>> {
+    let cgroup = File::open(dir).map_err(|e| Error::io("open cgroup", dir, e))?;
+    query(&cgroup).map_err(|e| Error::io("bpf(BPF_PROG_QUERY)", dir, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Runs a device program on `(type, access, major, minor)`: an interpreter of the
+    /// instructions [`assemble`] emits.
+    fn run(p: &[Insn], ty: i32, access: i32, major: u32, minor: u32) -> i64 {
+        let ctx = [((access << 16) | ty) as u32, major, minor];
+        let mut r = [0u64; 11];
+        let mut pc = 0usize;
+        loop {
+            let i = p[pc];
+            pc += 1;
+            let (dst, src) = ((i.regs & 0xf) as usize, (i.regs >> 4) as usize);
+            let jump = |pc: &mut usize, cond: bool| {
+                if cond {
+                    *pc = (*pc as i64 + i.off as i64) as usize;
+                }
+            };
+            match i.code {
+                0x61 => {
+                    assert_eq!(src, 1, "loads only from the context");
+                    r[dst] = ctx[(i.off / 4) as usize] as u64;
+                }
+                0x54 => r[dst] = (r[dst] as u32 & i.imm as u32) as u64,
+                0x74 => r[dst] = ((r[dst] as u32) >> i.imm) as u64,
+                0xbc => r[dst] = r[src] as u32 as u64,
+                0xb7 => r[dst] = i.imm as i64 as u64,
+                0x55 => jump(&mut pc, r[dst] != i.imm as i64 as u64),
+                0x5d => jump(&mut pc, r[dst] != r[src]),
+                0x95 => return r[0] as i64,
+                c => panic!("opcode {c:#x}"),
+            }
+        }
+    }
+
+    const C: i32 = BPF_DEVCG_DEV_CHAR;
+    const B: i32 = BPF_DEVCG_DEV_BLOCK;
+    const R: i32 = BPF_DEVCG_ACC_READ;
+    const W: i32 = BPF_DEVCG_ACC_WRITE;
+    const M: i32 = BPF_DEVCG_ACC_MKNOD;
+
+    fn rules(lines: &[&str]) -> Vec<DeviceRule> {
+        lines.iter().map(|l| l.parse().unwrap()).collect()
+    }
+
     #[test]
-    fn rules_are_refused_by_name() {
-        let mut r = Resources::default();
-        Devices.check(&r).unwrap();
-        r.devices.push("c 1:3 rwm".parse().unwrap());
-        let err = Devices.check(&r).unwrap_err().to_string();
-        assert_eq!(err, "devices is not supported by cgroup-v2: device rules on cgroup v2 need the eBPF device program, not implemented yet");
+    fn docker_allow_list() {
+        let p = assemble(&isol_ns_core::security::default_devices());
+        let table: &[(i32, i32, u32, u32, i64)] = &[
+            (C, R | W, 1, 3, 1), // /dev/null
+            (C, M, 1, 9, 1),     // mknod urandom
+            (C, R, 136, 7, 1),   // /dev/pts/7
+            (C, R | W, 5, 2, 1), // ptmx
+            (C, R, 1, 1, 0),     // /dev/mem
+            (C, R, 5, 1, 0),     // /dev/console
+            (B, R, 8, 0, 0),     // sda
+            (B, M, 8, 0, 0),     // mknod sda
+            (B, R, 1, 3, 0),     // a block device with null's numbers
+            (C, R, 4, 0, 0),     // tty0
+        ];
+        for &(ty, acc, maj, min, want) in table {
+            assert_eq!(run(&p, ty, acc, maj, min), want, "{ty} {acc} {maj}:{min}");
+        }
+    }
+
+    #[test]
+    fn access_letters_and_wildcards() {
+        let p = assemble(&rules(&["c 1:3 r", "b *:* m", "a 7:* rw"]));
+        assert_eq!(run(&p, C, R, 1, 3), 1);
+        assert_eq!(run(&p, C, W, 1, 3), 0, "w not granted");
+        assert_eq!(run(&p, C, R | W, 1, 3), 0, "asks for more than r");
+        assert_eq!(run(&p, B, M, 259, 1), 1);
+        assert_eq!(run(&p, B, R, 259, 1), 0);
+        assert_eq!(run(&p, B, R | W, 7, 4), 1, "a matches block");
+        assert_eq!(run(&p, C, W, 7, 0), 1, "a matches char");
+        assert_eq!(run(&p, C, M, 7, 0), 0);
+        assert_eq!(assemble(&[]).len(), 8, "deny everything");
+        assert_eq!(run(&assemble(&[]), C, R, 1, 3), 0);
+    }
+
+    #[test]
+    fn later_rules_win() {
+        let p = assemble(&rules(&["c 1:* rwm", "deny c 1:5 w"]));
+        assert_eq!(run(&p, C, R, 1, 5), 1);
+        assert_eq!(run(&p, C, W, 1, 5), 0);
+        assert_eq!(run(&p, C, W, 1, 3), 1);
+        let p = assemble(&rules(&["deny c 1:5 rwm", "c 1:* rwm"]));
+        assert_eq!(run(&p, C, W, 1, 5), 1);
+    }
+
+    #[test]
+    fn encoding() {
+        // The prologue, byte for byte as runc's devicefilter emits it.
+        let p = assemble(&[]);
+        assert_eq!(
+            p[0],
+            Insn {
+                code: 0x61,
+                regs: 0x12,
+                off: 0,
+                imm: 0
+            }
+        );
+        assert_eq!(
+            p[1],
+            Insn {
+                code: 0x54,
+                regs: 0x02,
+                off: 0,
+                imm: 0xffff
+            }
+        );
+        assert_eq!(
+            p[3],
+            Insn {
+                code: 0x74,
+                regs: 0x03,
+                off: 0,
+                imm: 16
+            }
+        );
+        assert_eq!(
+            p[5],
+            Insn {
+                code: 0x61,
+                regs: 0x15,
+                off: 8,
+                imm: 0
+            }
+        );
+        assert_eq!(std::mem::size_of::<Insn>(), 8);
     }
 }

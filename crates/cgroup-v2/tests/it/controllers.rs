@@ -310,21 +310,40 @@ fn frozen_setting() {
 }
 
 #[test]
-fn devices_are_refused_and_nothing_is_created() {
-    let Some(backend) = testkit::backend(NAME, "devices_are_refused_and_nothing_is_created") else {
+fn devices_program_allows_only_its_rules() {
+    let Some(backend) = testkit::backend(NAME, "devices_program_allows_only_its_rules") else {
         return;
     };
     let scratch = Scratch::new(backend, "dev");
     let mut r = Resources::default();
     r.devices.push("c 1:3 rwm".parse().unwrap());
-    let err = scratch
-        .backend()
-        .create(&scratch.parent(), "d", &r)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("devices") && err.contains("cgroup-v2") && err.contains("eBPF"),
-        "{err}"
+    let cg: std::sync::Arc<dyn isol_ns_core::Cgroup> = scratch.child("d", &r).into();
+    let programs = isol_cgroup_v2::controllers::devices::attached(&dir(cg.as_ref())).unwrap();
+    assert_eq!(
+        programs.len(),
+        1,
+        "one device program attached: {programs:?}"
     );
-    assert!(!dir(scratch.cgroup()).join("d").exists());
+    let run = |script: &str| {
+        let mut cmd = isol_ns_core::Command::new("/bin/sh");
+        cmd.args(["-c", script])
+            .stderr(isol_ns_core::Stdio::Null)
+            .cgroup(isol_ns_core::spawn::CgroupSpec::Existing(cg.clone()));
+        cmd.spawn().unwrap().wait().unwrap().code()
+    };
+    // /dev/null is allowed, /dev/zero is not; a process outside opens both.
+    assert_eq!(run("head -c 1 /dev/null && echo > /dev/null"), Some(0));
+    assert_eq!(run("head -c 1 /dev/zero"), Some(1));
+    assert!(std::fs::File::open("/dev/zero").is_ok());
+    // Applying again replaces the program: still one, now allowing zero and not null.
+    r.devices = vec!["c 1:5 r".parse().unwrap()];
+    cg.apply(&r).unwrap();
+    let again = isol_cgroup_v2::controllers::devices::attached(&dir(cg.as_ref())).unwrap();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_ne!(again, programs, "the old program was detached");
+    assert_eq!(
+        run("head -c 1 /dev/zero > /tmp/isol-v2-dev-$$; r=$?; rm -f /tmp/isol-v2-dev-$$; exit $r"),
+        Some(0)
+    );
+    assert_ne!(run("echo > /dev/null"), Some(0), "w was not granted");
 }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// The resources `setrlimit` knows, by the names docker and `ulimit` use.
+/// The resources `setrlimit` knows, by the names docker and `ulimit` use. (glibc's
+/// `RLIMIT_*` are `u32`, musl's `c_int`: the casts are for musl.)
+#[allow(clippy::unnecessary_cast)]
 const RESOURCES: &[(&str, u32)] = &[
     ("cpu", libc::RLIMIT_CPU as u32),
     ("fsize", libc::RLIMIT_FSIZE as u32),
@@ -121,7 +123,7 @@ impl Rlimit {
 
     /// `struct rlimit64` values (`RLIM_INFINITY` for unlimited).
     pub(crate) fn raw(&self) -> (u64, u64) {
-        let v = |x: Option<u64>| x.unwrap_or(libc::RLIM_INFINITY as u64);
+        let v = |x: Option<u64>| x.unwrap_or(u64::MAX); // RLIM64_INFINITY
         (v(self.soft), v(self.hard))
     }
 }
@@ -146,6 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unnecessary_cast)] // musl's RLIMIT_* are c_int
     fn parses_docker_forms() {
         let cases = [
             ("nofile=1024:2048", "nofile", Some(1024), Some(2048)),
