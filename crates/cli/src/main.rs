@@ -49,7 +49,18 @@ impl std::fmt::Display for Reported {
 impl std::error::Error for Reported {}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("isol: {}", usage_error(&e));
+            return ExitCode::from(EXIT_ISOL_FAILED);
+        }
+    };
     init_logging(cli.verbose);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -103,6 +114,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 fn pod(_p: PodCommand) -> anyhow::Result<u8> {
     anyhow::bail!("pod: pods are not available in this build yet")
+}
+
+/// clap's error on one line: what is wrong, then the hint (`--help`).
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line.trim_start_matches("error: ").to_string());
+        }
+    }
+    let mut msg = parts.join(" ");
+    if let Some(tip) = text.lines().find(|l| l.starts_with("For more information")) {
+        msg.push_str(&format!(" ({})", tip.trim().trim_end_matches('.')));
+    }
+    msg
 }
 
 /// 127 when the command was not found, 126 when it could not be executed, else 125.

@@ -1,4 +1,4 @@
-//! Runs the real `isol` binary the way a person or a script would.
+//! `isol backends` and `isol check`, and the generated help, completions and man page.
 
 use std::process::Command;
 
@@ -7,6 +7,80 @@ fn isol(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run isol")
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["run"],
+        &["exec"],
+        &["ps"],
+        &["inspect"],
+        &["stats"],
+        &["events"],
+        &["kill"],
+        &["wait"],
+        &["freeze"],
+        &["thaw"],
+        &["rm"],
+        &["backends"],
+        &["check"],
+        &["completions"],
+        &["man"],
+        &["pod", "create"],
+        &["pod", "ls"],
+        &["pod", "inspect"],
+        &["pod", "rm"],
+    ];
+    for c in commands {
+        let mut args = c.to_vec();
+        args.push("--help");
+        let out = isol(&args);
+        assert!(out.status.success(), "{c:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("Examples:"),
+            "isol {c:?} --help has no examples:\n{text}"
+        );
+    }
+    let run = String::from_utf8(isol(&["run", "--help"]).stdout).unwrap();
+    for documented in [
+        "125",
+        "126",
+        "127",
+        "128+N",
+        "--memory",
+        "--cgroup-parent",
+        "--share",
+    ] {
+        assert!(run.contains(documented), "run --help lacks {documented}");
+    }
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_clap_definitions() {
+    let out = isol(&["completions", "bash"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("_isol()") || text.contains("_isol ()"),
+        "{text}"
+    );
+    for sub in ["freeze", "inspect", "--cgroup-parent"] {
+        assert!(text.contains(sub), "bash completion lacks {sub}");
+    }
+    let out = isol(&["completions", "zsh"]);
+    assert!(out.status.success() && !out.stdout.is_empty());
+    let out = isol(&["man"]);
+    assert!(out.status.success());
+    let man = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH isol"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(man.contains(".TH isol"), "no title header");
 }
 
 fn host_mode() -> String {

@@ -1,0 +1,344 @@
+//! Detached boxes: `run -d`, `ps`, `inspect`, `stats`, `exec`, `freeze`/`thaw`,
+//! `kill`, `wait`, `events`, `rm`, and the cleanup of dead entries. JSON output is read
+//! the way an outside consumer would: into its own structs.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::common::{alive, eventually, ns_inode, Env};
+
+#[derive(Debug, Deserialize)]
+struct PsRow {
+    name: String,
+    pid: u32,
+    state: String,
+    pod: Option<String>,
+    backend: String,
+    cgroup: String,
+    exit_status: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Ns {
+    inode: u64,
+    new: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct InspectOut {
+    name: String,
+    pid: u32,
+    state: String,
+    hostname: Option<String>,
+    namespaces: BTreeMap<String, Ns>,
+    cgroup_dirs: Vec<std::path::PathBuf>,
+    resources: serde_json::Value,
+    exit: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MemoryStats {
+    current: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct PidsStats {
+    current: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatsOut {
+    name: String,
+    state: String,
+    memory: Option<MemoryStats>,
+    pids: Option<PidsStats>,
+}
+
+fn ps(env: &Env) -> Vec<PsRow> {
+    serde_json::from_value(env.isol(&["ps", "--json"]).json()).expect("ps --json rows")
+}
+
+fn state_of(env: &Env, name: &str) -> String {
+    ps(env)
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(|r| r.state)
+        .unwrap_or_else(|| "absent".into())
+}
+
+#[test]
+fn a_detached_box_from_start_to_rm() {
+    let Some(env) = Env::new("a_detached_box_from_start_to_rm") else {
+        return;
+    };
+    let before = env.snapshot();
+    let out = env.run(&[
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "web-host",
+        "--memory",
+        "64M",
+        "--pids",
+        "40",
+        "--",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(out.stdout, "web\n", "{out:?}");
+    assert_eq!(out.stderr, "");
+
+    // ps --json: the documented fields.
+    let rows = ps(&env);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!((row.name.as_str(), row.state.as_str()), ("web", "running"));
+    assert_eq!(row.pod, None);
+    let host = isol_testkit::host();
+    let want_backend = if host.mode == isol_ns_core::CgroupMode::Unified {
+        "cgroup-v2"
+    } else {
+        "cgroup-v1"
+    };
+    assert_eq!(row.backend, want_backend);
+    let scratch_primary = env.location().primary().unwrap().to_string();
+    assert_eq!(row.cgroup, format!("{scratch_primary}/web"));
+    assert!(alive(row.pid));
+    // The recorded pid is the box's first process: in the box's cgroup, in new namespaces.
+    let proc_cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", row.pid)).unwrap();
+    assert!(
+        proc_cgroup.lines().any(|l| l.ends_with(&row.cgroup)),
+        "{proc_cgroup}"
+    );
+
+    // inspect --json: namespaces with their inodes, cgroup dirs, resources.
+    let ins: InspectOut =
+        serde_json::from_value(env.isol(&["inspect", "web", "--json"]).json()).unwrap();
+    assert_eq!(
+        (ins.name.as_str(), ins.pid, ins.state.as_str()),
+        ("web", row.pid, "running")
+    );
+    assert_eq!(ins.hostname.as_deref(), Some("web-host"));
+    for kind in ["mnt", "uts", "ipc", "net", "pid", "cgroup"] {
+        let ns = &ins.namespaces[kind];
+        assert!(ns.new, "{kind} is new");
+        let on_host = if kind == "pid" {
+            // The init's own pid namespace is the box's.
+            ns_inode(row.pid, "pid_for_children")
+        } else {
+            ns_inode(row.pid, kind)
+        };
+        assert_eq!(ns.inode, on_host, "{kind} inode");
+        assert_ne!(
+            ns.inode,
+            ns_inode(std::process::id(), kind),
+            "{kind} differs from ours"
+        );
+    }
+    assert!(!ins.namespaces["user"].new);
+    assert!(!ins.cgroup_dirs.is_empty());
+    for d in &ins.cgroup_dirs {
+        assert!(d.is_dir(), "{}", d.display());
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|p| p == row.pid.to_string()),
+            "{} holds the box",
+            d.display()
+        );
+    }
+    assert_eq!(ins.resources["memory"]["max"], 64 << 20);
+    assert_eq!(ins.resources["pids"]["max"], 40);
+    assert!(ins.exit.is_none());
+
+    // stats --json: usage of a live box.
+    let st: StatsOut =
+        serde_json::from_value(env.isol(&["stats", "web", "--json"]).json()).unwrap();
+    assert_eq!((st.name.as_str(), st.state.as_str()), ("web", "running"));
+    assert!(st.memory.unwrap().current > 0);
+    assert!(st.pids.unwrap().current >= 2, "the init and sleep");
+    let text = env.isol(&["stats", "web"]).ok();
+    assert!(text.contains("64M"), "{text}");
+
+    // exec sees what the box sees: hostname and net namespace.
+    let out = env
+        .isol(&[
+            "exec",
+            "web",
+            "--",
+            "/bin/sh",
+            "-c",
+            "hostname; readlink /proc/self/ns/net",
+        ])
+        .ok();
+    let net = format!("net:[{}]", ins.namespaces["net"].inode);
+    assert_eq!(out, format!("web-host\n{net}\n"));
+    let out = env.isol(&["exec", "web", "--", "/bin/sh", "-c", "exit 7"]);
+    assert_eq!(out.code, 7, "exec passes the status through: {out:?}");
+    let out = env.isol(&["exec", "web", "--", "isol-no-such-command"]);
+    assert_eq!(out.code, 127, "{out:?}");
+
+    // freeze / thaw show in ps, and in the kernel.
+    env.isol(&["freeze", "web"]).ok();
+    assert_eq!(state_of(&env, "web"), "frozen");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", row.pid)).unwrap();
+    let st = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        matches!(st.as_str(), "D" | "S" | "T" | "t"),
+        "frozen task state {st}"
+    );
+    env.isol(&["thaw", "web"]).ok();
+    assert_eq!(state_of(&env, "web"), "running");
+
+    // rm refuses a running box.
+    let out = env.isol(&["rm", "web"]);
+    assert_eq!(out.code, 125);
+    assert!(out.stderr.contains("running"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1);
+
+    // kill + wait: the status (SIGTERM → 143) is passed through.
+    env.isol(&["kill", "web"]).ok();
+    let out = env.isol(&["wait", "web"]);
+    assert_eq!(out.code, 143, "{out:?}");
+    eventually("ps says exited", || state_of(&env, "web") == "exited");
+    let row = ps(&env).into_iter().find(|r| r.name == "web").unwrap();
+    assert_eq!(row.exit_status, Some(143));
+    assert!(!alive(row.pid));
+    // wait again: the kept status.
+    assert_eq!(env.isol(&["wait", "web"]).code, 143);
+
+    env.isol(&["rm", "web"]).ok();
+    assert!(ps(&env).is_empty());
+    eventually("nothing is left", || env.snapshot() == before);
+}
+
+#[test]
+fn rm_force_of_a_running_box_leaves_nothing() {
+    let Some(env) = Env::new("rm_force_of_a_running_box_leaves_nothing") else {
+        return;
+    };
+    let before = env.snapshot();
+    let name = env
+        .run(&[
+            "-d",
+            "--memory",
+            "64M",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 60 & sleep 60 & wait",
+        ])
+        .ok();
+    let name = name.trim().to_string();
+    assert!(name.starts_with("isol-"), "a generated name: {name}");
+    let pid = ps(&env)[0].pid;
+    let cgroup_dirs = env.cgroup_dirs();
+    assert!(cgroup_dirs.len() > before.cgroups.len());
+    env.isol(&["freeze", &name]).ok();
+    // Even a frozen box goes.
+    env.isol(&["rm", "-f", &name]).ok();
+    assert!(!alive(pid));
+    eventually("nothing is left", || env.snapshot() == before);
+    let out = env.isol(&["inspect", &name]);
+    assert_eq!(out.code, 125);
+    assert!(out.stderr.contains("no such box"), "{out:?}");
+}
+
+#[test]
+fn kill_with_a_grace_period_ends_in_sigkill() {
+    let Some(env) = Env::new("kill_with_a_grace_period_ends_in_sigkill") else {
+        return;
+    };
+    // The shell ignores TERM, so only the SIGKILL after the grace period ends it.
+    env.run(&[
+        "-d",
+        "--name",
+        "stubborn",
+        "--",
+        "/bin/sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ])
+    .ok();
+    let started = std::time::Instant::now();
+    env.isol(&["kill", "-s", "TERM", "-t", "0.5", "stubborn"])
+        .ok();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    let out = env.isol(&["wait", "stubborn"]);
+    assert_eq!(out.code, 137, "{out:?}");
+    env.isol(&["rm", "stubborn"]).ok();
+}
+
+#[test]
+fn dead_entries_are_cleaned_up_by_ps() {
+    let Some(env) = Env::new("dead_entries_are_cleaned_up_by_ps") else {
+        return;
+    };
+    let before = env.snapshot();
+    env.run(&["-d", "--name", "orphan", "--", "sleep", "60"])
+        .ok();
+    let v = env.isol(&["inspect", "orphan", "--json"]).json();
+    let pid = v["pid"].as_u64().unwrap() as i32;
+    let supervisor = v["supervisor_pid"].as_u64().unwrap() as i32;
+    // Kill the supervisor first (so nobody records an exit), then the box: what a crash
+    // or a reboot of isol's world leaves behind. Both are processes this test started.
+    use nix::sys::signal::{kill, Signal::SIGKILL};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(supervisor), SIGKILL).unwrap();
+    eventually("the supervisor is gone", || !alive(supervisor as u32));
+    kill(Pid::from_raw(pid), SIGKILL).unwrap();
+    eventually("the box is gone", || !alive(pid as u32));
+    assert_ne!(
+        env.snapshot(),
+        before,
+        "the record and cgroup are still there"
+    );
+    assert!(ps(&env).is_empty(), "a dead box is not listed");
+    assert_eq!(env.snapshot(), before, "ps cleaned it up");
+}
+
+#[test]
+fn events_report_an_oom_kill_and_the_exit() {
+    let Some(env) = Env::new("events_report_an_oom_kill_and_the_exit") else {
+        return;
+    };
+    env.run(&[
+        "-d",
+        "--name",
+        "ev",
+        "--memory",
+        "32M",
+        "--",
+        "/bin/sh",
+        "-c",
+        "sleep 1; tail /dev/zero; sleep 0.5",
+    ])
+    .ok();
+    let out = env.isol(&["events", "ev", "--json"]).ok();
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"oom_kill"), "{out}");
+    assert_eq!(kinds.last(), Some(&"exit"), "{out}");
+    let exit = events.last().unwrap();
+    assert_eq!(
+        exit["status"], 0,
+        "the shell survives its child's OOM kill: {out}"
+    );
+    assert_eq!(exit["oom_killed"], true, "{out}");
+    assert!(events.iter().all(|e| e["box"] == "ev"));
+    env.isol(&["rm", "ev"]).ok();
+}

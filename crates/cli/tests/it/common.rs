@@ -1,0 +1,214 @@
+//! A test's own isol world: a temp state directory, a scratch cgroup beneath which every
+//! box is created (`--cgroup-parent HIER:PATH` for each hierarchy, since on a hybrid host
+//! the test's own cgroup differs between hierarchies and one plain path cannot name the
+//! scratch), and snapshots of what a box could leave behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use isol_ns_core::{registry, CgroupLocation};
+use isol_testkit::Scratch;
+
+/// Links both backends into this test binary (the registry only sees linked crates).
+#[used]
+static LINK_BACKENDS: [fn() -> &'static isol_ns_core::BackendPlugin; 2] =
+    [isol_cgroup_v1::plugin, isol_cgroup_v2::plugin];
+
+/// What one `isol` invocation did.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts exit 0 and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "isol failed: {}", self.stderr);
+        self.stdout
+    }
+
+    pub fn json(self) -> serde_json::Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+pub struct Env {
+    pub state: tempfile::TempDir,
+    pub scratch: Scratch,
+    /// `--cgroup-parent` arguments naming the scratch cgroup.
+    parent: Vec<String>,
+}
+
+impl Env {
+    /// A world for a privileged test, or `None` when it must be skipped (not root and
+    /// `ISOL_REQUIRE_PRIVILEGED` unset).
+    pub fn new(test: &str) -> Option<Env> {
+        if !isol_testkit::require_root(test) {
+            return None;
+        }
+        let host = isol_testkit::host();
+        let backend = registry::open("auto", &host).expect("open the auto backend");
+        let scratch = Scratch::new(backend, "cli");
+        let mut parent = Vec::new();
+        for (key, path) in &scratch.cgroup().location().0 {
+            parent.push("--cgroup-parent".to_string());
+            parent.push(format!("{key}:{path}"));
+        }
+        let state = tempfile::Builder::new()
+            .prefix("isol-cli-test-")
+            .tempdir()
+            .expect("tempdir");
+        Some(Env {
+            state,
+            scratch,
+            parent,
+        })
+    }
+
+    /// `isol --state-dir DIR ARGS…`.
+    pub fn isol(&self, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_isol"))
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .args(args)
+            .output()
+            .expect("run isol");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `isol run --cgroup-parent <scratch> ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let mut all: Vec<&str> = vec!["run"];
+        all.extend(self.parent.iter().map(String::as_str));
+        all.extend_from_slice(args);
+        self.isol(&all)
+    }
+
+    /// The directories beneath the scratch cgroup, in every hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for d in self.scratch.cgroup().dirs() {
+            collect_dirs(&d, &mut out);
+        }
+        out.sort();
+        out
+    }
+
+    /// What a box could leave behind: cgroups beneath the scratch, mounts naming the
+    /// state directory, records and entry directories in it, and processes whose command
+    /// line names it (a supervisor).
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.state.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&state))
+            .map(str::to_string)
+            .collect();
+        let mut files = Vec::new();
+        collect_all(self.state.path(), &mut files);
+        // Records, entry directories and their files; the empty kind directory
+        // (`boxes/`) that the first record creates is the state directory's layout.
+        files.retain(|f| {
+            !f.ends_with(".lock") && f.as_path() != self.state.path() && !f.ends_with("boxes")
+        });
+        files.sort();
+        Snapshot {
+            cgroups: self.cgroup_dirs(),
+            mounts,
+            files,
+            processes: processes_naming(&state),
+        }
+    }
+
+    /// The scratch cgroup's location (its path in every hierarchy).
+    pub fn location(&self) -> &CgroupLocation {
+        self.scratch.cgroup().location()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub cgroups: Vec<PathBuf>,
+    pub mounts: Vec<String>,
+    pub files: Vec<PathBuf>,
+    pub processes: Vec<u32>,
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn collect_all(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_all(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+}
+
+/// Pids whose command line contains `needle`.
+pub fn processes_naming(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// The inode of `/proc/PID/ns/KIND`.
+pub fn ns_inode(pid: u32, kind: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("stat /proc/{pid}/ns/{kind}: {e}"))
+        .ino()
+}
+
+/// Polls `cond` for up to 10 s.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,7 @@
+//! Runs the real `isol` binary the way a person or a script would. Each privileged test
+//! has its own state directory and creates its boxes beneath its own scratch cgroup.
+
+mod boxes;
+mod common;
+mod report;
+mod run;

@@ -1,0 +1,250 @@
+//! `isol run` in the foreground: exit statuses, bad input, limits, cleanup.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{Env, Out};
+
+/// Exactly one line on stderr, starting `isol: `, containing `what`.
+fn one_error_line(out: &Out, what: &str) {
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {:?}", out.stderr);
+    assert!(lines[0].starts_with("isol: "), "{:?}", lines[0]);
+    assert!(
+        lines[0].contains(what),
+        "{:?} should mention {what:?}",
+        lines[0]
+    );
+}
+
+#[test]
+fn exit_status_is_passed_through_and_nothing_is_left() {
+    let Some(env) = Env::new("exit_status_is_passed_through_and_nothing_is_left") else {
+        return;
+    };
+    let before = env.snapshot();
+    let out = env.run(&[
+        "--memory", "64M", "--pids", "64", "--", "/bin/sh", "-c", "exit 3",
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stderr, "");
+    assert_eq!(env.snapshot(), before);
+    let out = env.run(&["--", "/bin/sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.code, 137, "{out:?}");
+    assert_eq!(env.snapshot(), before);
+    let out = env.run(&["--", "/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "to-stdout\n", "to-stderr\n"),
+        "stdio passes through"
+    );
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn bad_input_gets_its_code_one_line_and_leaves_nothing() {
+    let Some(env) = Env::new("bad_input_gets_its_code_one_line_and_leaves_nothing") else {
+        return;
+    };
+    let noexec = env.state.path().join("not-executable");
+    std::fs::write(&noexec, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let noexec = noexec.to_str().unwrap().to_string();
+    let before = env.snapshot();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--", "isol-no-such-command"], 127, "isol-no-such-command"),
+        (&["--", &noexec], 126, "Permission denied"),
+        (
+            &["--memory", "12XB", "--", "true"],
+            125,
+            "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T)",
+        ),
+        (&["--ns", "bogus", "--", "true"], 125, "\"bogus\""),
+        (
+            &["--rootfs", "/nonexistent/isol-rootfs", "--", "true"],
+            125,
+            "/nonexistent/isol-rootfs",
+        ),
+        (&["--cpus", "0", "--", "true"], 125, "cpus"),
+        (&["--cpu-weight", "0", "--", "true"], 125, "cpu.weight"),
+        (&["--io-max", "8:0:speed=1", "--", "true"], 125, "speed"),
+        (&["--name", "../x", "--", "true"], 125, "name"),
+        (
+            &["--share", "net=pid:notanumber", "--", "true"],
+            125,
+            "notanumber",
+        ),
+        (
+            &["--ns", "none", "--hostname", "h", "--", "true"],
+            125,
+            "uts",
+        ),
+        (&["--backend", "cgroup-v9", "--", "true"], 125, "cgroup-v9"),
+    ];
+    for (args, code, what) in cases {
+        let out = env.run(args);
+        assert_eq!(out.code, *code, "{args:?}: {out:?}");
+        one_error_line(&out, what);
+        assert_eq!(env.snapshot(), before, "{args:?} left something");
+    }
+    // No command at all: a usage error, also 125 and one line.
+    let out = env.isol(&["run", "--memory", "64M"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    one_error_line(&out, "CMD");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn a_name_in_use_is_refused_without_touching_the_box() {
+    let Some(env) = Env::new("a_name_in_use_is_refused_without_touching_the_box") else {
+        return;
+    };
+    let before = env.snapshot();
+    let name = env
+        .run(&["-d", "--name", "taken", "--", "sleep", "30"])
+        .ok();
+    assert_eq!(name.trim(), "taken");
+    let during = env.snapshot();
+    let out = env.run(&["--name", "taken", "--", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    one_error_line(&out, "in use");
+    let out = env.run(&["-d", "--name", "taken", "--", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    one_error_line(&out, "in use");
+    assert_eq!(env.snapshot(), during, "the refusal changed something");
+    env.isol(&["rm", "-f", "taken"]).ok();
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn hostname_namespaces_and_limits_are_what_the_box_sees() {
+    let Some(env) = Env::new("hostname_namespaces_and_limits_are_what_the_box_sees") else {
+        return;
+    };
+    let out = env
+        .run(&[
+            "--hostname",
+            "isol-h1",
+            "--memory",
+            "48M",
+            "--pids",
+            "33",
+            "--env",
+            "GREETING=hi",
+            "--",
+            "/bin/sh",
+            "-c",
+            "hostname; echo $GREETING; echo $$; readlink /proc/self/ns/net; cat /proc/self/cgroup",
+        ])
+        .ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "isol-h1");
+    assert_eq!(lines[1], "hi");
+    assert_eq!(
+        lines[2], "2",
+        "a new pid namespace: isol's init is pid 1 and forks the command first"
+    );
+    let own_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(lines[3], own_net.to_str().unwrap(), "a new net namespace");
+    // A new cgroup namespace: the box's cgroup is its root in every hierarchy.
+    for l in &lines[4..] {
+        assert!(l.ends_with(":/"), "cgroup namespace root expected: {l}");
+    }
+
+    // The limits as the kernel holds them, read from the box's cgroup directories while
+    // it runs, by isol's record and by cgroups-rs.
+    let name = env
+        .run(&["-d", "--memory", "48M", "--pids", "33", "--", "sleep", "30"])
+        .ok();
+    let name = name.trim();
+    let v = env.isol(&["inspect", name, "--json"]).json();
+    let dirs: Vec<std::path::PathBuf> = v["cgroup_dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().into())
+        .collect();
+    let read = |file: &str| -> String {
+        let d = dirs
+            .iter()
+            .find(|d| d.join(file).exists())
+            .unwrap_or_else(|| panic!("no cgroup dir has {file}: {dirs:?}"));
+        std::fs::read_to_string(d.join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let location: isol_ns_core::CgroupLocation =
+        serde_json::from_value(v["cgroup_location"].clone()).unwrap();
+    let host = isol_testkit::host();
+    if v["backend"] == "cgroup-v2" {
+        assert_eq!(read("memory.max"), (48u64 << 20).to_string());
+        assert_eq!(read("pids.max"), "33");
+        let u = host.unified().unwrap();
+        let dir = u.dir_of(location.get("unified").unwrap().as_str()).unwrap();
+        let o = isol_testkit::oracle::v2::read(&u.mount_point, &dir);
+        assert_eq!(
+            o.memory_max,
+            Some(isol_ns_core::units::Limit::Value(48 << 20))
+        );
+        assert_eq!(o.pids_max, Some(isol_ns_core::units::Limit::Value(33)));
+        let pid = v["pid"].as_u64().unwrap();
+        assert!(o.procs.contains(&pid), "{pid} in {:?}", o.procs);
+    } else {
+        assert_eq!(read("memory.limit_in_bytes"), (48u64 << 20).to_string());
+        assert_eq!(read("pids.max"), "33");
+        let o = isol_testkit::oracle::v1::V1Oracle::new(&location);
+        assert_eq!(o.memory_limit(), 48 << 20);
+        assert_eq!(o.pids_max(), Some(33));
+        let pid = v["pid"].as_u64().unwrap();
+        assert!(o.procs("memory").contains(&pid));
+    }
+    env.isol(&["rm", "-f", name]).ok();
+}
+
+#[test]
+fn the_pids_limit_stops_forks_in_the_box() {
+    let Some(env) = Env::new("the_pids_limit_stops_forks_in_the_box") else {
+        return;
+    };
+    // The init and the shell are 2 tasks; with 3 allowed the first background sleep
+    // fits and the second fork fails.
+    let out = env.run(&[
+        "--pids",
+        "3",
+        "--",
+        "/bin/sh",
+        "-c",
+        "sleep 5 & if sleep 5 & then echo forked; else echo refused; fi; kill %1 2>/dev/null; true",
+    ]);
+    assert!(
+        out.stdout.contains("refused")
+            || out.stderr.contains("fork")
+            || out.stderr.contains("Resource temporarily unavailable"),
+        "the second fork must fail: {out:?}"
+    );
+    assert!(!out.stdout.contains("forked"), "{out:?}");
+}
+
+#[test]
+fn an_oom_kill_is_reported_with_the_limit() {
+    let Some(env) = Env::new("an_oom_kill_is_reported_with_the_limit") else {
+        return;
+    };
+    let before = env.snapshot();
+    // tail keeps the unterminated "line" of /dev/zero in memory until it is killed.
+    let out = env.run(&[
+        "--name",
+        "hog",
+        "--memory",
+        "32M",
+        "--",
+        "tail",
+        "/dev/zero",
+    ]);
+    assert_eq!(out.code, 137, "{out:?}");
+    assert_eq!(
+        out.stderr.trim_end(),
+        "isol: box hog was killed by the OOM killer (memory limit 32M)"
+    );
+    assert_eq!(env.snapshot(), before);
+}
