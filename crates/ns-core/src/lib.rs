@@ -29,6 +29,7 @@ pub mod host;
 mod kind;
 pub mod namespace;
 pub mod parse;
+pub mod pod;
 #[cfg(test)]
 mod proptests;
 pub mod registry;
@@ -46,6 +47,7 @@ pub use error::{Error, Result};
 pub use host::{CgroupMode, HostInfo, KernelFeatures};
 pub use kind::{NamespaceKind, NamespaceSet};
 pub use namespace::{Namespace, NamespacePlan, NsHandle};
+pub use pod::{Pod, PodRecord};
 pub use registry::{BackendPlugin, Fit};
 pub use resources::Resources;
 pub use spawn::{Child, Command, ExitStatus, Stdio};

@@ -448,8 +448,9 @@ pub struct MntNs {
     pub rootfs: Option<PathBuf>,
     /// Extra mounts, in order.
     pub mounts: Vec<Mount>,
-    /// Mount a fresh `/proc` when the pid namespace is new (with a rootfs, `/proc` is
-    /// always provided: fresh, or a bind of the host's when the pid namespace is shared).
+    /// Mount a fresh `/proc` when the pid namespace is new or joined (with a rootfs,
+    /// `/proc` is always provided: fresh, or a bind of the host's when the pid namespace
+    /// is inherited).
     pub proc: bool,
     /// With a rootfs: a minimal `/dev` (tmpfs with null, zero, full, random, urandom and
     /// tty bound from the host, devpts with its own ptmx, a tmpfs at `/dev/shm`).
@@ -676,7 +677,10 @@ impl Namespace for MntNs {
             MsFlags::MS_REC | MsFlags::MS_PRIVATE,
             None,
         )?;
-        let pid_new = ctx.new.contains(NamespaceKind::Pid);
+        // A fresh /proc shows the pid namespace the command runs in: a new one, or one it
+        // joined (a pod's shared pid namespace); only an inherited one keeps the host's.
+        let pid_new =
+            ctx.new.contains(NamespaceKind::Pid) || ctx.joined.contains(NamespaceKind::Pid);
         if let Some(root) = &self.rootfs {
             Self::mount(
                 p,

@@ -9,6 +9,7 @@ mod common;
 mod failures;
 mod join_persist;
 mod kinds;
+mod pods;
 mod rootfs;
 mod rootless;
 mod spawn_basics;
