@@ -8,8 +8,12 @@
 //! - `cargo xtask test` — formatting, clippy, the host test suite and the VM runs, with a
 //!   summary table (what `.ci/run` runs);
 //! - `cargo xtask test-vm` — the privileged integration tests inside qemu, once per
-//!   cgroup mode (v2, v1, hybrid).
+//!   cgroup mode (v2, v1, hybrid);
+//! - `cargo xtask bench` — spawn latency, throughput and memory next to unshare,
+//!   bubblewrap, crun, runc and raw floors; writes BENCHMARKS.md (needs root; not part of
+//!   `test`).
 
+mod bench;
 mod exec;
 mod libtest;
 mod progress;
@@ -36,6 +40,8 @@ enum Task {
     /// Run the integration test binaries as root inside qemu, once per cgroup mode.
     #[command(after_help = TEST_VM_HELP)]
     TestVm(vm::Args),
+    /// Benchmark isol's spawn against unshare, bwrap, crun, runc and raw floors (as root).
+    Bench(bench::Args),
 }
 
 const TEST_VM_HELP: &str = "\
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Test(args) => test::run(args),
         Task::TestVm(args) => vm::run(args).map(|()| ExitCode::SUCCESS),
+        Task::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
