@@ -363,6 +363,7 @@ unsafe fn init_main(p: &Prepared<'_>) -> ! {
         libc::_exit(127);
     }
     libc::close(exec_pipe[0]);
+    close_all_but(p.err_wr);
     send(p.err_wr, TAG_EXEC_OK, 0, pid);
     let all: u64 = !0;
     loop {
@@ -391,6 +392,36 @@ unsafe fn init_main(p: &Prepared<'_>) -> ! {
             }
         } else {
             libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Closes every fd but `keep` (`close_range(2)`, Linux 5.9; a loop where it is missing).
+/// The init never execs, so close-on-exec does not apply to it: without this it would
+/// hold every fd the spawner had open for the box's whole life — an `flock`ed file
+/// (and with it the lock), the write end of a pipe someone reads to EOF.
+unsafe fn close_all_but(keep: RawFd) {
+    let k = keep as libc::c_uint;
+    let mut ok = true;
+    if k > 0 {
+        ok &= libc::syscall(
+            libc::SYS_close_range,
+            0 as libc::c_uint,
+            k - 1,
+            0 as libc::c_uint,
+        ) == 0;
+    }
+    ok &= libc::syscall(
+        libc::SYS_close_range,
+        k + 1,
+        libc::c_uint::MAX,
+        0 as libc::c_uint,
+    ) == 0;
+    if !ok {
+        for fd in 0..4096 {
+            if fd != keep {
+                libc::close(fd);
+            }
         }
     }
 }

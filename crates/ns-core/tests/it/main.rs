@@ -7,6 +7,7 @@
 mod cgroups;
 mod common;
 mod failures;
+mod init_fds;
 mod join_persist;
 mod kinds;
 mod pods;
