@@ -76,22 +76,25 @@ pub struct Inspect {
 /// Reads every box record, cleaning up the dead ones (pid gone or reused and nobody
 /// recorded an exit). Holds the lock while it does.
 fn all_boxes(state: &StateDir) -> Result<Vec<(BoxRecord, BoxState)>> {
-    let _lock = state.lock()?;
     let mut out = Vec::new();
-    for name in state.list(BOXES)? {
-        let Some(rec) = state.read::<BoxRecord>(BOXES, &name)? else {
-            continue;
-        };
-        let st = rec.state();
-        if st == BoxState::Dead {
-            if let Err(e) = record::remove_dead(state, &rec) {
-                eprintln!("isol: {e:#}");
-            } else {
-                tracing::info!("cleaned up dead box {name}");
+    let mut dead = Vec::new();
+    {
+        let _lock = state.lock()?;
+        for name in state.list(BOXES)? {
+            let Some(rec) = state.read::<BoxRecord>(BOXES, &name)? else {
+                continue;
+            };
+            match rec.state() {
+                BoxState::Dead => dead.push(rec),
+                st => out.push((rec, st)),
             }
-            continue;
         }
-        out.push((rec, st));
+    }
+    for rec in dead {
+        match record::remove_box(state, &rec) {
+            Ok(()) => tracing::info!("cleaned up dead box {}", rec.name),
+            Err(e) => eprintln!("isol: {e:#}"),
+        }
     }
     Ok(out)
 }
@@ -424,10 +427,8 @@ pub fn freeze(state: &StateDir, name: &str, frozen: bool) -> Result<u8> {
 /// `isol rm`.
 pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
     for name in names {
-        let _lock = state.lock()?;
         let rec = record::load(state, name)?;
-        let st = rec.liveness();
-        if st == BoxState::Running {
+        if rec.liveness() == BoxState::Running {
             if !force {
                 bail!("box {name} is running (stop it with `isol kill {name}`, or use `isol rm -f {name}`)");
             }
@@ -437,11 +438,7 @@ pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
                 cg.kill().with_context(|| format!("kill box {name}"))?;
             }
         }
-        let errors = rec.release();
-        if !errors.is_empty() {
-            bail!("remove box {name}: {}", errors.join("; "));
-        }
-        state.remove(BOXES, name)?;
+        record::remove_box(state, &rec)?;
     }
     Ok(0)
 }

@@ -8,12 +8,14 @@
 //! - `run`: `isol run` (foreground and detached) and `isol exec`;
 //! - `boxes`: `ps`, `inspect`, `stats`, `events`, `kill`, `wait`, `freeze`, `thaw`, `rm`;
 //! - `record`: the box record in the state directory and liveness checks;
+//! - `pods`: `pod create|ls|inspect|rm`;
 //! - `report`: `backends` and `check`; `daemon`: the detached supervisor's fork.
 
 mod boxes;
 mod cli;
 mod daemon;
 mod opts;
+mod pods;
 mod record;
 mod render;
 mod report;
@@ -24,7 +26,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use isol_ns_core::state::StateDir;
 
-use cli::{Cli, Command, PodCommand};
+use cli::{Cli, Command};
 
 /// Exit status when isol itself failed (as docker and podman use it).
 const EXIT_ISOL_FAILED: u8 = 125;
@@ -98,7 +100,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Freeze { name } => boxes::freeze(&state()?, &name, true),
         Command::Thaw { name } => boxes::freeze(&state()?, &name, false),
         Command::Rm { names, force } => boxes::rm(&state()?, &names, force),
-        Command::Pod(p) => pod(p),
+        Command::Pod(p) => pods::pod(&state()?, p),
         Command::Backends { json } => done(report::backends(json)),
         Command::Check { json } => done(report::check(json)),
         Command::Completions { shell } => {
@@ -110,10 +112,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
-}
-
-fn pod(_p: PodCommand) -> anyhow::Result<u8> {
-    anyhow::bail!("pod: pods are not available in this build yet")
 }
 
 /// clap's error on one line: what is wrong, then the hint (`--help`).

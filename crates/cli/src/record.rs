@@ -249,12 +249,35 @@ pub fn load(state: &StateDir, name: &str) -> Result<BoxRecord> {
         .with_context(|| format!("box {name}: no such box (see isol ps)"))
 }
 
-/// Cleans up after a dead box and removes its record. The caller holds the lock.
+/// Cleans up after a dead box and removes its record. The caller holds the lock, so a
+/// pod member is only dropped from its pod by [`remove_box`].
 pub fn remove_dead(state: &StateDir, rec: &BoxRecord) -> Result<()> {
     let errors = rec.release();
     if !errors.is_empty() {
         anyhow::bail!("clean up box {}: {}", rec.name, errors.join("; "));
     }
+    state.remove(BOXES, &rec.name)?;
+    Ok(())
+}
+
+/// Removes a box whose processes are gone or being killed: drops it from its pod (which
+/// destroys the member cgroup), destroys its cgroup, releases namespace files, removes
+/// the record. Takes the lock itself; the caller must not hold it.
+pub fn remove_box(state: &StateDir, rec: &BoxRecord) -> Result<()> {
+    if let Some(pod) = &rec.pod {
+        if let Ok(mut pod) = isol_ns_core::Pod::open(state, pod) {
+            if pod.record().members.contains_key(&rec.name) {
+                if let Err(e) = pod.remove_member(&rec.name, true) {
+                    tracing::warn!("drop box {} from pod {}: {e}", rec.name, pod.name());
+                }
+            }
+        }
+    }
+    let errors = rec.release();
+    if !errors.is_empty() {
+        anyhow::bail!("remove box {}: {}", rec.name, errors.join("; "));
+    }
+    let _lock = state.lock()?;
     state.remove(BOXES, &rec.name)?;
     Ok(())
 }

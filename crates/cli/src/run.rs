@@ -42,6 +42,8 @@ struct Prepared {
     argv: Vec<String>,
     hostname: Option<String>,
     pod: Option<String>,
+    /// The pod the box joins as a member (`--pod`).
+    pod_handle: Option<isol_ns_core::Pod>,
 }
 
 /// `isol run`.
@@ -91,14 +93,9 @@ fn oom_killed(child: &Child) -> bool {
 
 /// Removes a foreground box: its cgroup, namespace files and record.
 fn cleanup(state: &StateDir, rec: &BoxRecord) {
-    for e in rec.release() {
-        eprintln!("isol: remove box {}: {e}", rec.name);
+    if let Err(e) = record::remove_box(state, rec) {
+        eprintln!("isol: {e:#}");
     }
-    let lock = state.lock();
-    if let Err(e) = state.remove(BOXES, &rec.name) {
-        eprintln!("isol: remove box {}: {e}", rec.name);
-    }
-    drop(lock);
 }
 
 /// 128+N for a signal, the code otherwise.
@@ -166,11 +163,29 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     let mut new = opts::namespaces(&a.ns)?;
     let resources = opts::resources(&a.limits)?;
     let parent = opts::cgroup_parent(&a.cgroup_parent)?;
-    if a.pod.is_some() {
-        bail!("pod: pods are not available in this build yet");
-    }
+    let pod = match &a.pod {
+        Some(p) => {
+            if !a.cgroup_parent.is_empty() {
+                bail!(isol_ns_core::Error::invalid(
+                    "cgroup-parent",
+                    a.cgroup_parent.join(" "),
+                    "a pod member's cgroup is beneath its pod's; drop --cgroup-parent or --pod"
+                ));
+            }
+            let pod = isol_ns_core::Pod::open(state, p)?;
+            // The member joins what the pod shares.
+            for k in pod.record().shared.iter() {
+                new.remove(k);
+            }
+            Some(pod)
+        }
+        None => None,
+    };
     let host = HostInfo::probe().context("probe the host's cgroups")?;
-    let backend = registry::open(&a.backend, &host)?;
+    let backend: Arc<dyn isol_ns_core::Backend> = match &pod {
+        Some(p) => p.backend().clone(),
+        None => Arc::from(registry::open(&a.backend, &host)?),
+    };
     backend.check(&resources)?;
 
     let mut shares = Vec::new();
@@ -258,12 +273,14 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         cmd.current_dir(w);
     }
     let backend_name = backend.name();
-    cmd.cgroup(CgroupSpec::Create {
-        backend: Arc::from(backend),
-        parent,
-        name: name.clone(),
-        resources: resources.clone(),
-    });
+    if pod.is_none() {
+        cmd.cgroup(CgroupSpec::Create {
+            backend,
+            parent,
+            name: name.clone(),
+            resources: resources.clone(),
+        });
+    }
     Ok(Prepared {
         name,
         cmd,
@@ -273,6 +290,7 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         argv: a.command.clone(),
         hostname: a.hostname.clone(),
         pod: a.pod.clone(),
+        pod_handle: pod,
     })
 }
 
@@ -321,7 +339,16 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             .stderr(Stdio::Fd(err));
         rec.log = Some(path);
     }
-    let mut child = match p.cmd.spawn() {
+    let spawned = match p.pod_handle.as_mut() {
+        // Claims the member name in the pod record under the lock, joins the pod's
+        // namespaces, creates the member cgroup beneath the pod's.
+        Some(pod) => {
+            let cmd = std::mem::replace(&mut p.cmd, Command::new("/"));
+            pod.add_member(&p.name, cmd, &p.resources)
+        }
+        None => p.cmd.spawn(),
+    };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             unclaim(state);

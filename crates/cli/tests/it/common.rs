@@ -115,9 +115,12 @@ impl Env {
         let mut files = Vec::new();
         collect_all(self.state.path(), &mut files);
         // Records, entry directories and their files; the empty kind directory
-        // (`boxes/`) that the first record creates is the state directory's layout.
+        // (`boxes/`, `pods/`) that the first record creates is the state directory's layout.
         files.retain(|f| {
-            !f.ends_with(".lock") && f.as_path() != self.state.path() && !f.ends_with("boxes")
+            !f.ends_with(".lock")
+                && f.as_path() != self.state.path()
+                && !f.ends_with("boxes")
+                && !f.ends_with("pods")
         });
         files.sort();
         Snapshot {

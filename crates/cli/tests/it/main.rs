@@ -3,5 +3,6 @@
 
 mod boxes;
 mod common;
+mod pods;
 mod report;
 mod run;
