@@ -5,7 +5,7 @@
 //!
 //! Every tool runs `/bin/true` under the same isolation (new mnt, pid, net, ipc, uts and
 //! cgroup namespaces) and, where the tool can set them, the same limits (memory 64M,
-//! pids 64). Latency rounds interleave the tools (A B C … A B C …) so that drift on this
+//! pids 64). Latency rounds interleave the tools (A B C, B C A, …) so that drift on this
 //! shared machine hits every tool alike; then each tool's sequential and two-worker
 //! throughput is measured in interleaved repetitions. The library's cgroup create +
 //! apply + destroy cycle is measured per backend, and `isol stats` once the CLI has it.
@@ -323,12 +323,25 @@ fn measure(
         kind: Kind::FloorExec,
     });
     match ctx.cgroups.floor_dirs("probe") {
-        Ok(_) => tools.push(Tool {
-            key: "floor+ns+cgroup",
-            shown: "in-process: mkdir memory+pids cgroups, write limits, clone3(NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS), attach, unshare(NEWCGROUP), execve(/bin/true), wait4, rmdir".into(),
-            limited: true,
-            kind: Kind::FloorNsCgroup,
-        }),
+        Ok(_) => {
+            tools.push(Tool {
+                key: "floor+ns+cgroup",
+                shown: "in-process: mkdir memory+pids cgroups, write limits, open their `tasks`, \
+                        clone3(NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS); the child writes 0 to each \
+                        `tasks`, unshare(NEWCGROUP), execve(/bin/true); wait4, rmdir"
+                    .into(),
+                limited: true,
+                kind: Kind::FloorNsCgroup { self_attach: true },
+            });
+            tools.push(Tool {
+                key: "floor+ns+cgroup.procs",
+                shown: "the same, but the child waits on a pipe while the parent writes its pid \
+                        to each `cgroup.procs` (how isol, crun and runc attach on v1)"
+                    .into(),
+                limited: true,
+                kind: Kind::FloorNsCgroup { self_attach: false },
+            });
+        }
         Err(why) => notes.push(format!("floor+ns+cgroup not measured: {why}")),
     }
     if !args.only.is_empty() {
@@ -371,8 +384,12 @@ fn measure(
         args.rounds,
         tools.len()
     );
+    // Each round starts one tool later: a v1 attach is cheap right after another one
+    // (see sys::clone_ns_cgroup_exec), so no tool may always follow the same neighbour.
     for round in 0..args.rounds {
-        for (t, r) in tools.iter().zip(results.iter_mut()) {
+        for k in 0..tools.len() {
+            let i = (round + k) % tools.len();
+            let (t, r) = (&tools[i], &mut results[i]);
             let s = t
                 .once(ctx, 0)
                 .with_context(|| format!("{} (round {round})", t.key))?;
@@ -444,10 +461,14 @@ fn cgroup_cycles(helper: &Path, rounds: usize) -> Result<Vec<Extra>> {
 fn stats_latency(built: &Built, state: &Path, samples: usize) -> Result<Extra> {
     let what = "isol stats NAME --json (a running box)".to_owned();
     let Some(isol) = built.isol.as_ref().filter(|p| has(p, &["stats"])) else {
+        let why = match &built.isol_missing {
+            Some(why) => why.clone(),
+            None => "the CLI has no `isol stats` yet".into(),
+        };
         return Ok(Extra {
             what,
             samples: Vec::new(),
-            skipped: Some("the CLI has no `isol stats` yet".into()),
+            skipped: Some(why),
         });
     };
     eprintln!("bench: isol stats, {samples} samples");

@@ -34,8 +34,10 @@ pub enum Kind {
     },
     /// The floor: `clone3` + `execve` of `/bin/true`, no namespaces, no cgroup.
     FloorExec,
-    /// The floor with namespaces and a cgroup (see `sys::clone_ns_cgroup_exec`).
-    FloorNsCgroup,
+    /// The floor with namespaces and a cgroup; `self_attach`: the child moves itself
+    /// through the v1 `tasks` files (`sys::clone_ns_self_attach_exec`), else the parent
+    /// writes its pid to `cgroup.procs` (`sys::clone_ns_cgroup_exec`).
+    FloorNsCgroup { self_attach: bool },
 }
 
 /// A contender.
@@ -107,7 +109,7 @@ impl Tool {
                     maxrss_kib: reaped.maxrss_kib,
                 })
             }
-            Kind::FloorNsCgroup => floor_ns_cgroup(ctx, worker),
+            Kind::FloorNsCgroup { self_attach } => floor_ns_cgroup(ctx, worker, *self_attach),
         }
     }
 }
@@ -153,10 +155,11 @@ fn run_program(argv: &[OsString], without_unified: bool) -> Result<Sample> {
 /// The floor with namespaces and a cgroup, the whole cycle timed: mkdir the memory and
 /// pids directories, write the limits, clone3 into new namespaces, attach, exec, wait,
 /// rmdir.
-fn floor_ns_cgroup(ctx: &Ctx, worker: usize) -> Result<Sample> {
+fn floor_ns_cgroup(ctx: &Ctx, worker: usize, self_attach: bool) -> Result<Sample> {
+    let attach_file = if self_attach { "tasks" } else { "cgroup.procs" };
     let dirs = ctx
         .cgroups
-        .floor_dirs(&format!("floor-w{worker}"))
+        .floor_dirs(&format!("floor-{attach_file}-w{worker}"))
         .map_err(anyhow::Error::msg)?;
     let limit = |file: &str| if file == "pids.max" { "64" } else { "67108864" };
     let start = Instant::now();
@@ -171,11 +174,15 @@ fn floor_ns_cgroup(ctx: &Ctx, worker: usize) -> Result<Sample> {
             procs.push(
                 OpenOptions::new()
                     .write(true)
-                    .open(dir.join("cgroup.procs"))
-                    .with_context(|| format!("open {}/cgroup.procs", dir.display()))?,
+                    .open(dir.join(attach_file))
+                    .with_context(|| format!("open {}/{attach_file}", dir.display()))?,
             );
         }
-        Ok(sys::clone_ns_cgroup_exec(&ctx.truth, &mut procs)?)
+        Ok(if self_attach {
+            sys::clone_ns_self_attach_exec(&ctx.truth, &procs)?
+        } else {
+            sys::clone_ns_cgroup_exec(&ctx.truth, &mut procs)?
+        })
     })();
     drop(procs);
     let mut removed = Ok(());
