@@ -243,6 +243,15 @@ impl<'de> Deserialize<'de> for CapSet {
 /// the clone; the child drops every bounding capability up to it that the box does not
 /// keep, including ones newer than this crate.
 pub fn last_cap() -> Result<u32> {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(n) = LAST.get() {
+        return Ok(*n);
+    }
+    let n = read_last_cap()?;
+    Ok(*LAST.get_or_init(|| n))
+}
+
+fn read_last_cap() -> Result<u32> {
     let path = std::path::Path::new("/proc/sys/kernel/cap_last_cap");
     let v = crate::parse::single_u64(path, &crate::parse::read(path)?)?;
     u32::try_from(v)

@@ -49,9 +49,6 @@
 //! unless they name device rules of their own); a spawn without a cgroup, or into an
 //! existing one, leaves device access alone.
 
-// The child-side plan is wired into spawn in a following commit.
-#![allow(dead_code)]
-
 pub mod caps;
 pub mod rlimit;
 pub mod seccomp;
@@ -288,6 +285,66 @@ pub(crate) enum MountStep {
     EmptyOver(PathBuf),
     /// Bind onto itself, remount read-only.
     ReadOnly(PathBuf),
+}
+
+/// Records the masking and read-only mounts into the command's steps, before its
+/// `pivot_root`.
+pub(crate) fn record_mounts(
+    mounts: &[MountStep],
+    prog: &mut crate::spawn::program::Program,
+) -> Result<()> {
+    use crate::namespace::cpath;
+    use crate::spawn::program::Op;
+    use nix::mount::MsFlags;
+    for m in mounts {
+        match m {
+            MountStep::NullOver(p) => prog.command_before_pivot(
+                "mask with /dev/null",
+                p,
+                Op::Mount {
+                    src: Some(cpath(Path::new("/dev/null"))?),
+                    dst: cpath(p)?,
+                    fstype: None,
+                    flags: MsFlags::MS_BIND.bits(),
+                    data: None,
+                },
+            ),
+            MountStep::EmptyOver(p) => prog.command_before_pivot(
+                "mask with an empty tmpfs",
+                p,
+                Op::Mount {
+                    src: Some(cpath(Path::new("tmpfs"))?),
+                    dst: cpath(p)?,
+                    fstype: Some(cpath(Path::new("tmpfs"))?),
+                    flags: (MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC)
+                        .bits(),
+                    data: Some(cpath(Path::new("size=4k,mode=555"))?),
+                },
+            ),
+            MountStep::ReadOnly(p) => {
+                prog.command_before_pivot(
+                    "bind read-only path onto itself",
+                    p,
+                    Op::Mount {
+                        src: Some(cpath(p)?),
+                        dst: cpath(p)?,
+                        fstype: None,
+                        flags: (MsFlags::MS_BIND | MsFlags::MS_REC).bits(),
+                        data: None,
+                    },
+                );
+                prog.command_before_pivot(
+                    "remount read-only",
+                    p,
+                    Op::RemountReadOnly { dst: cpath(p)? },
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the spawn knows that the policy's steps depend on.

@@ -95,7 +95,25 @@ impl SeccompProfile {
     pub fn compile(&self, caps: CapSet) -> Result<Vec<BpfProgram>> {
         let (default, rules) = match self {
             SeccompProfile::Unconfined => return Ok(Vec::new()),
-            SeccompProfile::Default => (SeccompAction::Allow, default_rules(caps)?),
+            SeccompProfile::Default => {
+                // Compiled once per capability set: the same for every box.
+                type Cache = std::sync::Mutex<Vec<(CapSet, Vec<BpfProgram>)>>;
+                static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+                let cache = CACHE.get_or_init(Default::default);
+                let hit = cache
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.iter().find(|(k, _)| *k == caps).map(|(_, p)| p.clone()));
+                if let Some(p) = hit {
+                    return Ok(p);
+                }
+                let mut out = stack(SeccompAction::Allow, &default_rules(caps)?)?;
+                add_x32_guard(&mut out);
+                if let Ok(mut c) = cache.lock() {
+                    c.push((caps, out.clone()));
+                }
+                return Ok(out);
+            }
             SeccompProfile::Docker { path, profile } => {
                 let read;
                 let p = match profile {
@@ -109,9 +127,7 @@ impl SeccompProfile {
             }
         };
         let mut out = stack(default, &rules)?;
-        if cfg!(target_arch = "x86_64") {
-            out.insert(0, x32_guard());
-        }
+        add_x32_guard(&mut out);
         Ok(out)
     }
 }
@@ -195,6 +211,30 @@ pub(crate) fn stack(default: SeccompAction, rules: &[Rule]) -> Result<Vec<BpfPro
         out.push(build(chains, SeccompAction::Allow, action)?);
     }
     Ok(out)
+}
+
+/// On x86_64, refuses x32 call numbers: spliced into the first program right after
+/// seccompiler's arch check (`ld arch; jeq AUDIT_ARCH, +1; ret KILL_PROCESS`), whose
+/// jump lands on the splice, so a default box installs one filter, not two (each filter
+/// is JIT-compiled at install and freed at exit); a stand-alone guard filter otherwise.
+fn add_x32_guard(progs: &mut Vec<BpfProgram>) {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let arch_check = |p: &BpfProgram| {
+        p.len() > 3
+            && (p[0].code, p[0].k) == (0x20, 4)
+            && (p[1].code, p[1].jt, p[1].jf) == (0x15, 1, 0)
+            && (p[2].code, p[2].k) == (0x06, libc::SECCOMP_RET_KILL_PROCESS)
+    };
+    match progs.first_mut() {
+        Some(p) if arch_check(p) => {
+            let guard = x32_guard();
+            // ld nr; jset x32 → ret ERRNO; (fall through to the original `ld nr`).
+            p.splice(3..3, guard[..3].iter().cloned());
+        }
+        _ => progs.insert(0, x32_guard()),
+    }
 }
 
 /// `if (nr & __X32_SYSCALL_BIT) return ERRNO(EPERM); return ALLOW;`

@@ -37,6 +37,7 @@ use std::sync::{Arc, OnceLock};
 use crate::namespace::{
     self, Context, Joinable, Namespace, NamespacePlan, NsHandle, Persisted, Slot,
 };
+use crate::security::{self, SecurityPolicy};
 use crate::{
     registry, Backend, Cgroup, Error, HostInfo, NamespaceKind, NamespaceSet, Parent, Resources,
     Result, Stats,
@@ -152,6 +153,7 @@ pub struct Command {
     plan: NamespacePlan,
     cgroup: Option<CgroupSpec>,
     persist: Vec<(NamespaceKind, PathBuf)>,
+    security: Option<SecurityPolicy>,
 }
 
 impl Command {
@@ -172,6 +174,7 @@ impl Command {
             plan: NamespacePlan::none(),
             cgroup: None,
             persist: Vec::new(),
+            security: None,
         }
     }
 
@@ -332,6 +335,34 @@ impl Command {
         self
     }
 
+    /// Hardens the command with `policy` (see [`crate::security`]): capabilities,
+    /// no_new_privs, seccomp, masked and read-only `/proc` paths (when the mount and pid
+    /// namespaces are new), rlimits, and the device allow-list in a cgroup this spawn
+    /// creates (unless its resources name device rules). Without a policy nothing is
+    /// hardened: `SecurityPolicy::default()` is docker's default, `privileged()` opts out.
+    pub fn security(&mut self, policy: SecurityPolicy) -> &mut Command {
+        self.security = Some(policy);
+        self
+    }
+
+    /// The security policy, if one was given.
+    pub fn security_policy(&self) -> Option<&SecurityPolicy> {
+        self.security.as_ref()
+    }
+
+    /// The cgroup resources with the policy's device allow-list, unless they name device
+    /// rules of their own.
+    fn with_policy_devices<'a>(&self, r: &'a Resources) -> std::borrow::Cow<'a, Resources> {
+        match &self.security {
+            Some(p) if r.devices.is_empty() && !p.devices.is_empty() => {
+                let mut r = r.clone();
+                r.devices = p.devices.clone();
+                std::borrow::Cow::Owned(r)
+            }
+            _ => std::borrow::Cow::Borrowed(r),
+        }
+    }
+
     /// After a successful spawn, bind-mount the child's `kind` namespace file at `path`
     /// (see [`NsHandle::persist`]); [`Child::persisted`] lists them.
     pub fn persist(&mut self, kind: NamespaceKind, path: impl Into<PathBuf>) -> &mut Command {
@@ -448,6 +479,22 @@ impl Command {
         for ns in &namespaces {
             ns.child_steps(&ctx, &mut prog)?;
         }
+        // Hardening: prepared now; its mounts go before pivot_root, its other steps
+        // around the id changes below.
+        let hardening = match &self.security {
+            Some(policy) => {
+                let w = security::Where {
+                    changes_uid: self.uid.is_some_and(|u| u != 0),
+                    fresh_proc: mnt.is_some_and(|m| m.proc) && new.contains(NamespaceKind::Pid),
+                    rootfs: mnt.and_then(|m| m.rootfs.as_deref()),
+                    sys_is_kernels: mnt.is_some_and(|m| m.sys),
+                };
+                let h = policy.plan(&w)?;
+                security::record_mounts(&h.mounts, &mut prog)?;
+                Some(h)
+            }
+            None => None,
+        };
 
         // stdio
         let mut parent_ends: [Option<File>; 3] = [None, None, None];
@@ -501,6 +548,9 @@ impl Command {
         let uid = self
             .uid
             .or_else(|| user_new.filter(|u| maps_root(&u.uid_map)).map(|_| 0));
+        for op in hardening.iter().flat_map(|h| &h.before_ids) {
+            prog.command(op.name(), "", Op::Security(op.clone()));
+        }
         if let Some(groups) = &self.groups {
             prog.command(
                 "setgroups",
@@ -518,6 +568,9 @@ impl Command {
         if let Some(uid) = uid {
             prog.command("setuid", uid.to_string(), Op::Setuid { uid });
         }
+        for op in hardening.iter().flat_map(|h| &h.after_ids) {
+            prog.command(op.name(), "", Op::Security(op.clone()));
+        }
         let exec_id = prog.reserve("execve", &exec_path);
         let fork_id = prog.reserve("fork the command from init", "");
 
@@ -531,7 +584,11 @@ impl Command {
                 name,
                 resources,
             }) => (
-                Some(Arc::from(backend.create(parent, name, resources)?)),
+                Some(Arc::from(backend.create(
+                    parent,
+                    name,
+                    &self.with_policy_devices(resources),
+                )?)),
                 true,
             ),
             Some(CgroupSpec::Registry {
@@ -543,7 +600,11 @@ impl Command {
                 let host = HostInfo::probe()?;
                 let backend = registry::open(backend, &host)?;
                 (
-                    Some(Arc::from(backend.create(parent, name, resources)?)),
+                    Some(Arc::from(backend.create(
+                        parent,
+                        name,
+                        &self.with_policy_devices(resources),
+                    )?)),
                     true,
                 )
             }

@@ -115,6 +115,9 @@ pub enum Op {
         /// The uid.
         uid: libc::uid_t,
     },
+    /// A hardening step (capabilities, no_new_privs, seccomp, rlimits), see
+    /// [`crate::security`].
+    Security(crate::security::sys::ChildOp),
 }
 
 /// A step and its id.
@@ -150,6 +153,24 @@ impl Program {
     pub(crate) fn command(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
         let id = self.label_of(step, path);
         self.command.push(Step { id, op });
+    }
+
+    /// Inserts a step the command takes before its `pivot_root` (appended when there is
+    /// none): the hardening mounts lie beneath the new root and bind the host's
+    /// `/dev/null`.
+    pub(crate) fn command_before_pivot(
+        &mut self,
+        step: &'static str,
+        path: impl AsRef<Path>,
+        op: Op,
+    ) {
+        let id = self.label_of(step, path);
+        let at = self
+            .command
+            .iter()
+            .position(|s| matches!(s.op, Op::PivotRoot { .. }))
+            .unwrap_or(self.command.len());
+        self.command.insert(at, Step { id, op });
     }
 
     /// Reserves an id for a step taken outside the lists (exec, fork).

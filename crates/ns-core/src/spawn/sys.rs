@@ -577,5 +577,6 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
         Op::Setuid { uid } => {
             check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) as libc::c_int)
         }
+        Op::Security(op) => crate::security::sys::run(op),
     }
 }

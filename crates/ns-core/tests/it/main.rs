@@ -13,4 +13,5 @@ mod kinds;
 mod pods;
 mod rootfs;
 mod rootless;
+mod security;
 mod spawn_basics;
