@@ -275,6 +275,8 @@ pub struct RunArgs {
     pub workdir: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
     /// The cgroup backend: auto, cgroup-v1 or cgroup-v2.
     #[arg(long, default_value = "auto")]
     pub backend: String,

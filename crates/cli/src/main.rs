@@ -20,6 +20,7 @@ mod record;
 mod render;
 mod report;
 mod run;
+mod security;
 
 use std::process::ExitCode;
 

@@ -233,6 +233,7 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     let (program, args) = a.command.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args).new_namespaces(new);
+    cmd.security(crate::security::policy(&a.security)?);
     if new.contains(NamespaceKind::User) {
         cmd.user_namespace(UserNs::rootless());
     }

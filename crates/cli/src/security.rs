@@ -1,0 +1,63 @@
+//! The hardening flags of `isol run`, turned into the library's `SecurityPolicy`
+//! (docker's defaults unless the flags say otherwise).
+
+use anyhow::Result;
+use clap::Args;
+use isol_ns_core::security::{Rlimit, SeccompProfile, SecurityPolicy};
+
+/// How the box is hardened.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Security")]
+pub struct SecurityArgs {
+    /// Keep every capability, no seccomp filter, no device rules, nothing masked (shown
+    /// by `isol inspect`). Later --cap-drop and --ulimit still apply.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability to docker's default set (CHOWN, NET_ADMIN, …, or all).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or all).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Let set-uid programs and file capabilities grant privileges (no no_new_privs).
+    #[arg(long = "allow-new-privs")]
+    pub allow_new_privs: bool,
+    /// The seccomp filter: default, unconfined, or a docker JSON profile.
+    #[arg(long, value_name = "default|unconfined|PATH")]
+    pub seccomp: Option<String>,
+    /// Allow one more device node: /dev/X[:rwm].
+    #[arg(long, value_name = "/dev/X[:PERMS]")]
+    pub device: Vec<String>,
+    /// A resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, stack, …).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+}
+
+/// The policy the flags describe; every bad value is an error naming it.
+pub fn policy(a: &SecurityArgs) -> Result<SecurityPolicy> {
+    let mut p = if a.privileged {
+        SecurityPolicy::privileged()
+    } else {
+        SecurityPolicy::default()
+    };
+    for c in &a.cap_add {
+        p.cap_add(c)?;
+    }
+    for c in &a.cap_drop {
+        p.cap_drop(c)?;
+    }
+    if a.allow_new_privs {
+        p.allow_new_privs();
+    }
+    if let Some(s) = &a.seccomp {
+        p.seccomp(SeccompProfile::parse(s)?);
+    }
+    for d in &a.device {
+        p.device(d)?;
+    }
+    for u in &a.ulimit {
+        p.rlimit(Rlimit::parse(u)?);
+    }
+    p.validate()?;
+    Ok(p)
+}
