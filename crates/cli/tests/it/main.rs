@@ -6,3 +6,4 @@ mod common;
 mod pods;
 mod report;
 mod run;
+mod security;

@@ -1,0 +1,135 @@
+//! `isol run`'s hardening, seen from inside the box: docker's capability set,
+//! no_new_privs, a seccomp filter and masked /proc paths by default; `--privileged`,
+//! `--cap-drop` and `--ulimit` change exactly what they say.
+
+use crate::common::Env;
+
+/// `Field:\tvalue` lines of /proc/self/status as the box sees them.
+fn status_inside(env: &Env, flags: &[&str]) -> (String, String, String) {
+    let mut args: Vec<&str> = flags.to_vec();
+    args.extend(["--", "/bin/sh", "-c", "cat /proc/self/status"]);
+    let text = env.run(&args).ok();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .to_string()
+    };
+    (field("CapEff:"), field("NoNewPrivs:"), field("Seccomp:"))
+}
+
+fn own_cap_eff() -> String {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_default_box_is_hardened_like_docker() {
+    let Some(env) = Env::new("a_default_box_is_hardened_like_docker") else {
+        return;
+    };
+    let before = env.snapshot();
+    let (cap, nnp, seccomp) = status_inside(&env, &[]);
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE
+    // NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    assert_eq!(cap, "00000000a80425fb");
+    assert_eq!(nnp, "1");
+    assert_eq!(seccomp, "2");
+    // Masked and read-only paths, where this kernel has them.
+    let probe = "for f in /proc/kcore /proc/keys /proc/timer_list; do [ -e $f ] && echo \"$f $(wc -c < $f)\"; done; \
+                 if [ -e /proc/sysrq-trigger ]; then (echo h > /proc/sysrq-trigger) 2>/dev/null && echo sysrq-writable || echo sysrq-refused; fi; \
+                 (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo sys-writable || echo sys-refused";
+    let out = env.run(&["--", "/bin/sh", "-c", probe]).ok();
+    for line in out.lines().filter(|l| l.starts_with('/')) {
+        assert!(line.ends_with(" 0"), "masked file readable inside: {line}");
+    }
+    assert!(!out.contains("sysrq-writable"), "{out}");
+    assert!(
+        out.contains("sys-refused"),
+        "/proc/sys must be read-only: {out}"
+    );
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn privileged_restores_what_the_defaults_take() {
+    let Some(env) = Env::new("privileged_restores_what_the_defaults_take") else {
+        return;
+    };
+    let (cap, nnp, seccomp) = status_inside(&env, &["--privileged"]);
+    assert_eq!(
+        cap,
+        own_cap_eff(),
+        "a privileged box keeps the caller's capabilities"
+    );
+    assert_eq!((nnp.as_str(), seccomp.as_str()), ("0", "0"));
+    let out = env
+        .run(&["--privileged", "--", "/bin/sh", "-c", "(echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo sys-writable || echo sys-refused"])
+        .ok();
+    assert!(out.contains("sys-writable"), "{out}");
+}
+
+#[test]
+fn cap_drop_all_and_ulimit_do_what_they_say() {
+    let Some(env) = Env::new("cap_drop_all_and_ulimit_do_what_they_say") else {
+        return;
+    };
+    let (cap, _, _) = status_inside(&env, &["--cap-drop", "all"]);
+    assert_eq!(cap, "0000000000000000");
+    let (cap, _, _) = status_inside(
+        &env,
+        &["--cap-drop", "net_raw", "--cap-add", "CAP_SYS_ADMIN"],
+    );
+    let bits = u64::from_str_radix(&cap, 16).unwrap();
+    assert_eq!(bits & (1 << 13), 0, "NET_RAW dropped: {cap}");
+    assert_ne!(bits & (1 << 21), 0, "SYS_ADMIN added: {cap}");
+    let out = env
+        .run(&[
+            "--ulimit",
+            "nofile=64:128",
+            "--",
+            "/bin/sh",
+            "-c",
+            "ulimit -n; ulimit -Hn",
+        ])
+        .ok();
+    assert_eq!(out, "64\n128\n");
+}
+
+#[test]
+fn bad_security_flags_are_one_line_and_leave_nothing() {
+    let Some(env) = Env::new("bad_security_flags_are_one_line_and_leave_nothing") else {
+        return;
+    };
+    let before = env.snapshot();
+    for (flags, needle) in [
+        (&["--cap-add", "bogus"][..], "\"bogus\""),
+        (&["--ulimit", "nofile=abc"][..], "\"abc\""),
+        (
+            &["--seccomp", "/nonexistent/profile.json"][..],
+            "/nonexistent/profile.json",
+        ),
+        (
+            &["--device", "/nonexistent-device"][..],
+            "/nonexistent-device",
+        ),
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/true"]);
+        let out = env.run(&args);
+        assert_eq!(out.code, 125, "{flags:?}: {out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{flags:?}: {out:?}");
+        assert!(
+            lines[0].starts_with("isol: ") && lines[0].contains(needle),
+            "{flags:?}: {}",
+            lines[0]
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+}
