@@ -214,6 +214,28 @@ pub trait Cgroup: Send + Sync + fmt::Debug {
     /// hybrid hosts). Only ever called for processes isol started.
     fn attach(&self, pid: u32) -> Result<()>;
 
+    /// Opens (write-only, close-on-exec) the `cgroup.procs` file of each of the cgroup's
+    /// directories, for a process isol is about to start: the new process writes `0` to
+    /// each and so moves *itself* in, before it execs. On cgroup v1 a process moving
+    /// itself costs about 0.5 ms, while the parent writing the child's pid waits for the
+    /// kernel (an RCU grace period on the threadgroup lock): 11 ms median on the
+    /// development host (kernel 6.18, hybrid).
+    fn self_attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.dirs()
+            .iter()
+            .map(|d| {
+                let path = d.join("cgroup.procs");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|e| Error::io("open", path, e))
+            })
+            .collect()
+    }
+
     /// Applies `resources` (only the fields that are set).
     fn apply(&self, resources: &Resources) -> Result<()>;
 
