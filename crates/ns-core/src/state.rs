@@ -176,6 +176,49 @@ impl StateDir {
         Ok(names)
     }
 
+    /// Removes what a writer that died mid-way left of `kind`: temp files of writes that
+    /// never reached their rename (`.NAME.json.PID.tmp` whose PID is gone), and entry
+    /// directories whose record is gone (removal died between the two) unless something
+    /// is still mounted beneath them. Hold the lock while calling it, so that no write is
+    /// in flight. Returns what it removed.
+    pub fn remove_leftovers(&self, kind: &str) -> Result<Vec<PathBuf>> {
+        let dir = self.kind_dir(kind);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::Read { path: dir, source }),
+        };
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut removed = Vec::new();
+        for e in entries.flatten() {
+            let file = e.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let path = e.path();
+            if let Some(rest) = file.strip_prefix('.').and_then(|f| f.strip_suffix(".tmp")) {
+                let writer = rest
+                    .rsplit_once('.')
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok());
+                let gone = writer.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                    removed.push(path);
+                }
+            } else if let Some(name) = file.strip_suffix(".d") {
+                let orphan = !self.record_path(kind, name).exists();
+                let mounted = mounts.lines().any(|l| {
+                    l.split_whitespace()
+                        .nth(4)
+                        .is_some_and(|m| Path::new(m).starts_with(&path))
+                });
+                if orphan && !mounted {
+                    fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+                    removed.push(path);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes the record `kind/name` and its entry directory (which must hold no
     /// mounts any more: the caller releases them first). Missing is not an error.
     pub fn remove(&self, kind: &str, name: &str) -> Result<()> {
@@ -297,6 +340,36 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn leftovers_of_dead_writers_are_removed_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = StateDir::open(tmp.path()).unwrap();
+        let _lock = st.lock().unwrap();
+        let rec = Rec {
+            pid: 1,
+            note: "x".into(),
+        };
+        st.write("boxes", "kept", &rec).unwrap();
+        let kept_dir = st.create_entry_dir("boxes", "kept").unwrap();
+        let orphan_dir = st.entry_dir("boxes", "gone");
+        std::fs::create_dir_all(&orphan_dir).unwrap();
+        std::fs::write(orphan_dir.join("output"), "log").unwrap();
+        let dir = st.kind_dir("boxes");
+        // pid_max is at most 2^22, so this writer cannot exist; ours does.
+        let dead = dir.join(".half.json.4194305.tmp");
+        let live = dir.join(format!(".busy.json.{}.tmp", std::process::id()));
+        std::fs::write(&dead, "{").unwrap();
+        std::fs::write(&live, "{").unwrap();
+        let mut removed = st.remove_leftovers("boxes").unwrap();
+        removed.sort();
+        let mut want = vec![dead.clone(), orphan_dir.clone()];
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(live.exists() && kept_dir.exists());
+        assert_eq!(st.read::<Rec>("boxes", "kept").unwrap(), Some(rec));
+        assert!(st.remove_leftovers("pods").unwrap().is_empty());
     }
 
     #[test]

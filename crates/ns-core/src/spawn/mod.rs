@@ -154,6 +154,7 @@ pub struct Command {
     cgroup: Option<CgroupSpec>,
     persist: Vec<(NamespaceKind, PathBuf)>,
     security: Option<SecurityPolicy>,
+    die_with_parent: bool,
 }
 
 impl Command {
@@ -175,6 +176,7 @@ impl Command {
             cgroup: None,
             persist: Vec::new(),
             security: None,
+            die_with_parent: false,
         }
     }
 
@@ -345,6 +347,24 @@ impl Command {
         self
     }
 
+    /// The child is SIGKILLed when the spawning thread ends (`PR_SET_PDEATHSIG`), so a
+    /// foreground box cannot outlive a killed `isol run`. With an init (new pid
+    /// namespace) the init gets the signal, and with it every process of the namespace;
+    /// without one the command does, and what it forked stays in the cgroup for the
+    /// caller to destroy. The signal is armed first thing in the child, re-armed after
+    /// every credential change (which clears it) and checked against a pidfd of the
+    /// spawner, so a spawner that died before it was armed is noticed too.
+    ///
+    /// The kernel ties the signal to the *thread* that spawned: spawn from a thread that
+    /// lives as long as the child should (isol's CLI spawns from its only thread).
+    ///
+    /// # References
+    /// prctl(2) `PR_SET_PDEATHSIG`, pidfd_open(2).
+    pub fn die_with_parent(&mut self) -> &mut Command {
+        self.die_with_parent = true;
+        self
+    }
+
     /// The security policy, if one was given.
     pub fn security_policy(&self) -> Option<&SecurityPolicy> {
         self.security.as_ref()
@@ -406,6 +426,18 @@ impl Command {
         let exec_path = resolve(&self.program, &View::new(mnt), &env)?;
         let mut prog = Program::default();
         let mut keep: Vec<OwnedFd> = Vec::new();
+        // Armed first, re-armed after the leader's namespace changes (setns into a user
+        // namespace changes credentials, which clears it) and after the command's id
+        // changes.
+        let parent_pidfd = if self.die_with_parent {
+            Some(sys::pidfd_self().map_err(|e| Error::io("pidfd_open", "self", e))?)
+        } else {
+            None
+        };
+        let die_with_parent = parent_pidfd.as_ref().map(|fd| fd.as_raw_fd());
+        if let Some(pidfd) = die_with_parent {
+            prog.leader("prctl PR_SET_PDEATHSIG", "", Op::DieWithParent { pidfd });
+        }
         let mut seen_pidfds: Vec<*const OwnedFd> = Vec::new();
         for (kind, j) in plan.joins() {
             match j {
@@ -476,6 +508,9 @@ impl Command {
         } else {
             by_clone.clone_flags()
         };
+        if let Some(pidfd) = die_with_parent {
+            prog.leader("prctl PR_SET_PDEATHSIG", "", Op::DieWithParent { pidfd });
+        }
         for ns in &namespaces {
             ns.child_steps(&ctx, &mut prog)?;
         }
@@ -567,6 +602,9 @@ impl Command {
         }
         if let Some(uid) = uid {
             prog.command("setuid", uid.to_string(), Op::Setuid { uid });
+        }
+        if let Some(pidfd) = die_with_parent {
+            prog.command("prctl PR_SET_PDEATHSIG", "", Op::DieWithParent { pidfd });
         }
         for op in hardening.iter().flat_map(|h| &h.after_ids) {
             prog.command(op.name(), "", Op::Security(op.clone()));
@@ -683,6 +721,7 @@ impl Command {
         drop(err_wr);
         drop(child_ends);
         drop(keep);
+        drop(parent_pidfd);
         let go_wr = go.map(|(r, w)| {
             drop(r);
             File::from(w)

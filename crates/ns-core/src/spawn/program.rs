@@ -115,6 +115,13 @@ pub enum Op {
         /// The uid.
         uid: libc::uid_t,
     },
+    /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`, then `poll(pidfd, POLLIN, 0)` on a pidfd of
+    /// the spawner: readable means the spawner is already gone (it died before the
+    /// signal was armed, so the signal will never come), and the step fails with ESRCH.
+    DieWithParent {
+        /// A pidfd of the spawning process.
+        pidfd: RawFd,
+    },
     /// A hardening step (capabilities, no_new_privs, seccomp, rlimits), see
     /// [`crate::security`].
     Security(crate::security::sys::ChildOp),

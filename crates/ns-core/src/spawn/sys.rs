@@ -578,5 +578,31 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) as libc::c_int)
         }
         Op::Security(op) => crate::security::sys::run(op),
+        Op::DieWithParent { pidfd } => {
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+            ))?;
+            let mut pfd = libc::pollfd {
+                fd: *pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & libc::POLLIN != 0 {
+                return Err(libc::ESRCH);
+            }
+            Ok(())
+        }
     }
+}
+
+/// `pidfd_open(getpid(), 0)`: a pidfd of the calling process (close-on-exec).
+pub(crate) fn pidfd_self() -> io::Result<OwnedFd> {
+    // SAFETY: two integer arguments; on success the kernel returns a new fd nobody else owns.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh fd that only we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
