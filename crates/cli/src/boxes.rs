@@ -73,13 +73,23 @@ pub struct Inspect {
     pub log: Option<PathBuf>,
 }
 
+/// A live box and its state.
+type Listed = (BoxRecord, BoxState);
+
 /// Reads every box record, cleaning up the dead ones (pid gone or reused and nobody
-/// recorded an exit). Holds the lock while it does.
-fn all_boxes(state: &StateDir) -> Result<Vec<(BoxRecord, BoxState)>> {
+/// recorded an exit) and what writers that died left in the state directory. Holds the
+/// lock while it reads. The live boxes, and a line for each thing removed.
+fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
     let mut out = Vec::new();
     let mut dead = Vec::new();
+    let mut removed = Vec::new();
     {
         let _lock = state.lock()?;
+        for kind in [BOXES, isol_ns_core::pod::KIND] {
+            for path in state.remove_leftovers(kind)? {
+                removed.push(format!("removed {}", path.display()));
+            }
+        }
         for name in state.list(BOXES)? {
             let Some(rec) = state.read::<BoxRecord>(BOXES, &name)? else {
                 continue;
@@ -92,16 +102,29 @@ fn all_boxes(state: &StateDir) -> Result<Vec<(BoxRecord, BoxState)>> {
     }
     for rec in dead {
         match record::remove_box(state, &rec) {
-            Ok(()) => tracing::info!("cleaned up dead box {}", rec.name),
+            Ok(()) => {
+                tracing::info!("cleaned up dead box {}", rec.name);
+                removed.push(format!("removed dead box {}", rec.name));
+            }
             Err(e) => eprintln!("isol: {e:#}"),
         }
     }
-    Ok(out)
+    Ok((out, removed))
+}
+
+/// `isol gc`: what `ps` cleans up on the way, said line by line.
+pub fn gc(state: &StateDir) -> Result<u8> {
+    let (_, removed) = all_boxes(state)?;
+    for line in removed {
+        println!("{line}");
+    }
+    Ok(0)
 }
 
 /// `isol ps`.
 pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
     let rows: Vec<PsEntry> = all_boxes(state)?
+        .0
         .iter()
         .map(|(r, s)| PsEntry::of(r, *s))
         .collect();
@@ -368,6 +391,9 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
 /// `isol kill`.
 pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) -> Result<u8> {
     let sig = opts::signal(signal)?;
+    if let Some(t) = timeout.filter(|t| !(0.0..=1e6).contains(t)) {
+        bail!("timeout: {t} is not a number of seconds from 0 to 1000000");
+    }
     let rec = record::load(state, name)?;
     if rec.liveness() != BoxState::Running {
         bail!("box {name} is not running");
@@ -375,9 +401,6 @@ pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) ->
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.process.pid as i32), sig)
         .with_context(|| format!("send {sig} to box {name} (pid {})", rec.process.pid))?;
     if let Some(t) = timeout {
-        if !(0.0..=1e6).contains(&t) {
-            bail!("timeout: {t} is not a number of seconds");
-        }
         let deadline = Instant::now() + Duration::from_secs_f64(t);
         while rec.process.alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

@@ -67,12 +67,7 @@ Examples:
         #[arg(long, short = 'w', value_name = "DIR")]
         workdir: Option<PathBuf>,
         /// The command and its arguments.
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "CMD"
-        )]
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<String>,
     },
     /// List the boxes.
@@ -169,6 +164,18 @@ Examples:
         #[arg(short, long)]
         force: bool,
     },
+    /// Remove what crashed isol processes left behind: boxes whose processes are gone
+    /// (their cgroups, namespace files and records), and half-written records.
+    #[command(
+        after_help = "A box whose `isol run` was killed dies with it (its init gets SIGKILL when \
+isol's process ends); `isol gc` (and `isol ps`) then find its record dead and remove its cgroup \
+and record. Only what the state directory names is ever removed.
+
+Examples:
+  isol gc
+  isol --state-dir /tmp/isol-test gc"
+    )]
+    Gc,
     /// Manage pods: boxes that share net, ipc and uts (and optionally pid) namespaces
     /// beneath one parent cgroup.
     #[command(subcommand)]
@@ -234,13 +241,10 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
     /// The namespaces to create: a comma-separated list of mnt, uts, ipc, net, pid, user,
-    /// cgroup, time; or all, or none.
-    #[arg(
-        long,
-        default_value = "mnt,pid,net,ipc,uts,cgroup",
-        value_name = "LIST"
-    )]
-    pub ns: String,
+    /// cgroup, time; or all, or none [default: mnt,pid,net,ipc,uts,cgroup]. A kind given
+    /// here cannot also be joined (--share) or come from a pod (--pod).
+    #[arg(long, value_name = "LIST")]
+    pub ns: Option<String>,
     /// Join an existing namespace instead of creating one: KIND=TARGET, TARGET being a
     /// namespace file, pid:N or box:NAME (repeatable).
     #[arg(long, value_name = "KIND=TARGET")]
@@ -286,12 +290,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Vec<String>,
     /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 

@@ -20,8 +20,8 @@ use anyhow::{bail, Context, Result};
 
 /// Which side of the fork we are on.
 pub enum Forked {
-    /// The original process.
-    Parent,
+    /// The original process, and the new one's pid.
+    Parent(nix::unistd::Pid),
     /// The new process.
     Child,
 }
@@ -38,7 +38,7 @@ pub fn fork() -> Result<Forked> {
     // by a thread that does not exist in the child; the child goes on as a normal
     // single-threaded Rust program.
     match unsafe { nix::unistd::fork() }.context("fork the supervisor")? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(Forked::Parent),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
 }

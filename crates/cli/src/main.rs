@@ -6,7 +6,8 @@
 //! Validation lives in the libraries, so their users get the same errors as the CLI's.
 //!
 //! - `run`: `isol run` (foreground and detached) and `isol exec`;
-//! - `boxes`: `ps`, `inspect`, `stats`, `events`, `kill`, `wait`, `freeze`, `thaw`, `rm`;
+//! - `boxes`: `ps`, `inspect`, `stats`, `events`, `kill`, `wait`, `freeze`, `thaw`, `rm`,
+//!   `gc`;
 //! - `record`: the box record in the state directory and liveness checks;
 //! - `pods`: `pod create|ls|inspect|rm`;
 //! - `report`: `backends` and `check`; `daemon`: the detached supervisor's fork.
@@ -101,6 +102,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Freeze { name } => boxes::freeze(&state()?, &name, true),
         Command::Thaw { name } => boxes::freeze(&state()?, &name, false),
         Command::Rm { names, force } => boxes::rm(&state()?, &names, force),
+        Command::Gc => boxes::gc(&state()?),
         Command::Pod(p) => pods::pod(&state()?, p),
         Command::Backends { json } => done(report::backends(json)),
         Command::Check { json } => done(report::check(json)),
@@ -124,7 +126,7 @@ fn usage_error(e: &clap::Error) -> String {
         if line.starts_with("Usage:") {
             break;
         }
-        if !line.is_empty() {
+        if !line.is_empty() && !line.starts_with("For more information") {
             parts.push(line.trim_start_matches("error: ").to_string());
         }
     }

@@ -193,10 +193,13 @@ impl BoxRecord {
                 }
             }
             Err(e) => {
-                // Gone already is fine; anything else is worth saying.
-                let any_left = self.cgroup_dirs().iter().any(|d| d.exists());
-                if any_left {
-                    errors.push(format!("{e:#}"));
+                // Gone already is fine. Part of it (isol died while creating or
+                // destroying it, v1 making one directory per hierarchy) is taken down
+                // directory by directory; anything else is worth saying.
+                for dir in self.cgroup_dirs().iter().filter(|d| d.exists()) {
+                    if let Err(why) = remove_cgroup_dir(dir) {
+                        errors.push(format!("{e:#}; remove {}: {why}", dir.display()));
+                    }
                 }
             }
         }
@@ -239,6 +242,49 @@ impl BoxRecord {
         }
         out
     }
+}
+
+/// Removes a cgroup directory the record names, for when its backend cannot open it
+/// (only part of a v1 cgroup exists): SIGKILLs the tasks in it and its descendants
+/// (processes of the box: nothing else can be in a cgroup isol made for it), then
+/// removes the directories deepest first, retrying while the kernel is still freeing the
+/// tasks (EBUSY). cgroup-v1.txt §2.3 and cgroup-v2.rst "Removing a cgroup": a cgroup
+/// without tasks or children can be rmdir'ed.
+fn remove_cgroup_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut dirs = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(e.path());
+            }
+        }
+        dirs.push(d);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    for d in dirs.iter().rev() {
+        loop {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            match std::fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the record of box `name`, or fails saying there is none.

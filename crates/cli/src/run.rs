@@ -13,13 +13,18 @@ use isol_ns_core::namespace::{Mount, UserNs};
 use isol_ns_core::spawn::{CgroupSpec, Child, Command, ExitStatus, Stdio};
 use isol_ns_core::state::{self, StateDir};
 use isol_ns_core::units::{format_size, Limit};
-use isol_ns_core::{registry, HostInfo, NamespaceKind, NamespaceSet, NsHandle, Resources};
+use isol_ns_core::{
+    registry, CgroupLocation, HostInfo, NamespaceKind, NamespaceSet, NsHandle, Resources,
+};
 
 use crate::cli::RunArgs;
 use crate::daemon;
 use crate::opts::{self, ShareTarget};
 use crate::record::{self, BoxRecord, BoxState, Exit, NsInfo, Proc, BOXES};
 use crate::Reported;
+
+/// The namespaces a box gets when `--ns` is not given.
+const DEFAULT_NAMESPACES: &str = "mnt,pid,net,ipc,uts,cgroup";
 
 /// The signals a foreground isol forwards to the box.
 const FORWARDED: [libc::c_int; 7] = [
@@ -37,6 +42,8 @@ struct Prepared {
     name: String,
     cmd: Command,
     backend: &'static str,
+    /// Where the box's cgroup will be, named in the record before it is created.
+    cgroup: CgroupLocation,
     resources: Resources,
     new: NamespaceSet,
     argv: Vec<String>,
@@ -160,7 +167,10 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         None => state::generate_name(),
     };
     state::check_name(&name)?;
-    let mut new = opts::namespaces(&a.ns)?;
+    // A kind named explicitly in --ns must not also be joined: that is a contradiction,
+    // not something to resolve silently. The default list yields to --share and --pod.
+    let explicit_ns = a.ns.as_deref();
+    let mut new = opts::namespaces(explicit_ns.unwrap_or(DEFAULT_NAMESPACES))?;
     let resources = opts::resources(&a.limits)?;
     let parent = opts::cgroup_parent(&a.cgroup_parent)?;
     let pod = match &a.pod {
@@ -173,8 +183,30 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
                 ));
             }
             let pod = isol_ns_core::Pod::open(state, p)?;
+            let shared = pod.record().shared;
+            if let Some(list) = explicit_ns {
+                let clash = NamespaceSet::from_iter(new.iter().filter(|k| shared.contains(*k)));
+                if !clash.is_empty() {
+                    bail!(isol_ns_core::Error::invalid(
+                        "ns",
+                        list,
+                        format!("pod {p} shares {clash}, which its members join; drop {clash} from --ns, or --pod")
+                    ));
+                }
+            }
+            if a.backend != "auto" && a.backend != pod.backend().name() {
+                bail!(isol_ns_core::Error::invalid(
+                    "backend",
+                    &a.backend,
+                    format!(
+                        "--backend {} but pod {p} uses {}, and its members share its cgroup tree; drop --backend or --pod",
+                        a.backend,
+                        pod.backend().name()
+                    )
+                ));
+            }
             // The member joins what the pod shares.
-            for k in pod.record().shared.iter() {
+            for k in shared.iter() {
                 new.remove(k);
             }
             Some(pod)
@@ -196,6 +228,23 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
                 "share",
                 s,
                 format!("the {kind} namespace is shared twice")
+            ));
+        }
+        if let Some(list) = explicit_ns.filter(|_| new.contains(kind)) {
+            bail!(isol_ns_core::Error::invalid(
+                "share",
+                s,
+                format!("--ns {list} asks for a new {kind} namespace, and --share {s} joins one; drop one of them")
+            ));
+        }
+        if let Some(p) = pod.as_ref().filter(|p| p.record().shared.contains(kind)) {
+            bail!(isol_ns_core::Error::invalid(
+                "share",
+                s,
+                format!(
+                    "pod {} already gives its members its {kind} namespace; drop --share or --pod",
+                    p.name()
+                )
             ));
         }
         let handle = match target {
@@ -274,6 +323,10 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         cmd.current_dir(w);
     }
     let backend_name = backend.name();
+    let cgroup = match &pod {
+        Some(p) => p.record().cgroup.join(&name)?,
+        None => predict_location(backend.as_ref(), &parent, &name),
+    };
     if pod.is_none() {
         cmd.cgroup(CgroupSpec::Create {
             backend,
@@ -286,6 +339,7 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         name,
         cmd,
         backend: backend_name,
+        cgroup,
         resources,
         new,
         argv: a.command.clone(),
@@ -293,6 +347,32 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         pod: a.pod.clone(),
         pod_handle: pod,
     })
+}
+
+/// Where `backend.create(parent, name)` will put the cgroup, in the backend's own
+/// hierarchies (so a v2 box on a host that also has v1 hierarchies names only the
+/// unified one). Empty when the backend cannot say (its own cgroup is unknown), which
+/// only weakens what a crash leaves collectable, never what is removed.
+fn predict_location(
+    backend: &dyn isol_ns_core::Backend,
+    parent: &isol_ns_core::Parent,
+    name: &str,
+) -> CgroupLocation {
+    use isol_ns_core::Parent;
+    let Ok(own) = backend.own_cgroup() else {
+        return CgroupLocation::default();
+    };
+    let base = match parent {
+        Parent::Own => own,
+        Parent::Path(p) => CgroupLocation(own.0.keys().map(|k| (k.clone(), p.clone())).collect()),
+        Parent::At(loc) => CgroupLocation(
+            own.0
+                .keys()
+                .filter_map(|k| loc.get(k).map(|p| (k.clone(), p.clone())))
+                .collect(),
+        ),
+    };
+    base.join(name).unwrap_or_default()
 }
 
 /// Claims the name, spawns the box and writes its record. On failure nothing is left:
@@ -304,6 +384,11 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
 /// whole life. So the name is claimed under the lock with a placeholder record (this
 /// process as the box's process: if isol dies, the placeholder reads as dead and is
 /// cleaned up), and the full record replaces it once the box runs.
+///
+/// The placeholder already names the cgroup the spawn will create, and the cgroup is
+/// checked not to exist yet, so a crash at any point after the claim leaves a record
+/// that `isol gc` (or `ps`) finds dead and that leads to everything the box made. The
+/// record is removed last on every path, so no cgroup ever outlives it.
 fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, BoxRecord)> {
     let mut rec = placeholder(&p, detached);
     {
@@ -318,6 +403,13 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
                     p.name
                 );
             }
+        }
+        if let Some(dir) = rec.cgroup_dirs().into_iter().find(|d| d.exists()) {
+            bail!(
+                "box {}: cgroup {} already exists, and isol only manages cgroups it created (choose another --name, or remove it)",
+                p.name,
+                dir.display()
+            );
         }
         state.write(BOXES, &p.name, &rec)?;
     }
@@ -339,6 +431,11 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             .stdout(Stdio::Fd(out))
             .stderr(Stdio::Fd(err));
         rec.log = Some(path);
+    }
+    if !detached {
+        // A foreground box lives no longer than its `isol run`: killed with it, it is
+        // found dead by the next `isol gc` or `ps`, which removes the rest.
+        p.cmd.die_with_parent();
     }
     let spawned = match p.pod_handle.as_mut() {
         // Claims the member name in the pod record under the lock, joins the pod's
@@ -398,7 +495,7 @@ fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
         command: p.argv.clone(),
         hostname: p.hostname.clone(),
         backend: p.backend.to_string(),
-        cgroup: Default::default(),
+        cgroup: p.cgroup.clone(),
         new_namespaces: p.new,
         namespaces: BTreeMap::new(),
         resources: p.resources.clone(),
@@ -444,7 +541,7 @@ fn describe(child: &Child, rec: &mut BoxRecord, p: &Prepared) -> isol_ns_core::R
 fn detach(state: &StateDir, prep: Prepared) -> Result<u8> {
     let (mut rd, wr) = pipe()?;
     match daemon::fork()? {
-        daemon::Forked::Parent => {
+        daemon::Forked::Parent(supervisor) => {
             drop(wr);
             // Read up to the NUL that ends the report, not to EOF: the box's init
             // inherits the pipe and keeps it open for the box's life.
@@ -460,6 +557,9 @@ fn detach(state: &StateDir, prep: Prepared) -> Result<u8> {
                 println!("{text}");
                 return Ok(0);
             }
+            // A supervisor that failed exits at once: wait for it, so that nothing of
+            // the refused box is left when `isol run -d` returns.
+            let _ = nix::sys::wait::waitpid(supervisor, None);
             if text.is_empty() {
                 bail!("the supervisor of the box ended without a report");
             }

@@ -14,6 +14,9 @@ use isol_testkit::Scratch;
 static LINK_BACKENDS: [fn() -> &'static isol_ns_core::BackendPlugin; 2] =
     [isol_cgroup_v1::plugin, isol_cgroup_v2::plugin];
 
+/// The environment variable that marks the processes of one test (see [`Env::command`]).
+pub const MARK: &str = "ISOL_TEST_MARK";
+
 /// What one `isol` invocation did.
 #[derive(Debug)]
 pub struct Out {
@@ -68,14 +71,68 @@ impl Env {
         })
     }
 
-    /// `isol --state-dir DIR ARGS…`.
-    pub fn isol(&self, args: &[&str]) -> Out {
-        let out = Command::new(env!("CARGO_BIN_EXE_isol"))
-            .arg("--state-dir")
+    /// `isol --state-dir DIR ARGS…`, not started yet. It carries [`MARK`] in its
+    /// environment, which every box inherits, so that [`Env::marked`] finds whatever
+    /// came of it, however it forked or escaped.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_isol"));
+        cmd.arg("--state-dir")
             .arg(self.state.path())
             .args(args)
-            .output()
-            .expect("run isol");
+            .env(MARK, self.mark());
+        cmd
+    }
+
+    /// `run --cgroup-parent <scratch> ARGS…` as arguments for [`Env::command`].
+    pub fn run_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all: Vec<&str> = vec!["run"];
+        all.extend(self.parent.iter().map(String::as_str));
+        all.extend_from_slice(args);
+        all
+    }
+
+    /// This test's value of [`MARK`]: its state directory, unique to it.
+    pub fn mark(&self) -> String {
+        self.state.path().to_string_lossy().into_owned()
+    }
+
+    /// Live processes (not zombies) whose environment carries this test's [`MARK`]:
+    /// every isol this test started and everything its boxes started.
+    pub fn marked(&self) -> Vec<u32> {
+        let needle = format!("{MARK}={}", self.mark());
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            let hit = env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes());
+            if hit && alive(pid) {
+                out.push(pid);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The processes in the scratch cgroup and beneath it, in every hierarchy.
+    pub fn scratch_processes(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for d in self.cgroup_dirs() {
+            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                out.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// `isol --state-dir DIR ARGS…`.
+    pub fn isol(&self, args: &[&str]) -> Out {
+        let out = self.command(args).output().expect("run isol");
         Out {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -85,10 +142,7 @@ impl Env {
 
     /// `isol run --cgroup-parent <scratch> ARGS…`.
     pub fn run(&self, args: &[&str]) -> Out {
-        let mut all: Vec<&str> = vec!["run"];
-        all.extend(self.parent.iter().map(String::as_str));
-        all.extend_from_slice(args);
-        self.isol(&all)
+        self.isol(&self.run_args(args))
     }
 
     /// The directories beneath the scratch cgroup, in every hierarchy.
@@ -134,6 +188,32 @@ impl Env {
     /// The scratch cgroup's location (its path in every hierarchy).
     pub fn location(&self) -> &CgroupLocation {
         self.scratch.cgroup().location()
+    }
+}
+
+/// Removes whatever a test left in its world when it failed midway (its pods' bind-mounted
+/// namespace files would outlive the temp directory): every pod and box, forcibly. The
+/// scratch cgroup is destroyed after this, killing anything still in it.
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let names = |out: Out| -> Vec<String> {
+            serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        for pod in names(self.isol(&["pod", "ls", "--json"])) {
+            self.isol(&["pod", "rm", "-f", &pod]);
+        }
+        for b in names(self.isol(&["ps", "--json"])) {
+            self.isol(&["rm", "-f", &b]);
+        }
     }
 }
 
