@@ -313,7 +313,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "4096");
         let missing = dir.path().join("pids.max");
         let err = write(&missing, "0").unwrap_err().to_string();
-        assert!(err.starts_with("write \"0\" to ") && err.contains("pids.max"), "{err}");
+        assert!(
+            err.starts_with("write \"0\" to ") && err.contains("pids.max"),
+            "{err}"
+        );
         assert!(!missing.exists());
     }
 

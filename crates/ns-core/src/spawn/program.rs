@@ -122,6 +122,12 @@ pub enum Op {
         /// A pidfd of the spawning process.
         pidfd: RawFd,
     },
+    /// `write(fd, "0")` on a cgroup's `cgroup.procs`, opened before the clone: the
+    /// process moves itself into its cgroup (see `Cgroup::self_attach_files`).
+    JoinCgroup {
+        /// The open `cgroup.procs`.
+        fd: RawFd,
+    },
     /// A hardening step (capabilities, no_new_privs, seccomp, rlimits), see
     /// [`crate::security`].
     Security(crate::security::sys::ChildOp),
@@ -154,6 +160,12 @@ impl Program {
     pub(crate) fn leader(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
         let id = self.label_of(step, path);
         self.leader.push(Step { id, op });
+    }
+
+    /// Puts a step before every other step of the leader.
+    pub(crate) fn leader_first(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+        let id = self.label_of(step, path);
+        self.leader.insert(0, Step { id, op });
     }
 
     /// Appends a step the command's process takes before exec.
