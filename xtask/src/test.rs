@@ -143,14 +143,23 @@ fn phase(name: &str, f: impl FnOnce() -> Result<()>) -> Row {
 
 /// `cargo test --workspace` on this host, echoing its output and summing libtest's
 /// summary lines. As root, privileged tests must run (not skip) and must find the
-/// host's own cgroup mode.
+/// host's own cgroup mode. Tests run one at a time, as in the VM: a privileged test
+/// compares process-wide state before and after (child processes, mounts), which
+/// another test running beside it in the same process would disturb.
 fn host_tests(cargo: &str, root: &std::path::Path) -> Row {
     let mode = sys::host_cgroup_mode();
     let name = format!("host ({})", mode.unwrap_or("no cgroups"));
     progress::step(&name, "start: cargo test --workspace");
     let start = Instant::now();
     let mut cmd = Command::new(cargo);
-    cmd.args(["test", "--workspace"]).current_dir(root);
+    cmd.args([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--",
+        "--test-threads=1",
+    ])
+    .current_dir(root);
     if sys::is_root() {
         cmd.env("ISOL_REQUIRE_PRIVILEGED", "1");
         if let Some(mode) = mode {

@@ -15,7 +15,7 @@ fn the_init_holds_no_fd_of_the_spawner() {
     }
     let marker = tempfile::NamedTempFile::new().unwrap();
     let (_pipe_r, pipe_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-    let mut cmd = sh("sleep 30");
+    let mut cmd = sh("exec sleep 30");
     cmd.namespaces(NamespacePlan::container());
     let mut child = cmd.spawn().unwrap();
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", child.pid()))

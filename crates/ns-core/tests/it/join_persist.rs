@@ -10,7 +10,7 @@ use isol_testkit::require_root;
 use crate::common::{mountinfo, ns_id, output, run_ok, sh, which};
 
 fn sleeper(hostname: &str) -> Child {
-    let mut cmd = sh("sleep 30");
+    let mut cmd = sh("exec sleep 30");
     cmd.namespaces(NamespacePlan::container())
         .hostname(hostname);
     cmd.spawn().unwrap()
@@ -97,7 +97,7 @@ fn persisted_namespaces_outlive_their_processes_and_work_with_nsenter_and_ip() {
     let net_path = netns_dir.join(&name);
     let dir = crate::common::tempdir("persist");
     let uts_path = dir.path().join("uts");
-    let mut cmd = sh("sleep 30");
+    let mut cmd = sh("exec sleep 30");
     cmd.namespaces(NamespacePlan::container())
         .hostname("isol-kept")
         .persist(NamespaceKind::Net, &net_path)
@@ -191,7 +191,7 @@ fn new_namespaces_made_inside_a_joined_user_namespace_belong_to_it() {
         return;
     }
     let _serial = crate::common::serial();
-    let mut owner = sh("sleep 30");
+    let mut owner = sh("exec sleep 30");
     owner.user_namespace(isol_ns_core::namespace::UserNs::range(200000, 65536));
     let owner = owner.spawn().unwrap();
     let user = owner.namespace(NamespaceKind::User).unwrap();

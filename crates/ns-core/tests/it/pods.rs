@@ -323,10 +323,12 @@ fn a_shared_pid_namespace_has_a_holder_and_one_proc_for_all_members() {
     let pid_ns = pod.namespace(NamespaceKind::Pid).unwrap().inode();
 
     // A process outside the pod, which no member may see.
-    let mut outsider = std::process::Command::new("sleep")
-        .arg("7654321")
-        .spawn()
-        .unwrap();
+    let outsider = KillOnDrop(
+        std::process::Command::new("sleep")
+            .arg("7654321")
+            .spawn()
+            .unwrap(),
+    );
     let a = pod
         .add_member(
             "a",
@@ -376,8 +378,7 @@ fn a_shared_pid_namespace_has_a_holder_and_one_proc_for_all_members() {
             "{other_process} is not c's: {out}"
         );
     }
-    let _ = outsider.kill();
-    let _ = outsider.wait();
+    drop(outsider);
     other.remove(false).unwrap();
     pod.remove(true).unwrap();
     let mut a = a;
@@ -812,5 +813,15 @@ mod shm {
         // SAFETY: detaching what we attached; `text` is an owned copy.
         unsafe { libc::shmdt(p) };
         Some(text)
+    }
+}
+
+/// A host process a test started, killed and reaped however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
