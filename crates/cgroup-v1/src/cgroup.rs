@@ -215,7 +215,7 @@ impl Cgroup for V1Cgroup {
             c.stats(dir, &mut out)?;
         }
         if let Some((_, dir)) = self.dirs.iter().find(|(k, _)| k == CgroupLocation::UNIFIED) {
-            out.psi = crate::psi::read(dir)?;
+            out.psi = isol_ns_core::stats::PsiStats::read(dir)?;
         }
         Ok(out)
     }

@@ -8,7 +8,8 @@
 //! - [`controllers`] holds one [`isol_ns_core::ResourceController`] per v1 controller,
 //!   converting the backend-neutral (v2-termed) `Resources` with `isol_ns_core::convert`.
 //! - Events ([`isol_ns_core::EventStream`]) come from an OOM eventfd and a short poll.
-//! - On hybrid hosts, [`psi`] reads pressure stall information from the unified twin.
+//! - On hybrid hosts, stats include pressure stall information read from the cgroup's
+//!   unified twin (`isol_ns_core::stats::PsiStats::read`).
 //!
 //! ```no_run
 //! use isol_ns_core::{registry, HostInfo, Parent, Resources};
@@ -29,7 +30,6 @@ mod backend;
 pub mod cgroup;
 pub mod controllers;
 mod events;
-pub mod psi;
 
 pub use backend::V1Backend;
 

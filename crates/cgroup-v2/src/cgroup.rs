@@ -14,7 +14,7 @@ use isol_ns_core::{
 };
 
 use crate::backend::{enable_controllers, to_enable};
-use crate::controllers::{self, freezer, kill, psi, ENABLEABLE};
+use crate::controllers::{self, freezer, kill, ENABLEABLE};
 use crate::files::{controller_list, WAIT_TIMEOUT};
 use crate::NAME;
 
@@ -166,7 +166,7 @@ impl Cgroup for V2Cgroup {
         for c in controllers::all() {
             c.stats(&self.dir, &mut stats)?;
         }
-        stats.psi = psi::read(&self.dir)?;
+        stats.psi = isol_ns_core::stats::PsiStats::read(&self.dir)?;
         Ok(stats)
     }
 

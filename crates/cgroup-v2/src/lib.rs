@@ -13,7 +13,8 @@
 //!   `cgroup.events`) and an `O_DIRECTORY` fd for `clone3(CLONE_INTO_CGROUP)`.
 //! - [`controllers`] holds one [`isol_ns_core::ResourceController`] per file of the
 //!   kernel interface: cpu, cpuset, memory, pids, io, hugetlb, freezer; plus `kill`
-//!   (`cgroup.kill` with a freeze-and-SIGKILL fallback) and `psi` (pressure files).
+//!   (`cgroup.kill` with a freeze-and-SIGKILL fallback); pressure files are read by
+//!   `isol_ns_core::stats::PsiStats::read`.
 //!
 //! ```no_run
 //! use isol_ns_core::{registry, HostInfo, Parent, Resources};

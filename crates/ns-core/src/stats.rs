@@ -2,10 +2,12 @@
 //! [`CgroupEvent`] types that both backends fill in.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::units::Limit;
+use crate::{parse, Error, Result};
 
 /// A snapshot of a cgroup's usage. A part is `None` (or empty) when its controller is not
 /// enabled for the cgroup.
@@ -120,6 +122,61 @@ pub struct PsiStats {
     pub io: Option<Pressure>,
 }
 
+impl PsiStats {
+    /// Reads `cpu.pressure`, `memory.pressure` and `io.pressure` of a cgroup2 directory;
+    /// `None` when the kernel offers none of them. cgroup2 keeps these files for every
+    /// cgroup whether or not controllers are enabled, so the v2 backend reads them for
+    /// its cgroups and the v1 backend for their unified twins on hybrid hosts
+    /// (Documentation/accounting/psi.rst, "Cgroup2 interface"). A missing file
+    /// (no CONFIG_PSI) or EOPNOTSUPP (`psi=0`) means "no PSI", not an error.
+    pub fn read(dir: &Path) -> Result<Option<PsiStats>> {
+        let psi = PsiStats {
+            cpu: Pressure::read(&dir.join("cpu.pressure"))?,
+            memory: Pressure::read(&dir.join("memory.pressure"))?,
+            io: Pressure::read(&dir.join("io.pressure"))?,
+        };
+        Ok((psi.cpu.is_some() || psi.memory.is_some() || psi.io.is_some()).then_some(psi))
+    }
+}
+
+impl Pressure {
+    /// Reads one pressure file; `None` when the kernel has none.
+    pub fn read(path: &Path) -> Result<Option<Pressure>> {
+        match parse::read(path) {
+            Ok(text) => Pressure::parse(path, &text).map(Some),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EOPNOTSUPP)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Parses a pressure file: a `some` line and, except for cpu on older kernels, a
+    /// `full` line, each `avg10=… avg60=… avg300=… total=…`.
+    pub fn parse(path: &Path, text: &str) -> Result<Pressure> {
+        let lines = parse::nested_keyed(path, text)?;
+        let line = |key: &str| -> Result<Option<PressureLine>> {
+            let Some(l) = lines.iter().find(|l| l.key == key) else {
+                return Ok(None);
+            };
+            let avg = |sub: &str| {
+                l.f64(sub)
+                    .ok_or_else(|| Error::parse(path, format!("{key} line has no number {sub}=")))
+            };
+            Ok(Some(PressureLine {
+                avg10: avg("avg10")?,
+                avg60: avg("avg60")?,
+                avg300: avg("avg300")?,
+                total: l
+                    .u64("total")
+                    .ok_or_else(|| Error::parse(path, format!("{key} line has no total=")))?,
+            }))
+        };
+        Ok(Pressure {
+            some: line("some")?.ok_or_else(|| Error::parse(path, "no \"some\" line"))?,
+            full: line("full")?,
+        })
+    }
+}
+
 /// One pressure file: the `some` line and, where present, the `full` line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -180,4 +237,51 @@ pub enum CgroupEvent {
     Frozen,
     /// The cgroup's tasks are running again.
     Thawed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pressure_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(PsiStats::read(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join("cpu.pressure"),
+            "some avg10=98.47 avg60=97.22 avg300=73.34 total=472090834\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("memory.pressure"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=66857\n",
+        )
+        .unwrap();
+        let psi = PsiStats::read(dir.path()).unwrap().unwrap();
+        let cpu = psi.cpu.unwrap();
+        assert_eq!((cpu.some.avg10, cpu.some.total), (98.47, 472_090_834));
+        assert_eq!(cpu.full.unwrap().total, 0);
+        assert!(
+            psi.memory.unwrap().full.is_none(),
+            "older kernels have no full line"
+        );
+        assert!(psi.io.is_none());
+    }
+
+    #[test]
+    fn odd_pressure_content_is_an_error_naming_the_file() {
+        let p = Path::new("io.pressure");
+        let err = Pressure::parse(p, "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("io.pressure") && err.contains("no \"some\" line"),
+            "{err}"
+        );
+        let err = Pressure::parse(p, "some avg10=x avg60=0.00 avg300=0.00 total=0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("avg10"), "{err}");
+        assert!(Pressure::parse(p, "some avg10=1 avg60=0 avg300=0\n").is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! The v2 controllers, one file each, every one a [`ResourceController`] that reads and
 //! writes the interface files of one cgroup directory (Documentation/admin-guide/
-//! cgroup-v2.rst, "Controllers"). `kill` and `psi` are not controllers but core interface
-//! files; they live here because they too are one file's worth of kernel interface each.
+//! cgroup-v2.rst, "Controllers"). `kill` is not a controller but a core interface file;
+//! it lives here because it too is one file's worth of kernel interface.
 
 use isol_ns_core::{ResourceController, Resources};
 
@@ -14,7 +14,6 @@ pub mod io;
 pub mod kill;
 pub mod memory;
 pub mod pids;
-pub mod psi;
 
 /// Every controller of this backend, in the order settings are applied (cpuset before
 /// the rest, so a task never runs on a cpu it must not; freezer last, so the limits are
