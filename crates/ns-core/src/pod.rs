@@ -496,7 +496,13 @@ impl Pod {
                 reason: "it is running; use force to kill it".into(),
             });
         }
-        self.backend.open(&m.cgroup)?.destroy()?;
+        // Gone already is fine: a remover that died between destroying the cgroup and
+        // writing the record leaves exactly that, and its caller comes back here.
+        match self.backend.open(&m.cgroup) {
+            Ok(cg) => cg.destroy()?,
+            Err(e) if !cgroup_gone(&m.cgroup, self.cgroup.as_ref()) => return Err(e),
+            Err(_) => {}
+        }
         self.record.members.remove(member);
         self.state.write(KIND, &self.record.name, &self.record)
     }
