@@ -312,10 +312,16 @@ pub fn remove_dead(state: &StateDir, rec: &BoxRecord) -> Result<()> {
 pub fn remove_box(state: &StateDir, rec: &BoxRecord) -> Result<()> {
     if let Some(pod) = &rec.pod {
         if let Ok(mut pod) = isol_ns_core::Pod::open(state, pod) {
-            if pod.record().members.contains_key(&rec.name) {
-                if let Err(e) = pod.remove_member(&rec.name, true) {
-                    tracing::warn!("drop box {} from pod {}: {e}", rec.name, pod.name());
-                }
+            if pod.record().members.contains_key(&rec.name)
+                && pod.remove_member(&rec.name, true).is_err()
+            {
+                // A member cgroup half destroyed (its remover died between two v1
+                // hierarchies) cannot be opened: take it down directory by directory,
+                // then drop the member. If that fails too the box record stays, so the
+                // next gc tries again; a member is never forgotten silently.
+                let _ = rec.release();
+                pod.remove_member(&rec.name, true)
+                    .with_context(|| format!("drop box {} from pod {}", rec.name, pod.name()))?;
             }
         }
     }

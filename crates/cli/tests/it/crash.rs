@@ -58,6 +58,19 @@ fn collected(env: &Env, before: &Snapshot, context: &str) {
         &format!("{context}: no process of the test is left"),
         || env.marked().is_empty() && env.scratch_processes().is_empty(),
     );
+    for pod in env
+        .isol(&["pod", "ls", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(
+            pod["members"],
+            serde_json::json!([]),
+            "{context}: {pod} (gc said: {})",
+            out.stderr
+        );
+    }
     env.isol(&["gc"]).ok();
     state_is_sound(env);
     assert_eq!(&env.snapshot(), before, "{context}: something is left");
@@ -85,6 +98,10 @@ fn killing_isol_run_mid_spawn_leaves_nothing_gc_cannot_collect() {
         });
     eprintln!("crash test seed: {seed} (replay with ISOL_CRASH_SEED={seed})");
     let mut rng = Rng(seed);
+    // Every fifth run joins a pod: a member claims its name in the pod's record too.
+    let create = pod_create(&env, "crashpod");
+    env.isol(&create.iter().map(String::as_str).collect::<Vec<_>>())
+        .ok();
     let before = env.snapshot();
     assert!(env.marked().is_empty());
     let started = Instant::now();
@@ -108,8 +125,15 @@ fn killing_isol_run_mid_spawn_leaves_nothing_gc_cannot_collect() {
             args.push("/bin/true");
         }
         let delay = Duration::from_micros(rng.next() % 30_000);
+        let run: Vec<&str> = if rng.next().is_multiple_of(5) {
+            let mut run = vec!["run", "--pod", "crashpod"];
+            run.extend(&args);
+            run
+        } else {
+            env.run_args(&args)
+        };
         let mut child = env
-            .command(&env.run_args(&args))
+            .command(&run)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -136,10 +160,77 @@ fn killing_isol_run_mid_spawn_leaves_nothing_gc_cannot_collect() {
         "{ITERATIONS} runs in {:?}: {killed} killed, {finished} finished before the kill",
         started.elapsed()
     );
+    env.isol(&["pod", "rm", "crashpod"]).ok();
     assert!(
         killed > ITERATIONS / 2,
         "most runs were killed mid-way: {killed}"
     );
+}
+
+/// `pod create NAME --cgroup-parent <scratch>…`.
+fn pod_create(env: &Env, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["pod", "create", name].map(String::from).to_vec();
+    for (k, p) in &env.location().0 {
+        args.push("--cgroup-parent".into());
+        args.push(format!("{k}:{p}"));
+    }
+    args
+}
+
+#[test]
+fn killing_isol_rm_midway_leaves_a_box_that_rm_or_gc_finishes() {
+    let Some(env) = Env::new("killing_isol_rm_midway_leaves_a_box_that_rm_or_gc_finishes") else {
+        return;
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("rm crash seed: {seed}");
+    let mut rng = Rng(seed);
+    let before = env.snapshot();
+    for i in 0..20 {
+        let name = format!("victim-{i}");
+        env.run(&[
+            "-d",
+            "--name",
+            &name,
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 1000 & sleep 1000",
+        ])
+        .ok();
+        let delay = Duration::from_micros(rng.next() % 20_000);
+        let mut rm = env
+            .command(&["rm", "-f", &name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start isol rm");
+        std::thread::sleep(delay);
+        let _ = rm.kill();
+        rm.wait().unwrap();
+        // Whatever the interrupted rm left — a frozen box, a box without its
+        // processes, a half-removed cgroup — is a box that `ps` lists consistently or
+        // that is gone; `rm -f` (or gc, for a dead one) finishes the job.
+        let ps = env.isol(&["ps", "--json"]).json();
+        if let Some(row) = ps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+        {
+            assert!(
+                matches!(row["state"].as_str(), Some("running" | "frozen" | "exited")),
+                "{row}"
+            );
+            env.isol(&["rm", "-f", &name]).ok();
+        }
+    }
+    collected(&env, &before, &format!("rm crash seed {seed}"));
 }
 
 #[test]
