@@ -462,6 +462,19 @@ pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
             }
         }
         record::remove_box(state, &rec)?;
+        wait_for_supervisor(&rec);
     }
     Ok(0)
+}
+
+/// Waits (up to 5 s) for a detached box's supervisor to notice the box is gone and exit,
+/// so that nothing of the box is left when `rm` returns.
+pub fn wait_for_supervisor(rec: &BoxRecord) {
+    if !rec.detached || rec.supervisor == record::Proc::me() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rec.supervisor.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -204,6 +204,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
                         if let Err(e) = record::remove_box(state, &rec) {
                             eprintln!("isol: {e:#}");
                         }
+                        crate::boxes::wait_for_supervisor(&rec);
                     }
                 }
             }
