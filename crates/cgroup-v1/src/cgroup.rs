@@ -313,4 +313,31 @@ impl Cgroup for V1Cgroup {
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
+
+    /// The new process is single-threaded when it moves itself, so on the v1 hierarchies
+    /// it writes `tasks` (one thread) rather than `cgroup.procs` (the whole thread
+    /// group): a thread move does not take the global threadgroup rwsem for writing,
+    /// whose `rcu_sync` grace period made attaching cost 10–30 ms after a quiet spell
+    /// (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). The unified twin of a hybrid
+    /// host only has `cgroup.procs` for a domain cgroup.
+    fn self_attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.dirs
+            .iter()
+            .map(|(key, dir)| {
+                let file = if key == CgroupLocation::UNIFIED {
+                    "cgroup.procs"
+                } else {
+                    "tasks"
+                };
+                let path = dir.join(file);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|e| Error::io("open", path, e))
+            })
+            .collect()
+    }
 }

@@ -662,11 +662,7 @@ impl Command {
         if let (Some(cg), None) = (&cgroup, &into_fd) {
             let files = cg.self_attach_files()?;
             for (f, dir) in files.iter().zip(cg.dirs()).rev() {
-                prog.leader_first(
-                    "join the cgroup",
-                    dir.join("cgroup.procs"),
-                    Op::JoinCgroup { fd: f.as_raw_fd() },
-                );
+                prog.leader_first("join the cgroup", dir, Op::JoinCgroup { fd: f.as_raw_fd() });
             }
             keep.extend(files);
         }
