@@ -252,7 +252,22 @@ impl Cgroup for V1Cgroup {
                 reason: format!("this process ({me}) is inside it; kill it from outside"),
             });
         }
-        let freezer = self.dir_for("freezer").filter(|d| d.exists());
+        // On hybrid hosts every task isol placed is also in the cgroup's unified twin, and
+        // the twin's cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks in
+        // flight included. Only without it do we freeze, SIGKILL and thaw through the v1
+        // freezer — which once soft-locked a 6.1 guest with tasks in nested v1 cgroups.
+        let killed_by_twin = self
+            .dirs
+            .iter()
+            .find(|(k, _)| k == CgroupLocation::UNIFIED)
+            .map(|(_, d)| d.join("cgroup.kill"))
+            .filter(|p| p.exists())
+            .is_some_and(|p| parse::write(&p, "1").is_ok());
+        let freezer = if killed_by_twin {
+            None
+        } else {
+            self.dir_for("freezer").filter(|d| d.exists())
+        };
         // If freezing fails (a task stuck in the kernel), kill anyway; thawing below undoes it.
         let _ = freezer.map(|d| freezer::set(d, true));
         let start = Instant::now();
