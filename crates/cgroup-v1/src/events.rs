@@ -172,6 +172,17 @@ impl V1Events {
     }
 
     fn poll_state(&mut self) -> Result<()> {
+        // A kill the OOM notification's grace period missed (a slow machine picks its
+        // victim late) still counts, and comes before the cgroup empties.
+        if let Some(o) = &self.oom {
+            if let Ok(kills) = oom_kills(&o.dir) {
+                if kills > self.kills {
+                    self.kills = kills;
+                    self.pending
+                        .push_back(CgroupEvent::OomKill { count: kills });
+                }
+            }
+        }
         let populated = !subtree_pids(&self.main)?.is_empty();
         if self.populated && !populated {
             self.pending.push_back(CgroupEvent::Emptied);
