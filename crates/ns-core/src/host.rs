@@ -308,14 +308,22 @@ fn own_v1(own: &[ProcCgroup], controllers: &[String]) -> Option<String> {
 }
 
 impl KernelFeatures {
-    /// Probes the running kernel. Version checks stand in where probing would change
-    /// process state (setns), real calls where they are harmless.
+    /// Probes the running kernel for a host in `mode`: as [`KernelFeatures::probe_kernel`],
+    /// with `CLONE_INTO_CGROUP` counted only where cgroup v2 is the host's backend.
     pub fn probe(release: &str, mode: CgroupMode) -> KernelFeatures {
+        let mut f = Self::probe_kernel(release);
+        f.clone_into_cgroup &= mode == CgroupMode::Unified;
+        f
+    }
+
+    /// Probes the running kernel (`release` is `uname -r`). Version checks stand in where
+    /// probing would change process state (setns), real calls where they are harmless.
+    pub fn probe_kernel(release: &str) -> KernelFeatures {
         let version = kernel_version(release);
         let at_least = |maj: u32, min: u32| version >= (maj, min);
         KernelFeatures {
             clone3: probe_clone3(),
-            clone_into_cgroup: at_least(5, 7) && mode == CgroupMode::Unified,
+            clone_into_cgroup: at_least(5, 7),
             pidfd_open: probe_pidfd_open(),
             setns_pidfd: at_least(5, 8),
             time_ns: Path::new("/proc/self/ns/time").exists(),

@@ -1030,23 +1030,15 @@ impl Child {
     }
 }
 
-/// Kernel features the spawn path adapts to, probed once.
+/// Kernel features the spawn path adapts to, probed once. `CLONE_INTO_CGROUP` is used
+/// whenever the kernel has it and the cgroup's backend offers a directory fd.
 fn features() -> crate::KernelFeatures {
     static FEATURES: OnceLock<crate::KernelFeatures> = OnceLock::new();
     *FEATURES.get_or_init(|| {
         let release = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default();
-        let v = crate::host::kernel_version(&release);
-        crate::KernelFeatures {
-            clone3: true,
-            clone_into_cgroup: v >= (5, 7),
-            pidfd_open: v >= (5, 3),
-            setns_pidfd: v >= (5, 8),
-            time_ns: Path::new("/proc/self/ns/time").exists(),
-            user_ns: Path::new("/proc/self/ns/user").exists(),
-            cgroup_kill: v >= (5, 14),
-        }
+        crate::KernelFeatures::probe_kernel(&release)
     })
 }
 
