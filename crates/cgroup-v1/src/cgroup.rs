@@ -6,15 +6,15 @@
 //! and 2.3 "Mounting hierarchies by name"; freezer-subsystem.rst for the kill sequence.
 
 use std::collections::BTreeSet;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use isol_ns_core::{
-    parse, Cgroup, CgroupLocation, CgroupPath, Error, EventStream, ResourceController, Resources,
-    Result, Stats,
+    open_for_attach, parse, Cgroup, CgroupLocation, CgroupPath, Error, EventStream,
+    ResourceController, Resources, Result, Stats,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -34,6 +34,8 @@ pub struct V1Cgroup {
     primary: CgroupPath,
     /// (hierarchy key, directory), in the hierarchies' order; `unified` last.
     dirs: Vec<(String, PathBuf)>,
+    /// The unified twin's directory, opened on first use by `clone_into_fd`.
+    twin_fd: OnceLock<Option<OwnedFd>>,
 }
 
 impl std::fmt::Debug for V1Cgroup {
@@ -68,6 +70,7 @@ impl V1Cgroup {
             location,
             primary,
             dirs,
+            twin_fd: OnceLock::new(),
         })
     }
 
@@ -220,6 +223,11 @@ impl Cgroup for V1Cgroup {
         Ok(out)
     }
 
+    fn oom_kills(&self) -> Result<u64> {
+        self.dir_for("memory")
+            .map_or(Ok(0), crate::controllers::memory::oom_kills)
+    }
+
     fn freeze(&self) -> Result<()> {
         let dir = self.dir_for("freezer").ok_or_else(|| {
             unsupported(
@@ -309,6 +317,20 @@ impl Cgroup for V1Cgroup {
     }
 
     fn destroy(&self) -> Result<()> {
+        // An empty cgroup without children — the usual case once a box's init is reaped —
+        // goes with one rmdir per hierarchy, the unified twin last so that its cgroup.kill
+        // is still there for `kill` if a hierarchy refuses (EBUSY: something is inside).
+        // A task is in every hierarchy, so a busy cgroup normally refuses the first rmdir.
+        let emptied = self
+            .dirs
+            .iter()
+            .all(|(_, dir)| match std::fs::remove_dir(dir) {
+                Ok(()) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            });
+        if emptied {
+            return Ok(());
+        }
         self.kill()?;
         for (_, dir) in self.dirs.iter().rev() {
             rmdir_tree(dir)?;
@@ -326,7 +348,23 @@ impl Cgroup for V1Cgroup {
     }
 
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
+        self.twin_fd
+            .get_or_init(|| {
+                let (_, dir) = self
+                    .dirs
+                    .iter()
+                    .find(|(k, _)| k == CgroupLocation::UNIFIED)?;
+                nix::fcntl::open(
+                    dir.as_path(),
+                    nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()
+            })
+            .as_ref()
+            .map(|fd| fd.as_fd())
     }
 
     /// The new process is single-threaded when it moves itself, so on the v1 hierarchies
@@ -334,24 +372,18 @@ impl Cgroup for V1Cgroup {
     /// group): a thread move does not take the global threadgroup rwsem for writing,
     /// whose `rcu_sync` grace period made attaching cost 10–30 ms after a quiet spell
     /// (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). The unified twin of a hybrid
-    /// host only has `cgroup.procs` for a domain cgroup.
-    fn self_attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
-        use std::os::unix::fs::OpenOptionsExt;
+    /// host only has `cgroup.procs` for a domain cgroup, which takes that rwsem; so the
+    /// process is cloned into the twin instead where the kernel can (`cloned_into`).
+    fn self_attach_files(&self, cloned_into: bool) -> Result<Vec<(OwnedFd, PathBuf)>> {
         self.dirs
             .iter()
-            .map(|(key, dir)| {
-                let file = if key == CgroupLocation::UNIFIED {
-                    "cgroup.procs"
-                } else {
-                    "tasks"
+            .filter_map(|(key, dir)| {
+                let file = match key.as_str() {
+                    CgroupLocation::UNIFIED if cloned_into => return None,
+                    CgroupLocation::UNIFIED => "cgroup.procs",
+                    _ => "tasks",
                 };
-                let path = dir.join(file);
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_CLOEXEC)
-                    .open(&path)
-                    .map(std::os::fd::OwnedFd::from)
-                    .map_err(|e| Error::io("open", path, e))
+                Some(open_for_attach(&dir.join(file)).map(|fd| (fd, dir.clone())))
             })
             .collect()
     }

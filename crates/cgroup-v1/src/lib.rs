@@ -22,7 +22,8 @@
 //! # Ok::<(), isol_ns_core::Error>(())
 //! ```
 //!
-//! It does not place a task at clone time (`clone_into_fd` is `None` on v1), does not
+//! A new process joins the v1 hierarchies itself (it writes `0` to each `tasks`); on
+//! hybrid hosts it is cloned into the unified twin (`clone_into_fd`). The backend does not
 //! offer v2-only settings (`memory.min`, `memory.high`, `memory.oom_group`: those are
 //! `Error::Unsupported`), and never touches a cgroup it did not create.
 

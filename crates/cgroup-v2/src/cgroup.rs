@@ -178,6 +178,15 @@ impl Cgroup for V2Cgroup {
         freezer::set_frozen(&self.dir, false, WAIT_TIMEOUT)
     }
 
+    fn oom_kills(&self) -> Result<u64> {
+        Ok(
+            match crate::files::read_optional(&self.dir, "memory.events")? {
+                Some(text) => crate::controllers::memory::events(&self.dir, &text)?.oom_kill,
+                None => 0,
+            },
+        )
+    }
+
     fn kill(&self) -> Result<()> {
         if !self.features.cgroup_kill && !self.dir.join("cgroup.kill").exists() {
             tracing::debug!(
@@ -193,8 +202,12 @@ impl Cgroup for V2Cgroup {
     }
 
     fn destroy(&self) -> Result<()> {
-        if !self.dir.exists() {
-            return Ok(());
+        // An empty cgroup without children — the usual case once a box's init is reaped —
+        // goes with one rmdir; the kernel refuses it (EBUSY) while anything is inside.
+        match std::fs::remove_dir(&self.dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
         }
         kill::kill_all(&self.dir, WAIT_TIMEOUT)?;
         self.remove_tree()

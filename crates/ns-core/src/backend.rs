@@ -214,25 +214,20 @@ pub trait Cgroup: Send + Sync + fmt::Debug {
     /// hybrid hosts). Only ever called for processes isol started.
     fn attach(&self, pid: u32) -> Result<()>;
 
-    /// Opens (write-only, close-on-exec) the `cgroup.procs` file of each of the cgroup's
-    /// directories, for a process isol is about to start: the new process writes `0` to
-    /// each and so moves *itself* in, before it execs. On cgroup v1 a process moving
+    /// Opens (write-only, close-on-exec) a file in each of the cgroup's directories for a
+    /// process isol is about to start, paired with its directory: the new process writes
+    /// `0` to each and so moves *itself* in, before it execs. On cgroup v1 a process moving
     /// itself costs about 0.5 ms, while the parent writing the child's pid waits for the
     /// kernel (an RCU grace period on the threadgroup lock): 11 ms median on the
-    /// development host (kernel 6.18, hybrid).
-    fn self_attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
-        use std::os::unix::fs::OpenOptionsExt;
+    /// development host (kernel 6.18, hybrid). With `cloned_into`, the process is cloned
+    /// straight into [`Cgroup::clone_into_fd`]'s directory, which then needs no file.
+    fn self_attach_files(&self, cloned_into: bool) -> Result<Vec<(std::os::fd::OwnedFd, PathBuf)>> {
+        if cloned_into {
+            return Ok(Vec::new());
+        }
         self.dirs()
-            .iter()
-            .map(|d| {
-                let path = d.join("cgroup.procs");
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_CLOEXEC)
-                    .open(&path)
-                    .map(std::os::fd::OwnedFd::from)
-                    .map_err(|e| Error::io("open", path, e))
-            })
+            .into_iter()
+            .map(|d| Ok((open_for_attach(&d.join("cgroup.procs"))?, d)))
             .collect()
     }
 
@@ -247,6 +242,14 @@ pub trait Cgroup: Send + Sync + fmt::Debug {
 
     /// Reads usage.
     fn stats(&self) -> Result<Stats>;
+
+    /// How many tasks the OOM killer has killed in the cgroup (`oom_kill` of
+    /// [`Stats`]' memory events; 0 without a memory controller): what a caller reads
+    /// after a box ends to say whether it died of its memory limit, without the whole
+    /// of [`Cgroup::stats`].
+    fn oom_kills(&self) -> Result<u64> {
+        Ok(self.stats()?.memory.map_or(0, |m| m.events.oom_kill))
+    }
 
     /// Freezes every task and waits until the kernel reports the cgroup frozen.
     fn freeze(&self) -> Result<()>;
@@ -268,9 +271,22 @@ pub trait Cgroup: Send + Sync + fmt::Debug {
     /// runtime with IO enabled.
     async fn events(&self) -> Result<Box<dyn EventStream>>;
 
-    /// An open `O_DIRECTORY` fd on the cgroup, for `clone3(CLONE_INTO_CGROUP)`; `None`
-    /// where the backend cannot place a task at clone time (v1).
+    /// An open `O_DIRECTORY` fd on the cgroup's cgroup2 directory, for
+    /// `clone3(CLONE_INTO_CGROUP)`: the cgroup itself on v2, its unified twin on a hybrid
+    /// host; `None` where there is none (v1 on a legacy host).
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>>;
+}
+
+/// Opens a cgroup's `cgroup.procs` or `tasks` write-only and close-on-exec, for
+/// [`Cgroup::self_attach_files`].
+pub fn open_for_attach(path: &Path) -> Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map(std::os::fd::OwnedFd::from)
+        .map_err(|e| Error::io("open", path, e))
 }
 
 /// Events of one cgroup, in the order they happened.

@@ -112,7 +112,8 @@ impl Hierarchy {
 pub struct KernelFeatures {
     /// `clone3(2)` exists (Linux 5.3).
     pub clone3: bool,
-    /// `CLONE_INTO_CGROUP` for clone3 (Linux 5.7, cgroup v2 only).
+    /// `CLONE_INTO_CGROUP` for clone3 (Linux 5.7; it places the child in a cgroup2
+    /// directory, so a host needs a unified hierarchy, as on unified and hybrid hosts).
     pub clone_into_cgroup: bool,
     /// `pidfd_open(2)` exists (Linux 5.3).
     pub pidfd_open: bool,
@@ -159,10 +160,9 @@ impl HostInfo {
             let text = parse::read(&h.mount_point.join("cgroup.controllers"))?;
             h.controllers = text.split_whitespace().map(str::to_string).collect();
         }
-        host.kernel = nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        host.features = KernelFeatures::probe(&host.kernel, host.mode);
+        host.kernel = running_release();
+        host.features = KernelFeatures::running();
+        host.features.clone_into_cgroup &= host.mode != CgroupMode::Legacy;
         Ok(host)
     }
 
@@ -308,12 +308,11 @@ fn own_v1(own: &[ProcCgroup], controllers: &[String]) -> Option<String> {
 }
 
 impl KernelFeatures {
-    /// Probes the running kernel for a host in `mode`: as [`KernelFeatures::probe_kernel`],
-    /// with `CLONE_INTO_CGROUP` counted only where cgroup v2 is the host's backend.
-    pub fn probe(release: &str, mode: CgroupMode) -> KernelFeatures {
-        let mut f = Self::probe_kernel(release);
-        f.clone_into_cgroup &= mode == CgroupMode::Unified;
-        f
+    /// The running kernel's features, probed once per process (they cannot change while
+    /// it runs) and shared by [`HostInfo::probe`] and spawn.
+    pub fn running() -> KernelFeatures {
+        static FEATURES: std::sync::OnceLock<KernelFeatures> = std::sync::OnceLock::new();
+        *FEATURES.get_or_init(|| Self::probe_kernel(&running_release()))
     }
 
     /// Probes the running kernel (`release` is `uname -r`). Version checks stand in where
@@ -334,6 +333,13 @@ impl KernelFeatures {
             cgroup_kill: at_least(5, 14),
         }
     }
+}
+
+/// `uname -r`; empty if uname fails.
+fn running_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `(major, minor)` of a release string such as `6.18.44-fc`.

@@ -41,7 +41,8 @@ pub mod stats;
 pub mod units;
 
 pub use backend::{
-    Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent, ResourceController,
+    open_for_attach, Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent,
+    ResourceController,
 };
 pub use error::{Error, Result};
 pub use host::{CgroupMode, HostInfo, KernelFeatures};

@@ -1089,12 +1089,27 @@ impl NsHandle {
     /// Opens `/proc/PID/ns/KIND` (for pid and time: `pid_for_children`/`time_for_children`
     /// when `for_children`, the namespace the process's next children go in).
     pub fn of_pid(pid: u32, kind: NamespaceKind, for_children: bool) -> Result<NsHandle> {
+        Self::open(kind, Self::proc_file(pid, kind, for_children))
+    }
+
+    /// The inode of `pid`'s `kind` namespace (as [`NsHandle::of_pid`] would open it),
+    /// with one `stat` and no fd: for a caller that only records which namespace it is.
+    pub fn inode_of_pid(pid: u32, kind: NamespaceKind, for_children: bool) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let path = Self::proc_file(pid, kind, for_children);
+        std::fs::metadata(&path)
+            .map(|m| m.ino())
+            .map_err(|e| Error::io("stat", path, e))
+    }
+
+    /// `/proc/PID/ns/KIND`, or the `*_for_children` file of pid and time.
+    fn proc_file(pid: u32, kind: NamespaceKind, for_children: bool) -> String {
         let name = match (kind, for_children) {
             (NamespaceKind::Pid, true) => "pid_for_children",
             (NamespaceKind::Time, true) => "time_for_children",
             _ => kind.proc_name(),
         };
-        Self::open(kind, format!("/proc/{pid}/ns/{name}"))
+        format!("/proc/{pid}/ns/{name}")
     }
 
     /// The kind.

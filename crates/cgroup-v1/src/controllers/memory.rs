@@ -144,8 +144,6 @@ impl ResourceController for Memory {
     /// state), so `events.oom` stays 0.
     fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()> {
         let failcnt = read_u64(dir, "memory.failcnt")?;
-        let oom_path = dir.join("memory.oom_control");
-        let oom = parse::flat_keyed(&oom_path, &read(dir, "memory.oom_control")?)?;
         stats.memory = Some(MemoryStats {
             current: read_u64(dir, "memory.usage_in_bytes")?,
             peak: optional(read_u64(dir, "memory.max_usage_in_bytes"))?,
@@ -154,12 +152,19 @@ impl ResourceController for Memory {
             stat: parse::flat_keyed(&dir.join("memory.stat"), &read(dir, "memory.stat")?)?,
             events: MemoryEvents {
                 max: failcnt,
-                oom_kill: oom.get("oom_kill").copied().unwrap_or(0),
+                oom_kill: oom_kills(dir)?,
                 ..MemoryEvents::default()
             },
         });
         Ok(())
     }
+}
+
+/// `oom_kill` of `memory.oom_control` (Linux 4.13; 0 before).
+pub fn oom_kills(dir: &Path) -> Result<u64> {
+    let path = dir.join("memory.oom_control");
+    let oom = parse::flat_keyed(&path, &read(dir, "memory.oom_control")?)?;
+    Ok(oom.get("oom_kill").copied().unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ fn oom_kill_is_reported() {
         "peak reaches the limit exactly: {st:?}"
     );
     assert_eq!(oracle(cg.as_ref()).oom_kills(), st.events.oom_kill);
+    assert_eq!(cg.oom_kills().unwrap(), st.events.oom_kill);
 }
 
 #[test]

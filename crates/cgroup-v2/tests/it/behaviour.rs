@@ -82,6 +82,7 @@ async fn oom_kill_is_reported() {
     assert_eq!(stats.events.oom_kill, 1);
     assert!(stats.events.max >= 1, "{stats:?}");
     assert_eq!(key(cg.as_ref(), "memory.events", "oom_kill"), 1);
+    assert_eq!(cg.oom_kills().unwrap(), 1);
     assert!(stats.peak.is_none_or(|p| p <= 32 << 20), "{stats:?}");
 }
 

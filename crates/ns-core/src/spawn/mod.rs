@@ -33,7 +33,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::namespace::{
     self, Context, Joinable, Namespace, NamespacePlan, NsHandle, Persisted, Slot,
@@ -411,7 +411,7 @@ impl Command {
         if user_joined && new.contains(NamespaceKind::Pid) {
             return Err(Error::invalid("namespaces", "user joined, pid new", "a new pid namespace cannot be made inside a joined user namespace by isol; join the pid namespace too or keep the user namespace"));
         }
-        let features = features();
+        let features = crate::KernelFeatures::running();
         let init = new.contains(NamespaceKind::Pid)
             || joined.contains(NamespaceKind::Pid)
             || new.contains(NamespaceKind::Time)
@@ -652,19 +652,22 @@ impl Command {
             pidfd: None,
             cgroup: if created { cgroup.clone() } else { None },
         };
+        // The child is cloned into the cgroup's cgroup2 directory where there is one
+        // (v2, or a v1 cgroup's unified twin on a hybrid host): a parent moving a whole
+        // process there waits for an RCU grace period on the threadgroup lock, up to
+        // 13 ms on the development host. Every other hierarchy (v1) it joins itself,
+        // first thing, before any namespace change: a single-threaded process moving
+        // itself skips that lock (see `Cgroup::self_attach_files`).
         let into_fd = cgroup
             .as_ref()
             .and_then(|c| c.clone_into_fd())
             .filter(|_| features.clone_into_cgroup);
-        // Without CLONE_INTO_CGROUP the child moves itself in, first thing, before any
-        // namespace change (a process moving itself is ~20× faster than its parent
-        // moving it on v1; see `Cgroup::self_attach_files`).
-        if let (Some(cg), None) = (&cgroup, &into_fd) {
-            let files = cg.self_attach_files()?;
-            for (f, dir) in files.iter().zip(cg.dirs()).rev() {
+        if let Some(cg) = &cgroup {
+            let files = cg.self_attach_files(into_fd.is_some())?;
+            for (f, dir) in files.iter().rev() {
                 prog.leader_first("join the cgroup", dir, Op::JoinCgroup { fd: f.as_raw_fd() });
             }
-            keep.extend(files);
+            keep.extend(files.into_iter().map(|(f, _)| f));
         }
 
         // --- pipes, pointers, clone ---------------------------------------------------------
@@ -943,6 +946,12 @@ impl Child {
         NsHandle::of_pid(self.pid, kind, true)
     }
 
+    /// The inode of the command's `kind` namespace (the file [`Child::namespace`] opens),
+    /// without opening it.
+    pub fn namespace_inode(&self, kind: NamespaceKind) -> Result<u64> {
+        NsHandle::inode_of_pid(self.pid, kind, true)
+    }
+
     /// Opens all eight namespaces.
     pub fn namespaces(&self) -> Result<BTreeMap<NamespaceKind, NsHandle>> {
         NamespaceKind::ALL
@@ -1028,18 +1037,6 @@ impl Child {
         self.status = Some(status);
         Ok(Some(status))
     }
-}
-
-/// Kernel features the spawn path adapts to, probed once. `CLONE_INTO_CGROUP` is used
-/// whenever the kernel has it and the cgroup's backend offers a directory fd.
-fn features() -> crate::KernelFeatures {
-    static FEATURES: OnceLock<crate::KernelFeatures> = OnceLock::new();
-    *FEATURES.get_or_init(|| {
-        let release = nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        crate::KernelFeatures::probe_kernel(&release)
-    })
 }
 
 /// The pid behind a pidfd (`Pid:` in `/proc/self/fdinfo/FD`).
