@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use isol_ns_core::security::SecurityPolicy;
 use isol_ns_core::state::StateDir;
 use isol_ns_core::units::format_size;
 use isol_ns_core::{CgroupLocation, Resources, Stats};
@@ -71,6 +72,8 @@ pub struct Inspect {
     pub exit: Option<Exit>,
     pub finished: Option<String>,
     pub log: Option<PathBuf>,
+    /// The hardening in force (absent for a record from before isol had it).
+    pub security: Option<SecurityPolicy>,
 }
 
 /// A live box and its state.
@@ -176,6 +179,7 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         exit: rec.exit,
         finished: rec.finished.clone(),
         log: rec.log.clone(),
+        security: rec.security.clone(),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -226,6 +230,12 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
             "resources:  {}",
             serde_json::to_string(&out.resources).unwrap_or_default()
         );
+    }
+    if let Some(p) = &out.security {
+        println!();
+        for (what, value) in crate::security::describe(p) {
+            println!("{what:<17}{value}");
+        }
     }
     Ok(0)
 }

@@ -52,6 +52,18 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// The host, probed once per isol process (mountinfo, `/proc/self/cgroup`, kernel
+/// features): a command that spawns, records and removes a box asks several times.
+pub fn host() -> anyhow::Result<&'static isol_ns_core::HostInfo> {
+    use anyhow::Context;
+    static HOST: std::sync::OnceLock<isol_ns_core::HostInfo> = std::sync::OnceLock::new();
+    if let Some(h) = HOST.get() {
+        return Ok(h);
+    }
+    let h = isol_ns_core::HostInfo::probe().context("probe the host's cgroups")?;
+    Ok(HOST.get_or_init(|| h))
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

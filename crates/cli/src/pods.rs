@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use isol_ns_core::pod::MemberState;
 use isol_ns_core::state::StateDir;
-use isol_ns_core::{registry, CgroupLocation, HostInfo, NamespaceSet, Pod, Resources};
+use isol_ns_core::{registry, CgroupLocation, NamespaceSet, Pod, Resources};
 use serde::Serialize;
 
 use crate::cli::PodCommand;
@@ -82,8 +82,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             let share: NamespaceSet = opts::namespaces(&share)?;
             let resources = opts::resources(&limits)?;
             let parent = opts::cgroup_parent(&cgroup_parent)?;
-            let host = HostInfo::probe().context("probe the host's cgroups")?;
-            let backend = Arc::from(registry::open(&backend, &host)?);
+            let backend = Arc::from(registry::open(&backend, crate::host()?)?);
             Pod::create(state, &name, share, &resources, backend, &parent)?;
             println!("{name}");
             Ok(0)

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use isol_ns_core::security::SecurityPolicy;
 use isol_ns_core::state::StateDir;
-use isol_ns_core::{registry, Cgroup, CgroupLocation, HostInfo, NamespaceSet, Resources};
+use isol_ns_core::{registry, Cgroup, CgroupLocation, NamespaceSet, Resources};
 use serde::{Deserialize, Serialize};
 
 /// The record kind in the state directory.
@@ -31,7 +32,15 @@ impl Proc {
 
     /// The calling process.
     pub fn me() -> Proc {
-        Proc::of(std::process::id()).expect("/proc/self/stat is readable")
+        // Cached for the process that first asked; a forked supervisor is another pid.
+        static ME: std::sync::OnceLock<Proc> = std::sync::OnceLock::new();
+        let pid = std::process::id();
+        if let Some(me) = ME.get().filter(|me| me.pid == pid) {
+            return *me;
+        }
+        let me = Proc::of(pid).expect("/proc/self/stat is readable");
+        let _ = ME.set(me);
+        me
     }
 
     /// Whether the same process still exists (and is not a zombie).
@@ -123,6 +132,9 @@ pub struct BoxRecord {
     pub finished: Option<String>,
     /// Where a detached box's stdout and stderr go.
     pub log: Option<PathBuf>,
+    /// How the box is hardened (`None` in records written before isol had hardening).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityPolicy>,
 }
 
 /// What a box is doing now.
@@ -175,8 +187,7 @@ impl BoxRecord {
 
     /// Opens the box's cgroup through its backend.
     pub fn open_cgroup(&self) -> Result<Box<dyn Cgroup>> {
-        let host = HostInfo::probe().context("probe the host's cgroups")?;
-        let backend = registry::open(&self.backend, &host)?;
+        let backend = registry::open(&self.backend, crate::host()?)?;
         backend
             .open(&self.cgroup)
             .with_context(|| format!("open the cgroup of box {}", self.name))
@@ -224,7 +235,7 @@ impl BoxRecord {
 
     /// The cgroup's directories, from the host's hierarchies (without opening it).
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let Ok(host) = HostInfo::probe() else {
+        let Ok(host) = crate::host() else {
             return Vec::new();
         };
         let mut out = Vec::new();

@@ -1,7 +1,6 @@
 //! `isol backends` and `isol check`: what the registry and host detection found,
 //! rendered as aligned text or JSON.
 
-use anyhow::Context;
 use isol_ns_core::{registry, HostInfo};
 use serde::Serialize;
 
@@ -63,7 +62,7 @@ fn gather(host: &HostInfo) -> BackendsReport {
 }
 
 fn probe() -> anyhow::Result<HostInfo> {
-    HostInfo::probe().context("probe the host's cgroups")
+    crate::host().cloned()
 }
 
 /// `isol backends [--json]`.

@@ -13,9 +13,7 @@ use isol_ns_core::namespace::{Mount, UserNs};
 use isol_ns_core::spawn::{CgroupSpec, Child, Command, ExitStatus, Stdio};
 use isol_ns_core::state::{self, StateDir};
 use isol_ns_core::units::{format_size, Limit};
-use isol_ns_core::{
-    registry, CgroupLocation, HostInfo, NamespaceKind, NamespaceSet, NsHandle, Resources,
-};
+use isol_ns_core::{registry, CgroupLocation, NamespaceKind, NamespaceSet, NsHandle, Resources};
 
 use crate::cli::RunArgs;
 use crate::daemon;
@@ -92,10 +90,9 @@ fn oom_message(rec: &BoxRecord) -> String {
 
 fn oom_killed(child: &Child) -> bool {
     child
-        .stats()
-        .ok()
-        .and_then(|s| s.memory)
-        .is_some_and(|m| m.events.oom_kill > 0)
+        .cgroup()
+        .and_then(|cg| cg.oom_kills().ok())
+        .is_some_and(|n| n > 0)
 }
 
 /// Removes a foreground box: its cgroup, namespace files and record.
@@ -213,10 +210,9 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         }
         None => None,
     };
-    let host = HostInfo::probe().context("probe the host's cgroups")?;
     let backend: Arc<dyn isol_ns_core::Backend> = match &pod {
         Some(p) => p.backend().clone(),
-        None => Arc::from(registry::open(&a.backend, &host)?),
+        None => Arc::from(registry::open(&a.backend, crate::host()?)?),
     };
     backend.check(&resources)?;
 
@@ -503,17 +499,18 @@ fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
         exit: None,
         finished: None,
         log: None,
+        security: p.cmd.security_policy().cloned(),
     }
 }
 
 /// Fills in what only the running box can tell: its process, namespaces, cgroup.
 fn describe(child: &Child, rec: &mut BoxRecord, p: &Prepared) -> isol_ns_core::Result<()> {
     for kind in NamespaceKind::ALL {
-        if let Ok(h) = child.namespace(kind) {
+        if let Ok(inode) = child.namespace_inode(kind) {
             rec.namespaces.insert(
                 kind.to_string(),
                 NsInfo {
-                    inode: h.inode(),
+                    inode,
                     new: p.new.contains(kind),
                     path: None,
                 },

@@ -61,3 +61,56 @@ pub fn policy(a: &SecurityArgs) -> Result<SecurityPolicy> {
     p.validate()?;
     Ok(p)
 }
+
+/// The policy as `isol inspect` prints it: one (label, value) line per setting.
+pub fn describe(p: &SecurityPolicy) -> Vec<(&'static str, String)> {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut out = vec![(
+        "security:",
+        if p.privileged {
+            "privileged"
+        } else {
+            "hardened"
+        }
+        .to_string(),
+    )];
+    let caps = p
+        .capabilities
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>();
+    let count = caps.len();
+    out.push(("capabilities:", format!("{} ({count})", list(caps))));
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    out.push(("no_new_privs:", yes_no(p.no_new_privs)));
+    let seccomp = match &p.seccomp {
+        SeccompProfile::Default => "default (docker's blocklist, EPERM)".to_string(),
+        SeccompProfile::Unconfined => "unconfined".to_string(),
+        SeccompProfile::Docker { path, .. } => format!("profile {}", path.display()),
+    };
+    out.push(("seccomp:", seccomp));
+    let devices = p.devices.iter().map(|d| d.to_string()).collect();
+    out.push((
+        "devices:",
+        if p.devices.is_empty() {
+            "all (no device rules)".to_string()
+        } else {
+            list(devices)
+        },
+    ));
+    let paths =
+        |v: &[std::path::PathBuf]| list(v.iter().map(|x| x.display().to_string()).collect());
+    out.push(("masked paths:", paths(&p.masked_paths)));
+    out.push(("read-only paths:", paths(&p.readonly_paths)));
+    out.push((
+        "rlimits:",
+        list(p.rlimits.iter().map(|r| r.to_string()).collect()),
+    ));
+    out
+}

@@ -133,3 +133,72 @@ fn bad_security_flags_are_one_line_and_leave_nothing() {
     }
     assert_eq!(env.snapshot(), before);
 }
+
+/// `isol inspect` reports the hardening in force, and what it reports is what the kernel
+/// shows for the box's command: its capability list is the command's CapEff.
+#[test]
+fn inspect_shows_the_security_in_force() {
+    let Some(env) = Env::new("inspect_shows_the_security_in_force") else {
+        return;
+    };
+    let before = env.snapshot();
+    let cases: [(&str, &[&str], bool, &str); 2] = [
+        ("insp-default", &[], false, "default"),
+        (
+            "insp-priv",
+            &["--privileged", "--cap-drop", "all", "--cap-add", "KILL"],
+            true,
+            "unconfined",
+        ),
+    ];
+    for (name, flags, privileged, seccomp) in cases {
+        let mut args = vec!["-d", "--name", name];
+        args.extend_from_slice(flags);
+        args.extend(["--", "sleep", "30"]);
+        env.run(&args).ok();
+        let v = env.isol(&["inspect", "--json", name]).json();
+        let sec = &v["security"];
+        assert_eq!(sec["privileged"], privileged, "{sec}");
+        assert_eq!(sec["seccomp"], seccomp, "{sec}");
+        assert_eq!(sec["no_new_privs"], !privileged, "{sec}");
+        let bits: u64 = sec["capabilities"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no capability list: {sec}"))
+            .iter()
+            .map(|c| {
+                let name = c.as_str().unwrap();
+                isol_ns_core::security::Capability::ALL
+                    .iter()
+                    .find(|k| k.name() == name)
+                    .unwrap_or_else(|| panic!("unknown capability {name}"))
+                    .number()
+            })
+            .fold(0u64, |acc, n| acc | 1 << n);
+        // The box's process is its init; the command is the init's only child.
+        let init = v["pid"].as_u64().unwrap();
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+            .unwrap_or_default();
+        let cmd: u32 = children
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("box {name}: no command under init {init}"))
+            .parse()
+            .unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{cmd}/status")).unwrap();
+        let cap_eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap()
+            .trim();
+        assert_eq!(format!("{bits:016x}"), cap_eff, "box {name}: {sec}");
+        let text = env.isol(&["inspect", name]).ok();
+        let first = if privileged { "privileged" } else { "hardened" };
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("security:") && l.ends_with(first)),
+            "{text}"
+        );
+        env.isol(&["rm", "-f", name]).ok();
+    }
+    assert_eq!(env.snapshot(), before);
+}
