@@ -64,8 +64,10 @@ pub struct Args {
 struct Built {
     /// `bench_helper` (the library's spawn and cgroup cycle).
     helper: PathBuf,
-    /// `isol`, when it builds.
+    /// `isol`, when it builds: the static musl executable, as isol is shipped.
     isol: Option<PathBuf>,
+    /// `isol` built for the host's glibc (dynamically linked), the plain `cargo build`.
+    isol_glibc: Option<PathBuf>,
     /// Why there is no `isol`, when there is none.
     isol_missing: Option<String>,
 }
@@ -142,14 +144,20 @@ pub fn run(args: Args) -> Result<()> {
         &["--example", "bench_helper"],
         "bench_helper",
     )?;
-    let (isol, isol_missing) = match build(&root, "isol-cli", &["--bin", "isol"], "isol") {
+    vm::binaries::ensure_musl()?;
+    let musl = ["--bin", "isol", "--target", vm::binaries::TARGET];
+    let (isol, isol_missing) = match build(&root, "isol-cli", &musl, "isol") {
         Ok(p) if has(&p, &["run"]) => (Some(p), None),
         Ok(_) => (None, Some("the isol CLI has no `run` yet".to_owned())),
         Err(e) => (None, Some(format!("the isol CLI does not build: {e:#}"))),
     };
+    let isol_glibc = isol
+        .as_ref()
+        .and_then(|_| build(&root, "isol-cli", &["--bin", "isol"], "isol").ok());
     let built = Built {
         helper,
         isol,
+        isol_glibc,
         isol_missing,
     };
     if let Some(why) = &built.isol_missing {
@@ -205,13 +213,19 @@ fn measure(
             let state = state.clone();
             teardown.push(move || drop(fs::remove_dir_all(&state)));
         }
-        let mut argv = vec![isol.clone().into_os_string()];
-        argv.extend(os(&["--state-dir"]));
-        argv.push(state.clone().into_os_string());
-        argv.extend(os(&["run"]));
-        argv.extend(os(&limits));
-        argv.extend(os(&["--", "/bin/true"]));
-        tools.push(Tool::program("isol run", true, argv.clone()));
+        let run = |isol: &Path| {
+            let mut argv = vec![isol.to_owned().into_os_string()];
+            argv.extend(os(&["--state-dir"]));
+            argv.push(state.clone().into_os_string());
+            argv.extend(os(&["run"]));
+            argv.extend(os(&limits));
+            argv.extend(os(&["--", "/bin/true"]));
+            argv
+        };
+        tools.push(Tool::program("isol run", true, run(isol)));
+        if let Some(glibc) = &built.isol_glibc {
+            tools.push(Tool::program("isol run (glibc)", true, run(glibc)));
+        }
         if has(isol, &["pod", "create"]) {
             let pod = format!("bench-{}", std::process::id());
             let mut create = Command::new(isol);
@@ -566,12 +580,13 @@ fn machine() -> Vec<(String, String)> {
         (
             "isol".into(),
             format!(
-                "commit {commit}{}, release build",
+                "commit {commit}{}, release build; `isol run` is the static executable for {}, `isol run (glibc)` the default dynamically linked one",
                 if dirty {
                     " with uncommitted changes in crates/"
                 } else {
                     ""
-                }
+                },
+                vm::binaries::TARGET
             ),
         ),
         (

@@ -169,7 +169,7 @@ fn compress_debug_sections(built: &Built, dir: &Path) -> Result<BTreeMap<PathBuf
 
 /// Makes sure the standard library for [`TARGET`] is installed, adding it with
 /// rustup when it is missing.
-fn ensure_musl() -> Result<()> {
+pub(crate) fn ensure_musl() -> Result<()> {
     if musl_installed()? {
         return Ok(());
     }

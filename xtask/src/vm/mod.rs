@@ -16,7 +16,7 @@
 //! archive, [`qemu`] boots it under a hard timeout and judges the log.
 
 mod assets;
-mod binaries;
+pub(crate) mod binaries;
 mod initramfs;
 mod qemu;
 
