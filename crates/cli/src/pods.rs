@@ -117,7 +117,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             Ok(0)
         }
         PodCommand::Inspect { name, json } => {
-            let mut pod = Pod::open(state, &name)?;
+            let mut pod = Pod::open_on(state, &name, crate::host()?)?;
             let members = pod.members()?;
             let rec = pod.record().clone();
             let out = PodInspect {
@@ -193,7 +193,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             Ok(0)
         }
         PodCommand::Rm { name, force } => {
-            let mut pod = Pod::open(state, &name)?;
+            let mut pod = Pod::open_on(state, &name, crate::host()?)?;
             let members: Vec<String> = pod.record().members.keys().cloned().collect();
             pod.remove(force)?;
             // The members' box records: their processes and cgroups went with the pod.

@@ -322,7 +322,9 @@ pub fn remove_dead(state: &StateDir, rec: &BoxRecord) -> Result<()> {
 /// the record. Takes the lock itself; the caller must not hold it.
 pub fn remove_box(state: &StateDir, rec: &BoxRecord) -> Result<()> {
     if let Some(pod) = &rec.pod {
-        if let Ok(mut pod) = isol_ns_core::Pod::open(state, pod) {
+        if let Ok(mut pod) =
+            crate::host().and_then(|h| Ok(isol_ns_core::Pod::open_on(state, pod, h)?))
+        {
             if pod.record().members.contains_key(&rec.name)
                 && pod.remove_member(&rec.name, true).is_err()
             {

@@ -179,7 +179,7 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
                     "a pod member's cgroup is beneath its pod's; drop --cgroup-parent or --pod"
                 ));
             }
-            let pod = isol_ns_core::Pod::open(state, p)?;
+            let pod = isol_ns_core::Pod::open_on(state, p, crate::host()?)?;
             let shared = pod.record().shared;
             if let Some(list) = explicit_ns {
                 let clash = NamespaceSet::from_iter(new.iter().filter(|k| shared.contains(*k)));

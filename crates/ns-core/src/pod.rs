@@ -314,9 +314,13 @@ impl Pod {
 
     /// Opens the pod `name` with the backend its record names, opened on this host.
     pub fn open(state: &StateDir, name: &str) -> Result<Pod> {
+        Self::open_on(state, name, &HostInfo::probe()?)
+    }
+
+    /// [`Pod::open`] on a host already probed.
+    pub fn open_on(state: &StateDir, name: &str, host: &HostInfo) -> Result<Pod> {
         let record = read_record(state, name)?;
-        let host = HostInfo::probe()?;
-        let backend: Arc<dyn Backend> = Arc::from(registry::open(&record.backend, &host)?);
+        let backend: Arc<dyn Backend> = Arc::from(registry::open(&record.backend, host)?);
         Self::from_record(state, record, backend)
     }
 
