@@ -13,7 +13,8 @@
 //!   `ptmx`, `pts/*`) given to the box's cgroup as [`Resources::devices`] — the v1
 //!   devices controller, or the v2 eBPF device program;
 //! - **masked and read-only paths** in a fresh `/proc` (and `/sys`): `/dev/null` bound
-//!   over files, an empty read-only tmpfs over directories, read-only bind mounts;
+//!   over files, an empty read-only tmpfs over directories (one, bound over each),
+//!   read-only bind mounts;
 //! - **rlimits** ([`Rlimit`]).
 //!
 //! [`SecurityPolicy::privileged`] opts out of all but the rlimits, visibly (it serializes
@@ -272,79 +273,107 @@ pub(crate) struct Plan {
     pub before_ids: Vec<sys::ChildOp>,
     /// Steps after: capset, ambient, no_new_privs, seccomp.
     pub after_ids: Vec<sys::ChildOp>,
-    /// `(path inside, what)`, in order, before pivot_root.
+    /// The masking and read-only mounts, in order, before pivot_root.
     pub mounts: Vec<MountStep>,
 }
 
 /// A mount that masks or protects a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MountStep {
-    /// Bind `/dev/null` over the file.
-    NullOver(PathBuf),
-    /// A read-only empty tmpfs over the directory.
-    EmptyOver(PathBuf),
-    /// Bind onto itself, remount read-only.
+    /// `/dev/null` over a file, an empty read-only tmpfs over a directory (`dir`: the
+    /// kind expected); nothing where the path is absent.
+    Mask { path: PathBuf, dir: bool },
+    /// Bind onto itself, read-only (with what is beneath); nothing where absent.
     ReadOnly(PathBuf),
 }
 
 /// Records the masking and read-only mounts into the command's steps, before its
-/// `pivot_root`.
+/// `pivot_root`: the masks as one step (they share one tmpfs), each read-only path as
+/// its own.
 pub(crate) fn record_mounts(
     mounts: &[MountStep],
     prog: &mut crate::spawn::program::Program,
 ) -> Result<()> {
     use crate::namespace::cpath;
     use crate::spawn::program::Op;
-    use nix::mount::MsFlags;
+    use sys::{ChildOp, MaskedPath};
+    let mut paths = Vec::new();
+    let mut names = Vec::new();
     for m in mounts {
-        match m {
-            MountStep::NullOver(p) => prog.command_before_pivot(
-                "mask with /dev/null",
+        if let MountStep::Mask { path, dir } = m {
+            paths.push(MaskedPath {
+                dst: cpath(path)?,
+                dir: *dir,
+            });
+            names.push(path.display().to_string());
+        }
+    }
+    if !paths.is_empty() {
+        prog.command_before_pivot(
+            "mask with /dev/null or an empty tmpfs",
+            names.join(", "),
+            Op::Security(ChildOp::MaskPaths { paths }),
+        );
+    }
+    for m in mounts {
+        if let MountStep::ReadOnly(p) = m {
+            prog.command_before_pivot(
+                "bind read-only",
                 p,
-                Op::Mount {
-                    src: Some(cpath(Path::new("/dev/null"))?),
-                    dst: cpath(p)?,
-                    fstype: None,
-                    flags: MsFlags::MS_BIND.bits(),
-                    data: None,
-                },
-            ),
-            MountStep::EmptyOver(p) => prog.command_before_pivot(
-                "mask with an empty tmpfs",
-                p,
-                Op::Mount {
-                    src: Some(cpath(Path::new("tmpfs"))?),
-                    dst: cpath(p)?,
-                    fstype: Some(cpath(Path::new("tmpfs"))?),
-                    flags: (MsFlags::MS_RDONLY
-                        | MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV
-                        | MsFlags::MS_NOEXEC)
-                        .bits(),
-                    data: Some(cpath(Path::new("size=4k,mode=555"))?),
-                },
-            ),
-            MountStep::ReadOnly(p) => {
-                prog.command_before_pivot(
-                    "bind read-only path onto itself",
-                    p,
-                    Op::Mount {
-                        src: Some(cpath(p)?),
-                        dst: cpath(p)?,
-                        fstype: None,
-                        flags: (MsFlags::MS_BIND | MsFlags::MS_REC).bits(),
-                        data: None,
-                    },
-                );
-                prog.command_before_pivot(
-                    "remount read-only",
-                    p,
-                    Op::RemountReadOnly { dst: cpath(p)? },
-                );
-            }
+                Op::Security(ChildOp::ReadOnly { dst: cpath(p)? }),
+            );
         }
     }
     Ok(())
+}
+
+/// Docker's masked and read-only paths that only the kernel's build creates, never a
+/// module loaded later (`CONFIG_PROC_KCORE`, `CONFIG_LATENCYTOP`, `CONFIG_SCHED_DEBUG`
+/// before 5.13, `CONFIG_MAGIC_SYSRQ`, … all `bool`; timer_stats went in 4.11): absent
+/// once, absent for good. Not so `/proc/asound`, `/proc/scsi` and
+/// `/sys/devices/virtual/powercap`, which modules bring.
+const BUILT_IN: &[&str] = &[
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Whether `path` exists on the host, and is a directory: `None` when absent.
+///
+/// What was found is remembered for the life of the process (the kernel's /proc and
+/// /sys entries stay; one that goes with its module, the child skips), and so is the
+/// absence of a [`BUILT_IN`] path; other absent paths are looked for again at each
+/// spawn, as a module loaded since may have brought them. Looking here rather than
+/// trying in the child: a box's /proc is new, and there a lookup that finds nothing
+/// costs twice what it does in the host's.
+fn host_kind(path: &Path) -> Option<bool> {
+    type Known = std::sync::Mutex<Vec<(PathBuf, Option<bool>)>>;
+    static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(kind) = known
+        .lock()
+        .ok()
+        .and_then(|k| k.iter().find(|(p, _)| p == path).map(|(_, d)| *d))
+    {
+        return kind;
+    }
+    let kind = std::fs::metadata(path).ok().map(|md| md.is_dir());
+    if kind.is_some() || BUILT_IN.iter().any(|b| path == Path::new(b)) {
+        if let Ok(mut k) = known.lock() {
+            k.push((path.to_path_buf(), kind));
+        }
+    }
+    kind
 }
 
 /// What the spawn knows that the policy's steps depend on.
@@ -362,7 +391,7 @@ pub(crate) struct Where<'a> {
 
 impl SecurityPolicy {
     /// Everything the child will do, prepared now (reads `cap_last_cap`, compiles the
-    /// seccomp profile, checks which masked paths exist).
+    /// seccomp profile, looks for the masked and read-only paths).
     pub(crate) fn plan(&self, w: &Where<'_>) -> Result<Plan> {
         self.validate()?;
         use sys::ChildOp;
@@ -411,18 +440,16 @@ impl SecurityPolicy {
                     || w.rootfs.is_none()
                     || (p.starts_with("/sys") && w.sys_is_kernels)
             };
-            for p in &self.masked_paths {
-                if !knowable(p) {
-                    continue;
-                }
-                match std::fs::metadata(p) {
-                    Ok(md) if md.is_dir() => mounts.push(MountStep::EmptyOver(inside(p))),
-                    Ok(_) => mounts.push(MountStep::NullOver(inside(p))),
-                    Err(_) => {}
+            for p in self.masked_paths.iter().filter(|p| knowable(p)) {
+                if let Some(dir) = host_kind(p) {
+                    mounts.push(MountStep::Mask {
+                        path: inside(p),
+                        dir,
+                    });
                 }
             }
-            for p in &self.readonly_paths {
-                if knowable(p) && p.exists() {
+            for p in self.readonly_paths.iter().filter(|p| knowable(p)) {
+                if host_kind(p).is_some() {
                     mounts.push(MountStep::ReadOnly(inside(p)));
                 }
             }
@@ -519,6 +546,24 @@ mod tests {
     }
 
     #[test]
+    fn only_docker_paths_are_known_built_in() {
+        for b in BUILT_IN {
+            assert!(
+                MASKED_PATHS.contains(b) || READONLY_PATHS.contains(b),
+                "{b}"
+            );
+        }
+        // What modules bring is looked for at every spawn.
+        for m in [
+            "/proc/asound",
+            "/proc/scsi",
+            "/sys/devices/virtual/powercap",
+        ] {
+            assert!(MASKED_PATHS.contains(&m) && !BUILT_IN.contains(&m), "{m}");
+        }
+    }
+
+    #[test]
     fn plan_orders_the_steps() {
         use sys::ChildOp;
         let w = Where {
@@ -540,12 +585,15 @@ mod tests {
         assert!(after[3..].iter().all(|k| *k == "seccomp") && after.len() > 3);
         // Files get /dev/null, directories an empty tmpfs, absent paths nothing (this
         // host's kernel may lack kcore or sysrq-trigger; timer_stats is gone since 4.11).
-        for p in MASKED_PATHS {
+        for p in MASKED_PATHS.iter().chain(READONLY_PATHS) {
             let md = std::fs::metadata(p);
-            let want = match &md {
-                Ok(m) if m.is_dir() => Some(MountStep::EmptyOver(p.into())),
-                Ok(_) => Some(MountStep::NullOver(p.into())),
-                Err(_) => None,
+            let want = match (&md, READONLY_PATHS.contains(p)) {
+                (Err(_), _) => None,
+                (Ok(_), true) => Some(MountStep::ReadOnly(p.into())),
+                (Ok(m), false) => Some(MountStep::Mask {
+                    path: p.into(),
+                    dir: m.is_dir(),
+                }),
             };
             match want {
                 Some(w) => assert!(plan.mounts.contains(&w), "{w:?}"),
@@ -555,9 +603,10 @@ mod tests {
                 ),
             }
         }
-        assert!(plan
-            .mounts
-            .contains(&MountStep::NullOver("/proc/keys".into())));
+        assert!(plan.mounts.contains(&MountStep::Mask {
+            path: "/proc/keys".into(),
+            dir: false
+        }));
         assert!(plan
             .mounts
             .contains(&MountStep::ReadOnly("/proc/sys".into())));
@@ -565,6 +614,26 @@ mod tests {
             .mounts
             .iter()
             .any(|m| format!("{m:?}").contains("timer_stats")));
+        // Found paths are remembered, absent ones looked for again.
+        let again = p.plan(&w).unwrap();
+        assert_eq!(again.mounts, plan.mounts);
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        let q = SecurityPolicy {
+            masked_paths: vec![late.clone()],
+            readonly_paths: Vec::new(),
+            ..SecurityPolicy::default()
+        };
+        assert!(q.plan(&w).unwrap().mounts.is_empty());
+        std::fs::create_dir(&late).unwrap();
+        let found = q.plan(&w).unwrap().mounts;
+        assert_eq!(
+            found,
+            [MountStep::Mask {
+                path: late.clone(),
+                dir: true
+            }]
+        );
 
         // Without no_new_privs seccomp goes first; without a fresh /proc nothing is masked.
         p.allow_new_privs();
@@ -593,8 +662,9 @@ mod tests {
                 ..w
             })
             .unwrap();
-        assert!(plan
-            .mounts
-            .contains(&MountStep::NullOver("/srv/root/proc/keys".into())));
+        assert!(plan.mounts.contains(&MountStep::Mask {
+            path: "/srv/root/proc/keys".into(),
+            dir: false
+        }));
     }
 }

@@ -503,30 +503,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             *flags,
             opt(data) as *const libc::c_void,
         )),
-        Op::RemountReadOnly { dst } => {
-            // The kernel's 64-bit `struct statfs`: f_flags is the 11th word. (glibc's
-            // statvfs may read /proc/mounts, which allocates.)
-            let mut st = [0i64; 15];
-            check(libc::syscall(libc::SYS_statfs, dst.as_ptr(), st.as_mut_ptr()) as libc::c_int)?;
-            // Flags locked by a less privileged mount namespace must be kept.
-            let f = st[10] as libc::c_ulong;
-            let mut keep = 0;
-            // ST_* from linux/statfs.h (not all libc targets define them).
-            for (st_flag, ms_flag) in [
-                (0x0002, libc::MS_NOSUID),
-                (0x0004, libc::MS_NODEV),
-                (0x0008, libc::MS_NOEXEC),
-                (0x0400, libc::MS_NOATIME),
-                (0x0800, libc::MS_NODIRATIME),
-                (0x1000, libc::MS_RELATIME),
-            ] {
-                if f & st_flag != 0 {
-                    keep |= ms_flag;
-                }
-            }
-            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep;
-            check(libc::mount(null(), dst.as_ptr(), null(), flags, null()))
-        }
+        Op::RemountReadOnly { dst } => crate::security::sys::remount_read_only(dst),
         Op::Mkdir { path, mode } => {
             if libc::mkdir(path.as_ptr(), *mode) < 0 && errno() != libc::EEXIST {
                 return Err(errno());
