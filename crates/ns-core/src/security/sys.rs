@@ -545,7 +545,8 @@ mod tests {
                 for (i, n) in names[..3].iter().enumerate() {
                     libc::stat(n.as_ptr(), &mut st);
                     libc::statfs(n.as_ptr(), &mut fs);
-                    out[3 + i] = if fs.f_type == libc::TMPFS_MAGIC {
+                    // f_type is signed on glibc, unsigned on musl.
+                    out[3 + i] = if fs.f_type as u64 == libc::TMPFS_MAGIC as u64 {
                         st.st_dev as i64
                     } else {
                         -1
