@@ -2,8 +2,8 @@
 //! container plan (new mnt, pid, net, ipc, uts), waited for one by one, without a policy
 //! and with [`SecurityPolicy::default`] (capabilities, no_new_privs, the seccomp filter,
 //! compiled once and installed per spawn, masked and read-only paths); medians,
-//! interleaved so drift on a shared machine hits both alike. Device rules are left out: they cost a cgroup,
-//! which is the same with or without a policy.
+//! interleaved so drift on a shared machine hits both alike. Device rules are left out:
+//! they cost a cgroup, which is the same with or without a policy.
 //!
 //! The last line spawns without a policy again: its "cost" is the error of the
 //! measurement (spawns of new net namespaces vary by hundreds of µs on a shared VM).
