@@ -25,6 +25,11 @@ mod security;
 
 use std::process::ExitCode;
 
+/// The static (musl) build's allocator; see Cargo.toml.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 use clap::{CommandFactory, Parser};
 use isol_ns_core::state::StateDir;
 
