@@ -104,7 +104,7 @@ fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
         }
     }
     for rec in dead {
-        match record::remove_box(state, &rec) {
+        match record::remove_box(state, &rec, None) {
             Ok(()) => {
                 tracing::info!("cleaned up dead box {}", rec.name);
                 removed.push(format!("removed dead box {}", rec.name));
@@ -471,7 +471,7 @@ pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
                 cg.kill().with_context(|| format!("kill box {name}"))?;
             }
         }
-        record::remove_box(state, &rec)?;
+        record::remove_box(state, &rec, None)?;
         wait_for_supervisor(&rec);
     }
     Ok(0)

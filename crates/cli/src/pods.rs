@@ -200,7 +200,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             for m in members {
                 if let Ok(Some(rec)) = state.read::<BoxRecord>(BOXES, &m) {
                     if rec.pod.as_deref() == Some(name.as_str()) {
-                        if let Err(e) = record::remove_box(state, &rec) {
+                        if let Err(e) = record::remove_box(state, &rec, None) {
                             eprintln!("isol: {e:#}");
                         }
                         crate::boxes::wait_for_supervisor(&rec);

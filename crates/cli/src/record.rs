@@ -194,10 +194,19 @@ impl BoxRecord {
     }
 
     /// Destroys the cgroup (if it is still there), releases persisted namespace files.
-    /// Errors are collected, not fatal: cleanup does all it can.
-    pub fn release(&self) -> Vec<String> {
+    /// Errors are collected, not fatal: cleanup does all it can. `cgroup` is the box's
+    /// cgroup when the caller has it open already (it is opened from the record if not).
+    pub fn release(&self, cgroup: Option<&dyn Cgroup>) -> Vec<String> {
         let mut errors = Vec::new();
-        match self.open_cgroup() {
+        let opened;
+        let cgroup = match cgroup {
+            Some(cg) => Ok(cg),
+            None => {
+                opened = self.open_cgroup();
+                opened.as_deref()
+            }
+        };
+        match cgroup {
             Ok(cg) => {
                 if let Err(e) = cg.destroy() {
                     errors.push(format!("destroy cgroup {}: {e}", cg.path()));
@@ -309,7 +318,7 @@ pub fn load(state: &StateDir, name: &str) -> Result<BoxRecord> {
 /// Cleans up after a dead box and removes its record. The caller holds the lock, so a
 /// pod member is only dropped from its pod by [`remove_box`].
 pub fn remove_dead(state: &StateDir, rec: &BoxRecord) -> Result<()> {
-    let errors = rec.release();
+    let errors = rec.release(None);
     if !errors.is_empty() {
         anyhow::bail!("clean up box {}: {}", rec.name, errors.join("; "));
     }
@@ -319,8 +328,9 @@ pub fn remove_dead(state: &StateDir, rec: &BoxRecord) -> Result<()> {
 
 /// Removes a box whose processes are gone or being killed: drops it from its pod (which
 /// destroys the member cgroup), destroys its cgroup, releases namespace files, removes
-/// the record. Takes the lock itself; the caller must not hold it.
-pub fn remove_box(state: &StateDir, rec: &BoxRecord) -> Result<()> {
+/// the record. Takes the lock itself; the caller must not hold it. `cgroup` is the box's
+/// cgroup if the caller has it open.
+pub fn remove_box(state: &StateDir, rec: &BoxRecord, cgroup: Option<&dyn Cgroup>) -> Result<()> {
     if let Some(pod) = &rec.pod {
         if let Ok(mut pod) =
             crate::host().and_then(|h| Ok(isol_ns_core::Pod::open_on(state, pod, h)?))
@@ -332,13 +342,13 @@ pub fn remove_box(state: &StateDir, rec: &BoxRecord) -> Result<()> {
                 // hierarchies) cannot be opened: take it down directory by directory,
                 // then drop the member. If that fails too the box record stays, so the
                 // next gc tries again; a member is never forgotten silently.
-                let _ = rec.release();
+                let _ = rec.release(None);
                 pod.remove_member(&rec.name, true)
                     .with_context(|| format!("drop box {} from pod {}", rec.name, pod.name()))?;
             }
         }
     }
-    let errors = rec.release();
+    let errors = rec.release(cgroup);
     if !errors.is_empty() {
         anyhow::bail!("remove box {}: {}", rec.name, errors.join("; "));
     }

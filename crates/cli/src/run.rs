@@ -68,7 +68,7 @@ pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            cleanup(state, &rec);
+            cleanup(state, &rec, &child);
             return Err(e);
         }
     };
@@ -76,7 +76,7 @@ pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
     if oom {
         eprintln!("{}", oom_message(&rec));
     }
-    cleanup(state, &rec);
+    cleanup(state, &rec, &child);
     Ok(shell_status(status))
 }
 
@@ -96,8 +96,8 @@ fn oom_killed(child: &Child) -> bool {
 }
 
 /// Removes a foreground box: its cgroup, namespace files and record.
-fn cleanup(state: &StateDir, rec: &BoxRecord) {
-    if let Err(e) = record::remove_box(state, rec) {
+fn cleanup(state: &StateDir, rec: &BoxRecord, child: &Child) {
+    if let Err(e) = record::remove_box(state, rec, child.cgroup()) {
         eprintln!("isol: {e:#}");
     }
 }

@@ -23,22 +23,32 @@ pub fn read(path: &Path) -> Result<String> {
 /// does: kernfs and procfs ignore it (a write replaces the value), and a plain file
 /// standing in for a cgroup file in a test then behaves the same way.
 pub fn write(path: &Path, value: &str) -> Result<()> {
+    write_each(path, [value])
+}
+
+/// Writes each of `values` to `path` in a `write` of its own, through one open file: for
+/// the kernel files that take one entry per write (v1's `devices.allow`).
+pub fn write_each<S: AsRef<str>>(path: &Path, values: impl IntoIterator<Item = S>) -> Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
+    let failed = |value: &str, source| Error::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    };
+    let mut values = values.into_iter().peekable();
+    let mut f = match std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(path)
-        .map_err(|source| Error::Write {
-            path: path.to_path_buf(),
-            value: value.to_string(),
-            source,
-        })?;
-    f.write_all(value.as_bytes())
-        .map_err(|source| Error::Write {
-            path: path.to_path_buf(),
-            value: value.to_string(),
-            source,
-        })
+    {
+        Ok(f) => f,
+        Err(e) => return Err(failed(values.peek().map_or("", |v| v.as_ref()), e)),
+    };
+    for v in values {
+        let v = v.as_ref();
+        f.write_all(v.as_bytes()).map_err(|e| failed(v, e))?;
+    }
+    Ok(())
 }
 
 /// A file holding one unsigned number (`memory.current`, `pids.current`).

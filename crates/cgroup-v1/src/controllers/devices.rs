@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use isol_ns_core::resources::DeviceRule;
-use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
 
-use super::{read, write};
+use super::read;
 
 /// `devices.allow`, `devices.deny`, `devices.list`.
 pub struct Devices;
@@ -29,17 +29,22 @@ impl ResourceController for Devices {
         if r.devices.is_empty() {
             return Ok(());
         }
-        write(dir, "devices.deny", "a")?;
+        // The kernel takes one rule per write; a run of rules for the same file goes
+        // through one open file.
+        let mut runs: Vec<(&str, Vec<String>)> = vec![("devices.deny", vec!["a".into()])];
         for rule in &r.devices {
-            write(
-                dir,
-                if rule.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                },
-                &rule.to_string(),
-            )?;
+            let file = if rule.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            match runs.last_mut() {
+                Some((f, rules)) if *f == file => rules.push(rule.to_string()),
+                _ => runs.push((file, vec![rule.to_string()])),
+            }
+        }
+        for (file, rules) in runs {
+            parse::write_each(&dir.join(file), rules)?;
         }
         Ok(())
     }
