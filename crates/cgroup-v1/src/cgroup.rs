@@ -110,7 +110,7 @@ pub(crate) fn subtree_pids(dir: &Path) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     for d in subtree(dir)? {
         let path = d.join("cgroup.procs");
-        match std::fs::read_to_string(&path) {
+        match parse::read_text(&path) {
             Ok(text) => {
                 for word in text.split_whitespace() {
                     out.push(parse::single_u64(&path, word)? as u32);

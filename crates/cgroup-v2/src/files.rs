@@ -37,7 +37,7 @@ pub(crate) fn unsupported_file(dir: &Path, file: &str) -> Error {
 /// The text of `dir/file`, or `None` when the file does not exist.
 pub(crate) fn read_optional(dir: &Path, file: &str) -> Result<Option<String>> {
     let path = dir.join(file);
-    match std::fs::read_to_string(&path) {
+    match parse::read_text(&path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Read { path, source }),

@@ -4,12 +4,12 @@
 //! after a box whose processes are gone without a trace.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use isol_ns_core::security::SecurityPolicy;
 use isol_ns_core::state::StateDir;
-use isol_ns_core::{registry, Cgroup, CgroupLocation, NamespaceSet, Resources};
+use isol_ns_core::{parse, registry, Cgroup, CgroupLocation, NamespaceSet, Resources};
 use serde::{Deserialize, Serialize};
 
 /// The record kind in the state directory.
@@ -45,7 +45,7 @@ impl Proc {
 
     /// Whether the same process still exists (and is not a zombie).
     pub fn alive(&self) -> bool {
-        match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+        match parse::read_text(Path::new(&format!("/proc/{}/stat", self.pid))) {
             Ok(stat) => {
                 let fields = stat_fields(&stat);
                 fields.first().is_some_and(|s| *s != "Z" && *s != "X")
@@ -65,7 +65,7 @@ fn stat_fields(stat: &str) -> Vec<&str> {
 
 /// Field 22 (starttime) of `/proc/PID/stat`.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = parse::read_text(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     stat_fields(&stat).get(19)?.parse().ok()
 }
 

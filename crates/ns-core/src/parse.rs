@@ -12,10 +12,35 @@ use crate::{Error, Result};
 
 /// Reads a whole (small) kernel file, naming it in the error.
 pub fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
+    read_text(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Reads a whole kernel file as text, 8 KiB at a time. `std::fs::read_to_string` sizes
+/// its buffer by the file's size, which procfs and cgroupfs report as 0, so it starts
+/// with 32-byte reads: five calls for a short `/proc/PID/stat`, and for a seq_file such
+/// as `/proc/self/mountinfo` each call formats the records again from where the last
+/// stopped (0.1 ms of kernel time per read of the host's mountinfo).
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(2 * len, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Writes `value` to a kernel file (never creating it), naming the file and the value in
@@ -309,6 +334,26 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_text_reads_past_its_first_buffer_and_rejects_non_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let text: String = (0..3000).map(|i| format!("{i}\n")).collect();
+        assert!(text.len() > 8192);
+        std::fs::write(&big, &text).unwrap();
+        assert_eq!(read_text(&big).unwrap(), text);
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, [0xff, 0xfe]).unwrap();
+        assert_eq!(
+            read_text(&bad).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        assert_eq!(
+            read_text(&dir.path().join("none")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
 
     fn p() -> &'static Path {
         Path::new("fixture")
