@@ -15,6 +15,11 @@
 //!
 //! Each record may own a directory `<root>/<kind>/<name>.d/` for files that must live as
 //! long as it (bind-mounted namespace files, sockets).
+//!
+//! # Safety
+//!
+//! One raw system call, `renameat2` (`rename_exchange`), with two C strings that outlive
+//! it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -412,10 +412,11 @@ impl Command {
             return Err(Error::invalid("namespaces", "user joined, pid new", "a new pid namespace cannot be made inside a joined user namespace by isol; join the pid namespace too or keep the user namespace"));
         }
         let features = crate::KernelFeatures::running();
+        let enters_time_ns =
+            new.contains(NamespaceKind::Time) || joined.contains(NamespaceKind::Time);
         let init = new.contains(NamespaceKind::Pid)
             || joined.contains(NamespaceKind::Pid)
-            || new.contains(NamespaceKind::Time)
-            || joined.contains(NamespaceKind::Time);
+            || enters_time_ns;
 
         // --- the program --------------------------------------------------------------
         let mnt = if let Slot::New(m) = &plan.mnt {
@@ -724,6 +725,7 @@ impl Command {
             close_first: &close_first,
             close_in_init: &close_in_init,
             init,
+            command_shares_memory: !enters_time_ns,
         };
         let (pid, pidfd) = sys::clone(clone_flags, into_fd, &prep).map_err(|e| Error::Spawn {
             step: "clone3",

@@ -14,8 +14,8 @@
 //! parent's threads, not the child's. Every pointer handed to the kernel points into
 //! `Prepared`, which the parent keeps alive across the clone, or into the child's own
 //! stack. The init starts the command with `clone(CLONE_VM | CLONE_VFORK)` on a stack
-//! of its own ([`fork_command`]): libc's `clone` is a thin wrapper that runs no fork
-//! handlers and takes no lock.
+//! of its own ([`fork_command`]; libc's `clone` is a thin wrapper that runs no fork
+//! handlers and takes no lock), or, into a time namespace, with a raw `clone(SIGCHLD)`.
 #![allow(unsafe_code)]
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("isol's spawn path reads the kernel's 64-bit struct statfs");
@@ -102,6 +102,10 @@ pub(crate) struct Prepared<'a> {
     pub close_in_init: &'a [RawFd],
     /// Fork the command from a tiny init (new or joined pid/time namespace).
     pub init: bool,
+    /// The init may start the command in its own memory (`CLONE_VM`): not when the
+    /// command enters another time namespace, whose clock offsets live in a vDSO data
+    /// page of their own (the kernel refuses `CLONE_VM` there with EINVAL).
+    pub command_shares_memory: bool,
 }
 
 /// `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND | ns_flags [| CLONE_INTO_CGROUP])`, fork-like
@@ -403,12 +407,31 @@ const GUARD: usize = 4096;
 /// Starts the command: `clone(CLONE_VM | CLONE_VFORK)` onto a stack of its own, the
 /// way `posix_spawn` starts a program. The command runs in the init's memory and the
 /// init sleeps until it execs or exits, so nothing of the init's memory is copied (its
-/// page tables are isol's, which a fork copied and the exec threw away again; 0.2–0.3 ms
-/// a spawn). The command only reads [`Prepared`] and writes its own stack; file
+/// page tables are isol's, which a fork copied and the exec threw away again; 0.2 ms a
+/// spawn). The command only reads [`Prepared`] and writes its own stack; file
 /// descriptors, credentials, seccomp filters, signal handlers and rlimits stay its own,
-/// since no `CLONE_FILES`, `CLONE_THREAD` or `CLONE_SIGHAND` is given. The child pid, or
-/// minus the errno.
+/// since no `CLONE_FILES`, `CLONE_THREAD` or `CLONE_SIGHAND` is given. A command that
+/// enters a time namespace is forked (see [`Prepared::command_shares_memory`]). The
+/// child pid, or minus the errno.
 unsafe fn fork_command(start: &CommandStart<'_, '_>) -> libc::pid_t {
+    if !start.p.command_shares_memory {
+        let pid = libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        );
+        if pid == 0 {
+            command_entry(start as *const CommandStart<'_, '_> as *mut libc::c_void);
+        }
+        return if pid < 0 {
+            -errno()
+        } else {
+            pid as libc::pid_t
+        };
+    }
     let stack = libc::mmap(
         std::ptr::null_mut(),
         GUARD + COMMAND_STACK,
