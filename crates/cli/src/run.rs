@@ -387,11 +387,18 @@ fn predict_location(
 /// record is removed last on every path, so no cgroup ever outlives it.
 fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, BoxRecord)> {
     let mut rec = placeholder(&p, detached);
+    // The cgroup is looked for before the lock, which every isol on the host waits for,
+    // and again under it only after a dead box of the same name was cleaned up. A cgroup
+    // of this name that another program makes after the check is refused by the
+    // backend's mkdir; another isol would have to claim the name first.
+    let existing = |rec: &BoxRecord| rec.cgroup_dirs().into_iter().find(|d| d.exists());
+    let mut clash = existing(&rec);
     {
         let _lock = state.lock()?;
         if let Some(old) = state.read::<BoxRecord>(BOXES, &p.name)? {
             if old.liveness() == BoxState::Dead {
                 record::remove_dead(state, &old)?;
+                clash = existing(&rec);
             } else {
                 bail!(
                     "box {}: the name is in use (remove it with `isol rm {}`, or choose another --name)",
@@ -400,7 +407,7 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
                 );
             }
         }
-        if let Some(dir) = rec.cgroup_dirs().into_iter().find(|d| d.exists()) {
+        if let Some(dir) = clash {
             bail!(
                 "box {}: cgroup {} already exists, and isol only manages cgroups it created (choose another --name, or remove it)",
                 p.name,
