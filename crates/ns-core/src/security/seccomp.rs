@@ -349,13 +349,9 @@ pub(crate) fn filter(default: SeccompAction, rules: &[Rule]) -> Result<BpfProgra
 /// as can be. The kernel runs the filter on every one of them at install (see the
 /// module docs), so a segment that holds many is worth a short path.
 fn split(segments: &[(u32, Leaf)], upper: u64) -> usize {
-    // This architecture's call numbers: the table's, with room for calls added since.
-    let end = syscalls::TABLE
-        .iter()
-        .map(|(_, nr)| *nr as u64 + 1)
-        .max()
-        .unwrap_or(512)
-        + 8;
+    // This architecture's call numbers: the table's (sorted by number), with room for
+    // calls added since.
+    let end = syscalls::TABLE.last().map_or(512, |(_, nr)| *nr as u64 + 1) + 8;
     let weight = |i: usize| {
         let from = u64::from(segments[i].0);
         let to = segments.get(i + 1).map_or(upper, |(s, _)| u64::from(*s));
