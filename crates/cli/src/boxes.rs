@@ -373,6 +373,13 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                 },
                 _ = tick.tick() => {
                     if !rec.process.alive() {
+                        // What the stream has yet to say (an OOM kill that v1 counted
+                        // after its notification, the cgroup emptying) comes first.
+                        while let Ok(Some(Ok(ev))) =
+                            tokio::time::timeout(Duration::from_millis(150), stream.next()).await
+                        {
+                            emit(serde_json::to_value(&ev)?);
+                        }
                         // Let the supervisor record the status.
                         let deadline = Instant::now() + Duration::from_secs(2);
                         let mut exit = None;
@@ -380,6 +387,11 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                             match state.read::<BoxRecord>(BOXES, name) {
                                 Ok(Some(r)) if r.exit.is_some() => { exit = r.exit; break; }
                                 Ok(Some(r)) if r.supervisor.alive() => {}
+                                // It may have written the status and exited since the read.
+                                Ok(Some(_)) => {
+                                    exit = state.read::<BoxRecord>(BOXES, name).ok().flatten().and_then(|r| r.exit);
+                                    break;
+                                }
                                 _ => break,
                             }
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -436,6 +448,10 @@ pub fn wait(state: &StateDir, name: &str) -> Result<u8> {
             return Ok((e.status & 0xff) as u8);
         }
         if rec.liveness() == BoxState::Dead {
+            // The supervisor may have recorded the status and exited since the read.
+            if let Some(e) = state.read::<BoxRecord>(BOXES, name)?.and_then(|r| r.exit) {
+                return Ok((e.status & 0xff) as u8);
+            }
             bail!("box {name} ended and nobody recorded its status (its supervisor is gone)");
         }
         std::thread::sleep(Duration::from_millis(20));
