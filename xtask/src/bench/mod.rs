@@ -223,6 +223,11 @@ fn measure(
             argv
         };
         tools.push(Tool::program("isol run", true, run(isol)));
+        // The same without hardening (issue 9's cost, at the CLI).
+        let mut privileged = run(isol);
+        let at = privileged.iter().position(|a| a == "run").map_or(0, |i| i + 1);
+        privileged.insert(at, "--privileged".into());
+        tools.push(Tool::program("isol run --privileged", true, privileged));
         if let Some(glibc) = &built.isol_glibc {
             tools.push(Tool::program("isol run (glibc)", true, run(glibc)));
         }
