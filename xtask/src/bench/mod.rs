@@ -225,7 +225,10 @@ fn measure(
         tools.push(Tool::program("isol run", true, run(isol)));
         // The same without hardening (issue 9's cost, at the CLI).
         let mut privileged = run(isol);
-        let at = privileged.iter().position(|a| a == "run").map_or(0, |i| i + 1);
+        let at = privileged
+            .iter()
+            .position(|a| a == "run")
+            .map_or(0, |i| i + 1);
         privileged.insert(at, "--privileged".into());
         tools.push(Tool::program("isol run --privileged", true, privileged));
         if let Some(glibc) = &built.isol_glibc {
