@@ -701,6 +701,26 @@ fn targets(tools: &[ToolResult], baseline: &str) -> Vec<Target> {
             )
         },
     );
+    // Issue 9: hardening's cost per spawn, as the median of the per-round differences
+    // (both commands run in every round, so drift between rounds cancels).
+    ratio(
+        format!("{baseline} − {baseline} --privileged (hardening) ≤ 0.3 ms"),
+        get(&format!("{baseline} --privileged")),
+        &|p| {
+            let d: Vec<f64> = isol
+                .latencies
+                .iter()
+                .zip(&p.latencies)
+                .map(|(&h, &u)| h as f64 - u as f64)
+                .collect();
+            let m = report::median(&d) / 1e3;
+            (
+                m,
+                format!("{m:.0} µs (median of per-round differences)"),
+                m <= 300.0,
+            )
+        },
+    );
     out
 }
 
