@@ -284,7 +284,7 @@ fn remove_cgroup_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     for d in dirs.iter().rev() {
         loop {
-            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            let procs = parse::read_text(&d.join("cgroup.procs")).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),

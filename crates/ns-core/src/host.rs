@@ -327,7 +327,7 @@ impl KernelFeatures {
             setns_pidfd: at_least(5, 8),
             time_ns: Path::new("/proc/self/ns/time").exists(),
             user_ns: Path::new("/proc/self/ns/user").exists()
-                && std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+                && crate::parse::read_text(Path::new("/proc/sys/user/max_user_namespaces"))
                     .map(|s| s.trim() != "0")
                     .unwrap_or(true),
             cgroup_kill: at_least(5, 14),

@@ -213,7 +213,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(Error::Read { path: dir, source }),
         };
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mounts = crate::parse::read_text(Path::new("/proc/self/mountinfo")).unwrap_or_default();
         let mut removed = Vec::new();
         for e in entries.flatten() {
             let file = e.file_name();
