@@ -239,7 +239,7 @@ impl<'de> Deserialize<'de> for CapSet {
     }
 }
 
-/// The kernel's highest capability number (`/proc/sys/kernel/cap_last_cap`), read before
+/// The kernel's highest capability number (`/proc/sys/kernel/cap_last_cap`), found before
 /// the clone; the child drops every bounding capability up to it that the box does not
 /// keep, including ones newer than this crate.
 pub fn last_cap() -> Result<u32> {
@@ -247,7 +247,10 @@ pub fn last_cap() -> Result<u32> {
     if let Some(n) = LAST.get() {
         return Ok(*n);
     }
-    let n = read_last_cap()?;
+    let n = match super::sys::probe_last_cap() {
+        Some(n) => n,
+        None => read_last_cap()?,
+    };
     Ok(*LAST.get_or_init(|| n))
 }
 
@@ -263,6 +266,15 @@ fn read_last_cap() -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probed_last_cap_is_the_kernels() {
+        assert_eq!(
+            super::super::sys::probe_last_cap(),
+            Some(read_last_cap().unwrap())
+        );
+        assert_eq!(last_cap().unwrap(), read_last_cap().unwrap());
+    }
 
     #[test]
     fn names_parse_in_any_form() {

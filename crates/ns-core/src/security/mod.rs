@@ -53,6 +53,7 @@
 pub mod caps;
 pub mod rlimit;
 pub mod seccomp;
+mod stored_filter;
 pub(crate) mod sys;
 mod syscalls;
 

@@ -125,6 +125,24 @@ fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), i32> {
     check(unsafe { libc::syscall(libc::SYS_prctl, option, arg2, 0usize, 0usize, 0usize) })
 }
 
+/// The kernel's highest capability number, as `PR_CAPBSET_READ` tells it (it refuses a
+/// higher one with EINVAL): six calls in a binary search, cheaper than opening
+/// `/proc/sys/kernel/cap_last_cap` in a fresh process. `None` if prctl fails otherwise
+/// (a seccomp filter of the caller's, say).
+pub(crate) fn probe_last_cap() -> Option<u32> {
+    let (mut lo, mut hi) = (0u32, 63u32);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        match prctl(libc::PR_CAPBSET_READ, mid as libc::c_ulong) {
+            Ok(()) => lo = mid,
+            Err(libc::EINVAL) => hi = mid - 1,
+            Err(_) => return None,
+        }
+    }
+    // Capability 0 (CAP_CHOWN) is always there.
+    Some(lo)
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,
