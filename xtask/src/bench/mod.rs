@@ -5,7 +5,7 @@
 //!
 //! Every tool runs `/bin/true` under the same isolation (new mnt, pid, net, ipc, uts and
 //! cgroup namespaces) and, where the tool can set them, the same limits (memory 64M,
-//! pids 64). Latency rounds interleave the tools (A B C, B C A, …) so that drift on this
+//! pids 64). Latency rounds interleave the tools (A B C, C A B, B C A, …: shuffled) so that drift on this
 //! shared machine hits every tool alike; then each tool's sequential and two-worker
 //! throughput is measured in interleaved repetitions. The library's cgroup create +
 //! apply + destroy cycle is measured per backend, and `isol stats` once the CLI has it.
@@ -184,6 +184,28 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{} cgroup directories were left behind", failed.len());
     }
     write_reports(&args, &root, &out, &tools, &extras, &meta)
+}
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): a small, well-mixed generator, enough to
+/// shuffle the tools of a round reproducibly.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates.
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
 }
 
 /// What the report says about the run besides the numbers.
@@ -406,11 +428,16 @@ fn measure(
         args.rounds,
         tools.len()
     );
-    // Each round starts one tool later: a v1 attach is cheap right after another one
-    // (see sys::clone_ns_cgroup_exec), so no tool may always follow the same neighbour.
+    // Each round runs the tools in a new order, shuffled: a tool's run is not alone on
+    // the machine (a v1 attach is cheap right after another one, see
+    // sys::clone_ns_cgroup_exec; the kernel tears the last box's network namespace down
+    // in a worker), so no tool may always follow the same neighbour — as it would if
+    // each round only started one tool later.
+    let mut order: Vec<usize> = (0..tools.len()).collect();
+    let mut rng = SplitMix64(0x1507_5eed);
     for round in 0..args.rounds {
-        for k in 0..tools.len() {
-            let i = (round + k) % tools.len();
+        rng.shuffle(&mut order);
+        for &i in &order {
             let (t, r) = (&tools[i], &mut results[i]);
             let s = t
                 .once(ctx, 0)
@@ -794,3 +821,29 @@ fn write_reports(
 }
 
 const PREAMBLE: &str = "# Benchmarks\n\nWhat an isolated spawn costs with isol, next to the tools people would pick instead.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::SplitMix64;
+
+    #[test]
+    fn rounds_are_permutations_and_neighbours_vary() {
+        let n = 12;
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = SplitMix64(0x1507_5eed);
+        let mut before = vec![std::collections::BTreeSet::new(); n];
+        for _ in 0..200 {
+            rng.shuffle(&mut order);
+            let mut seen = order.clone();
+            seen.sort();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+            for w in order.windows(2) {
+                before[w[1]].insert(w[0]);
+            }
+        }
+        // Over 200 rounds every tool has followed every other one.
+        for (tool, b) in before.iter().enumerate() {
+            assert_eq!(b.len(), n - 1, "tool {tool} followed only {b:?}");
+        }
+    }
+}

@@ -168,7 +168,7 @@ pub fn markdown(
         m,
         "\n### Spawn `/bin/true`: latency, throughput, memory\n\n\
          Latency is wall time from starting the tool to reaping it (`wait4`); rounds \
-         interleave the tools (A B C, B C A, C A B …: each round starts one tool later). \"× {baseline}\" is the tool's median over \
+         interleave the tools in an order shuffled anew for each round (A B C, C A B, B A C …), so that no tool always follows the same one. \"× {baseline}\" is the tool's median over \
          {baseline}'s. Throughput is the median of the repetitions; \"2-way\" runs two \
          workers at once. Max RSS is the largest `ru_maxrss` from `wait4` over all \
          samples (the tool and the children it reaped).\n"
