@@ -57,12 +57,9 @@ pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
     if a.detach {
         return detach(state, prep);
     }
-    let rt = runtime()?;
-    // Handlers first, so that no signal is lost between spawn and wait (execve resets
-    // them to the default in the box).
-    let forwarder = rt.block_on(async { Forwarder::install() })?;
+    let forwarder = Forwarder::install()?;
     let (mut child, rec) = start(state, prep, false)?;
-    let status = rt.block_on(forwarder.wait(&mut child));
+    let status = forwarder.wait(&mut child);
     let status = match status {
         Ok(s) => s,
         Err(e) => {
@@ -110,50 +107,63 @@ pub fn shell_status(s: ExitStatus) -> u8 {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("start the event loop")
-}
-
-/// Signal handlers that forward to the box's first process.
+/// The forwarded signals, blocked in isol and read from a signalfd while it waits for
+/// the box: one `poll` on the signalfd and the box's pidfd, no event loop. They stay
+/// blocked until isol exits (it ends with the box); the child unblocks every signal
+/// before its first step.
 struct Forwarder {
-    streams: Vec<(libc::c_int, tokio::signal::unix::Signal)>,
+    fd: nix::sys::signalfd::SignalFd,
 }
 
 impl Forwarder {
+    /// Installed before the spawn, so that no signal is lost between spawn and wait: one
+    /// that comes earlier waits, blocked, and is forwarded once the box runs.
     fn install() -> Result<Forwarder> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let streams = FORWARDED
-            .iter()
-            .map(|&s| {
-                signal(SignalKind::from_raw(s))
-                    .map(|st| (s, st))
-                    .with_context(|| format!("install a handler for signal {s}"))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Forwarder { streams })
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        let mut set = SigSet::empty();
+        for s in FORWARDED {
+            set.add(Signal::try_from(s).context("a forwarded signal")?);
+        }
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .context("block the signals isol forwards")?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .context("open a signalfd for the signals isol forwards")?;
+        Ok(Forwarder { fd })
     }
 
     /// Waits for `child`, forwarding every signal isol receives meanwhile. The pid stays
     /// ours until the wait reaps it, so `kill(pid)` cannot hit another process.
-    async fn wait(self, child: &mut Child) -> Result<ExitStatus> {
-        let pid = child.pid() as i32;
-        let local = tokio::task::LocalSet::new();
-        for (sig, mut stream) in self.streams {
-            local.spawn_local(async move {
-                while stream.recv().await.is_some() {
-                    // SAFETY-free: kill(2) through nix; the pid is our unreaped child.
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::try_from(sig).ok(),
-                    );
+    fn wait(self, child: &mut Child) -> Result<ExitStatus> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let pid = nix::unistd::Pid::from_raw(child.pid() as i32);
+        loop {
+            let (box_ended, signalled) = {
+                let mut fds = [
+                    PollFd::new(child.pidfd(), PollFlags::POLLIN),
+                    PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e).context("wait for the box"),
                 }
-            });
+                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), ready(&fds[1]))
+            };
+            if signalled {
+                while let Ok(Some(info)) = self.fd.read_signal() {
+                    let sig = nix::sys::signal::Signal::try_from(info.ssi_signo as i32).ok();
+                    let _ = nix::sys::signal::kill(pid, sig);
+                }
+            }
+            if box_ended {
+                if let Some(status) = child.try_wait()? {
+                    return Ok(status);
+                }
+            }
         }
-        let status = local.run_until(child.wait_async()).await?;
-        Ok(status)
     }
 }
 
@@ -662,9 +672,8 @@ pub fn exec(
     }
     let cg = rec.open_cgroup()?;
     cmd.cgroup(CgroupSpec::Existing(Arc::from(cg)));
-    let rt = runtime()?;
-    let forwarder = rt.block_on(async { Forwarder::install() })?;
+    let forwarder = Forwarder::install()?;
     let mut child = cmd.spawn()?;
-    let status = rt.block_on(forwarder.wait(&mut child))?;
+    let status = forwarder.wait(&mut child)?;
     Ok(shell_status(status))
 }

@@ -248,3 +248,72 @@ fn an_oom_kill_is_reported_with_the_limit() {
     );
     assert_eq!(env.snapshot(), before);
 }
+
+/// Sends `sig` to a foreground `isol run` once its box has said `ready`, and returns
+/// what isol exited with and printed.
+fn signal_foreground(env: &Env, script: &str, sig: nix::sys::signal::Signal) -> Out {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = env
+        .command(&env.run_args(&["--", "/bin/sh", "-c", script]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start isol");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the box's first line");
+    assert_eq!(line, "ready\n", "the box did not start");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: rest,
+        stderr,
+    }
+}
+
+#[test]
+fn signals_to_a_foreground_isol_reach_the_box() {
+    let Some(env) = Env::new("signals_to_a_foreground_isol_reach_the_box") else {
+        return;
+    };
+    let before = env.snapshot();
+    // The box's shell traps the signal: isol itself must neither die of it nor drop it
+    // (a dropped one shows as exit 9 after 10 s).
+    let trapping = "trap 'echo got-term; exit 42' TERM; trap 'echo got-usr1; exit 43' USR1; \
+                    echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+                    exit 9";
+    let out = signal_foreground(&env, trapping, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (42, "got-term\n"),
+        "{out:?}"
+    );
+    let out = signal_foreground(&env, trapping, nix::sys::signal::Signal::SIGUSR1);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (43, "got-usr1\n"),
+        "{out:?}"
+    );
+    // Untrapped, SIGINT ends the box's command; isol passes the status through as a
+    // shell would (128 + 2) and removes the box.
+    let out = signal_foreground(
+        &env,
+        "echo ready; exec sleep 10",
+        nix::sys::signal::Signal::SIGINT,
+    );
+    assert_eq!(out.code, 130, "{out:?}");
+    assert_eq!(out.stderr, "");
+    assert_eq!(env.snapshot(), before);
+}
