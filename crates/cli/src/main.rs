@@ -30,7 +30,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use isol_ns_core::state::StateDir;
 
 use cli::{Cli, Command};
@@ -70,7 +70,7 @@ pub fn host() -> anyhow::Result<&'static isol_ns_core::HostInfo> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_from(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version.
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ISOL_FAILED);
         }
     };
-    init_logging(cli.verbose);
+    init_logging(cli.globals.verbose);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -94,7 +94,11 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let state = || -> anyhow::Result<StateDir> {
-        let dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
+        let dir = cli
+            .globals
+            .state_dir
+            .clone()
+            .unwrap_or_else(StateDir::default_path);
         Ok(StateDir::open(dir)?)
     };
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
