@@ -1,4 +1,5 @@
-//! The hardening system calls the child makes between clone and exec.
+//! The hardening system calls the child makes between clone and exec (and
+//! [`probe_last_cap`], which the parent calls before the clone).
 //!
 //! # Safety
 //!
