@@ -10,7 +10,7 @@
 //! - **seccomp** ([`SeccompProfile`]): EPERM for the calls docker's default profile
 //!   blocks, or a profile in docker's JSON format;
 //! - **devices**: an allow-list (`null`, `zero`, `full`, `random`, `urandom`, `tty`,
-//!   `ptmx`, `pts/*`) given to the box's cgroup as [`Resources::devices`] — the v1
+//!   `ptmx`, `pts/*`) given to the box's cgroup as [`Resources::devices`](crate::Resources::devices) — the v1
 //!   devices controller, or the v2 eBPF device program;
 //! - **masked and read-only paths** in a fresh `/proc` (and `/sys`): `/dev/null` bound
 //!   over files, an empty read-only tmpfs over directories (one, bound over each),
@@ -24,7 +24,7 @@
 //!
 //! [`crate::spawn::Command::security`] takes a policy. Everything the child needs is
 //! prepared before the clone (the capability masks, `cap_last_cap`, the compiled BPF
-//! programs, the mount steps); the child only makes system calls ([`sys`]). In the
+//! programs, the mount steps); the child only makes system calls (`security::sys`). In the
 //! process that execs, in this order:
 //!
 //! 1. the masked and read-only paths, after the box's other mounts and before

@@ -6,7 +6,7 @@
 //! *command*'s (the process that execs: hostname, loopback, mounts, pivot_root, stdio,
 //! cwd, ids). Without an init the leader is the command and runs both lists. Each step
 //! has an id; a failing step reports `(id, errno)` and the parent names it from
-//! [`Program::label`].
+//! `Program::label`.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
