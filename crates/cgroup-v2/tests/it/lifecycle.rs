@@ -48,8 +48,10 @@ fn create_open_attach_destroy() {
         .unwrap()
         .ino();
     assert_eq!(fd_ino, std::fs::metadata(&d).unwrap().ino());
-    // Attach a process; pids() and the oracle see it; stats count it.
-    let mut h = Helper::spawn("sleep", "");
+    // Attach a process; pids() and the oracle see it; stats count it. It touches 1 MiB
+    // once inside, so the memory it charges is the cgroup's (v2 does not move charges
+    // made before the attach).
+    let mut h = Helper::spawn("alloc", "1");
     cg.attach(h.pid()).unwrap();
     assert_eq!(cg.pids().unwrap(), vec![h.pid()]);
     assert_eq!(
@@ -57,6 +59,7 @@ fn create_open_attach_destroy() {
         vec![u64::from(h.pid())]
     );
     h.go();
+    h.line("ALLOCATED");
     let stats = cg.stats().unwrap();
     let pids = stats.pids.expect("pids stats");
     assert!(pids.current >= 1, "{pids:?}");
