@@ -5,8 +5,9 @@
 //!
 //! Every tool runs `/bin/true` under the same isolation (new mnt, pid, net, ipc, uts and
 //! cgroup namespaces) and, where the tool can set them, the same limits (memory 64M,
-//! pids 64). Latency rounds interleave the tools (A B C, C A B, B C A, …: shuffled) so that drift on this
-//! shared machine hits every tool alike; then each tool's sequential and two-worker
+//! pids 64). Latency rounds interleave the tools, in an order shuffled for each round
+//! (A B C, C A B, B A C, …), so that drift on this shared machine hits every tool alike
+//! and no tool always follows the same one; then each tool's sequential and two-worker
 //! throughput is measured in interleaved repetitions. The library's cgroup create +
 //! apply + destroy cycle is measured per backend, and `isol stats` once the CLI has it.
 //!
