@@ -27,6 +27,15 @@ use crate::exec;
 /// The font the chart's labels are drawn with (Debian's fonts-dejavu-core).
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
+/// The one environment variable every contender and its `/bin/true` get: what the OCI
+/// bundles' `process.env` gives crun's and runc's `/bin/true`, and what a shell would
+/// give any of them. Nothing else of xtask's environment is passed on: `cargo xtask`
+/// runs xtask with cargo's `LD_LIBRARY_PATH` (the target directory's ~2000 build
+/// files, the toolchain's libraries), which made each dynamically linked program look
+/// for every library there first (+0.15 ms for `/bin/true`, +0.25–0.3 ms for unshare
+/// or bwrap with theirs), while the static isol and the floors paid none of it.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The Debian packages the benchmark uses.
 const PACKAGES: &[&str] = &[
     "util-linux",
@@ -106,7 +115,7 @@ pub fn bundle(dir: &Path, rootfs: &Path, cgroups_path: &str) -> Result<()> {
             "terminal": false,
             "user": { "uid": 0, "gid": 0 },
             "args": ["/bin/true"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "env": [format!("PATH={PATH}")],
             "cwd": "/",
             "capabilities": {
                 "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps

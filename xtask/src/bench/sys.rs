@@ -133,6 +133,7 @@ struct CloneArgs {
 pub struct Exec {
     path: CString,
     _args: Vec<CString>,
+    _env: CString,
     argv: Vec<*const c_char>,
     envp: Vec<*const c_char>,
 }
@@ -144,17 +145,20 @@ unsafe impl Send for Exec {}
 unsafe impl Sync for Exec {}
 
 impl Exec {
-    /// `path` with `argv = [path]` and an empty environment.
+    /// `path` with `argv = [path]` and the environment every contender gets
+    /// ([`super::setup::PATH`]).
     pub fn new(path: &str) -> Exec {
         let path = CString::new(path).expect("no NUL in the program path");
         let args = vec![path.clone()];
         let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(ptr::null());
+        let env = CString::new(format!("PATH={}", super::setup::PATH)).expect("no NUL");
         Exec {
+            envp: vec![env.as_ptr(), ptr::null()],
             path,
             _args: args,
+            _env: env,
             argv,
-            envp: vec![ptr::null()],
         }
     }
 }

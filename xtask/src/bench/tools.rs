@@ -121,6 +121,8 @@ fn nanos(d: Duration) -> u64 {
 fn run_program(argv: &[OsString], without_unified: bool) -> Result<Sample> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", super::setup::PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
