@@ -59,7 +59,7 @@ pub struct Inspect {
     #[serde(flatten)]
     pub summary: PsEntry,
     pub hostname: Option<String>,
-    /// Kind → inode (and path where persisted).
+    /// Kind → inode (and path where persisted), read from the box while it runs.
     pub namespaces: BTreeMap<String, NsInfo>,
     /// The kinds the box created anew.
     pub new_namespaces: Vec<String>,
@@ -170,7 +170,7 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
     let out = Inspect {
         summary: PsEntry::of(&rec, st),
         hostname: rec.hostname.clone(),
-        namespaces: rec.namespaces.clone(),
+        namespaces: rec.namespaces_now(),
         new_namespaces: rec.new_namespaces.iter().map(|k| k.to_string()).collect(),
         cgroup_location: rec.cgroup.clone(),
         cgroup_dirs: rec.cgroup_dirs(),

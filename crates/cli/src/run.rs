@@ -466,7 +466,7 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             return Err(e.into());
         }
     };
-    let written = describe(&child, &mut rec, &p).and_then(|()| {
+    let written = describe(&child, &mut rec).and_then(|()| {
         let _lock = state.lock()?;
         state.write(BOXES, &p.name, &rec)
     });
@@ -520,24 +520,18 @@ fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
     }
 }
 
-/// Fills in what only the running box can tell: its process, namespaces, cgroup.
-fn describe(child: &Child, rec: &mut BoxRecord, p: &Prepared) -> isol_ns_core::Result<()> {
-    for kind in NamespaceKind::ALL {
-        if let Ok(inode) = child.namespace_inode(kind) {
-            rec.namespaces.insert(
-                kind.to_string(),
-                NsInfo {
-                    inode,
-                    new: p.new.contains(kind),
-                    path: None,
-                },
-            );
-        }
-    }
+/// Fills in what only the running box can tell: its process, persisted namespaces,
+/// cgroup. (Its other namespaces are read from the process when asked.)
+fn describe(child: &Child, rec: &mut BoxRecord) -> isol_ns_core::Result<()> {
     for per in child.persisted() {
-        if let Some(ns) = rec.namespaces.get_mut(per.kind.proc_name()) {
-            ns.path = Some(per.path.clone());
-        }
+        rec.namespaces.insert(
+            per.kind.proc_name().to_string(),
+            NsInfo {
+                inode: per.inode,
+                new: rec.new_namespaces.contains(per.kind),
+                path: Some(per.path.clone()),
+            },
+        );
     }
     let cg = child.cgroup().ok_or_else(|| isol_ns_core::Error::Refused {
         what: "record the box".into(),
@@ -652,20 +646,20 @@ pub fn exec(
     if let Some(w) = workdir {
         cmd.current_dir(w);
     }
-    // Join every namespace in which the box differs from us.
+    // Join every namespace in which the box differs from us. The handles are opened
+    // through the box's pid; the check below that the process is still the box's
+    // (same start time) makes them the box's.
     for kind in NamespaceKind::ALL {
-        let Some(ns) = rec.namespaces.get(kind.proc_name()) else {
-            continue;
+        let ours = match NsHandle::of_pid(std::process::id(), kind, false) {
+            Ok(h) => h,
+            // A kind this kernel lacks (time before 5.6).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e.into()),
         };
-        let ours = NsHandle::of_pid(std::process::id(), kind, false)?;
-        if ours.inode() == ns.inode {
-            continue;
-        }
         let h = NsHandle::of_pid(rec.process.pid, kind, true)?;
-        if h.inode() != ns.inode {
-            bail!("box {name}: its {kind} namespace changed since it started (inode {} is now {}); is it still the same box?", ns.inode, h.inode());
+        if h.inode() != ours.inode() {
+            cmd.join(h);
         }
-        cmd.join(h);
     }
     if !rec.process.alive() {
         bail!("box {name} ended while isol was joining it");
