@@ -127,22 +127,31 @@ impl StateDir {
     pub fn write<T: Serialize>(&self, kind: &str, name: &str, value: &T) -> Result<()> {
         check_name(name)?;
         let dir = self.kind_dir(kind);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io("create", &dir, e))?;
         let path = self.record_path(kind, name);
         let tmp = dir.join(format!(".{name}.json.{}.tmp", std::process::id()));
         let json =
             serde_json::to_vec_pretty(value).map_err(|e| Error::parse(&path, e.to_string()))?;
         let result = (|| {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let open = || {
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&tmp)
+            };
+            // The kind's directory is made when the first record needs it, not checked
+            // at every write.
+            let mut f = match open() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&dir)?;
+                    open()?
+                }
+                r => r?,
+            };
             f.write_all(&json)?;
             f.write_all(b"\n")?;
             match rename_exchange(&tmp, &path) {
