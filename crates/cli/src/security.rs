@@ -9,11 +9,12 @@ use isol_ns_core::security::{Rlimit, SeccompProfile, SecurityPolicy};
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Security")]
 pub struct SecurityArgs {
-    /// Keep every capability, no seccomp filter, no device rules, nothing masked (shown
-    /// by `isol inspect`). Later --cap-drop and --ulimit still apply.
+    /// Keep every capability isol holds, no seccomp filter, no device rules, nothing
+    /// masked (shown by `isol inspect`). Later --cap-drop and --ulimit still apply.
     #[arg(long)]
     pub privileged: bool,
-    /// Add a capability to docker's default set (CHOWN, NET_ADMIN, …, or all).
+    /// Add a capability to docker's default set (CHOWN, NET_ADMIN, …, or all that isol
+    /// holds); one isol lacks is refused.
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
     /// Drop a capability (or all).

@@ -2,7 +2,7 @@
 //! no_new_privs, a seccomp filter and masked /proc paths by default; `--privileged`,
 //! `--cap-drop` and `--ulimit` change exactly what they say.
 
-use crate::common::Env;
+use crate::common::{Env, Out};
 
 /// `Field:\tvalue` lines of /proc/self/status as the box sees them.
 fn status_inside(env: &Env, flags: &[&str]) -> (String, String, String) {
@@ -99,6 +99,68 @@ fn cap_drop_all_and_ulimit_do_what_they_say() {
         ])
         .ok();
     assert_eq!(out, "64\n128\n");
+}
+
+/// A box gets no capability isol itself lacks. isol is started here without
+/// CAP_SYS_RESOURCE in its bounding set (so, as root, without it at all): asking for it
+/// by name is a one-line error before anything exists, and `--cap-add all` gives every
+/// capability isol holds.
+#[test]
+fn capabilities_isol_lacks_are_refused_and_all_is_what_it_holds() {
+    let Some(env) = Env::new("capabilities_isol_lacks_are_refused_and_all_is_what_it_holds") else {
+        return;
+    };
+    const SYS_RESOURCE: u32 = 24;
+    let without = |args: &[&str]| -> Out {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = env.command(&env.run_args(args));
+        #[allow(unsafe_code)]
+        // SAFETY: the hook makes one system call between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(
+                    libc::PR_CAPBSET_DROP,
+                    SYS_RESOURCE as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().expect("run isol");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let before = env.snapshot();
+    let out = without(&["--cap-add", "SYS_RESOURCE", "--", "/bin/true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(
+        lines[0].starts_with("isol: ") && lines[0].contains("CAP_SYS_RESOURCE"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(env.snapshot(), before);
+
+    let own = u64::from_str_radix(&own_cap_eff(), 16).unwrap();
+    let script = "grep CapEff /proc/self/status";
+    let out = without(&["--cap-add", "all", "--", "/bin/sh", "-c", script]).ok();
+    let cap = out.trim().strip_prefix("CapEff:").unwrap().trim();
+    assert_eq!(
+        u64::from_str_radix(cap, 16).unwrap(),
+        own & !(1 << SYS_RESOURCE),
+        "{out}"
+    );
+    let (cap, _, _) = status_inside(&env, &["--cap-add", "all"]);
+    assert_eq!(cap, own_cap_eff());
 }
 
 #[test]

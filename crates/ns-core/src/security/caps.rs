@@ -171,6 +171,25 @@ impl CapSet {
         Capability::ALL.iter().copied().collect()
     }
 
+    /// The capabilities this process holds (its permitted set, as far as this crate
+    /// knows them): a box started from it can have no others, unless the box has a user
+    /// namespace of its own.
+    pub fn held() -> Result<CapSet> {
+        let bits =
+            super::sys::permitted_capabilities().map_err(|e| crate::Error::io("capget", "", e))?;
+        Ok(CapSet(bits & CapSet::all().0))
+    }
+
+    /// The capabilities in both sets.
+    pub fn intersection(self, other: CapSet) -> CapSet {
+        CapSet(self.0 & other.0)
+    }
+
+    /// The capabilities in `self` and not in `other`.
+    pub fn difference(self, other: CapSet) -> CapSet {
+        CapSet(self.0 & !other.0)
+    }
+
     /// The raw mask.
     pub fn bits(self) -> u64 {
         self.0

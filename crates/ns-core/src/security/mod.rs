@@ -123,7 +123,9 @@ pub struct SecurityPolicy {
     /// Everything below is off (all capabilities, no filter, all devices, nothing
     /// masked); rlimits still apply.
     pub privileged: bool,
-    /// The bounding, effective, permitted and inheritable sets.
+    /// The bounding, effective, permitted and inheritable sets. Outside a user namespace
+    /// of its own a box cannot have one its creator lacks: the spawn refuses such a set
+    /// (a privileged one is cut down to what the creator holds).
     pub capabilities: CapSet,
     /// `PR_SET_NO_NEW_PRIVS`.
     pub no_new_privs: bool,
@@ -155,8 +157,8 @@ impl Default for SecurityPolicy {
 }
 
 impl SecurityPolicy {
-    /// `--privileged`: every capability, no no_new_privs, no seccomp, no device rules, no
-    /// masked or read-only paths.
+    /// `--privileged`: every capability the caller holds, no no_new_privs, no seccomp, no
+    /// device rules, no masked or read-only paths.
     pub fn privileged() -> SecurityPolicy {
         SecurityPolicy {
             privileged: true,
@@ -170,10 +172,11 @@ impl SecurityPolicy {
         }
     }
 
-    /// `--cap-add NAME` (`all` adds every capability).
+    /// `--cap-add NAME` (`all`: every capability this process holds, which is all a box
+    /// started from it can have; see [`CapSet::held`]).
     pub fn cap_add(&mut self, name: &str) -> Result<&mut Self> {
         if name.eq_ignore_ascii_case("all") {
-            self.capabilities = CapSet::all();
+            self.capabilities = CapSet::held()?;
         } else {
             self.capabilities.insert(name.parse()?);
         }
@@ -383,6 +386,8 @@ pub(crate) struct Where<'a> {
     pub changes_uid: bool,
     /// A new mount namespace with a fresh `/proc`: masking is safe and meaningful.
     pub fresh_proc: bool,
+    /// The box gets a user namespace of its own, where it holds every capability.
+    pub new_user_ns: bool,
     /// The rootfs, when there is one (paths are laid beneath it before pivot_root).
     pub rootfs: Option<&'a Path>,
     /// With a rootfs: whether `/sys` is the kernel's (fresh or bound), so host paths
@@ -414,8 +419,26 @@ impl SecurityPolicy {
         if !self.no_new_privs {
             before.extend(seccomp.iter().cloned());
         }
-        let keep = self.capabilities.bits();
-        if !self.privileged || keep != CapSet::all().bits() {
+        // A box keeps no capability its creator lacks (outside a user namespace of its
+        // own): `capset` would refuse the whole set. Privileged means all it holds.
+        let held = CapSet::held()?;
+        let mut caps = self.capabilities;
+        if self.privileged {
+            caps = caps.intersection(held);
+        } else if !w.new_user_ns {
+            let missing = caps.difference(held);
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+                let names = names.join(", ");
+                return Err(Error::invalid(
+                    "capabilities",
+                    names.clone(),
+                    format!("{names}: the process starting the box does not hold it, and a box cannot have a capability its creator lacks (except in a user namespace of its own); leave it out"),
+                ));
+            }
+        }
+        let keep = caps.bits();
+        if !self.privileged || caps != held {
             before.push(ChildOp::DropBounding {
                 last_cap: caps::last_cap()?,
                 keep,
@@ -502,7 +525,7 @@ mod tests {
         p.cap_drop("ALL").unwrap();
         assert!(p.capabilities.is_empty());
         p.cap_add("all").unwrap();
-        assert_eq!(p.capabilities, CapSet::all());
+        assert_eq!(p.capabilities, CapSet::held().unwrap());
         assert!(p.cap_add("CAP_FLY").is_err());
     }
 
@@ -567,8 +590,12 @@ mod tests {
     #[test]
     fn plan_orders_the_steps() {
         use sys::ChildOp;
+        if !isol_testkit::require_root("plan_orders_the_steps") {
+            return;
+        }
         let w = Where {
             changes_uid: true,
+            new_user_ns: false,
             fresh_proc: true,
             rootfs: None,
             sys_is_kernels: true,
@@ -667,5 +694,62 @@ mod tests {
             path: "/srv/root/proc/keys".into(),
             dir: false
         }));
+    }
+
+    /// A box gets no capability its creator lacks: run in a thread of its own that gave
+    /// up CAP_SYS_RESOURCE (capabilities are per thread), so the test holds everywhere.
+    #[test]
+    fn capabilities_are_bounded_by_the_callers() {
+        use sys::ChildOp;
+        if !isol_testkit::require_root("capabilities_are_bounded_by_the_callers") {
+            return;
+        }
+        std::thread::spawn(|| {
+            let gone = Capability::SYS_RESOURCE;
+            let mut mine = CapSet::held().unwrap();
+            mine.remove(gone);
+            sys::set_own_capabilities(mine.bits()).unwrap();
+            assert_eq!(CapSet::held().unwrap(), mine);
+            let w = Where {
+                changes_uid: false,
+                new_user_ns: false,
+                fresh_proc: false,
+                rootfs: None,
+                sys_is_kernels: true,
+            };
+            let capset = |p: &SecurityPolicy, w: &Where<'_>| {
+                p.plan(w).unwrap().after_ids.iter().find_map(|op| match op {
+                    ChildOp::Capset { caps } => Some(*caps),
+                    _ => None,
+                })
+            };
+            // Asked for by name: refused before anything exists, naming it.
+            let mut p = SecurityPolicy::default();
+            p.cap_add("SYS_RESOURCE").unwrap();
+            let err = p.plan(&w).unwrap_err().to_string();
+            assert!(err.contains("CAP_SYS_RESOURCE"), "{err}");
+            // In a user namespace of its own the box holds it.
+            let inside = Where {
+                new_user_ns: true,
+                ..w
+            };
+            assert!(CapSet::from_bits(capset(&p, &inside).unwrap()).contains(gone));
+            // `all` is all the caller holds.
+            let mut p = SecurityPolicy::default();
+            p.cap_add("all").unwrap();
+            assert_eq!(p.capabilities, mine);
+            assert_eq!(capset(&p, &w), Some(mine.bits()));
+            // Privileged keeps what the caller holds: no capability steps, unless some
+            // are dropped, and then only held ones are kept.
+            let p = SecurityPolicy::privileged();
+            assert_eq!(capset(&p, &w), None);
+            let mut p = SecurityPolicy::privileged();
+            p.cap_drop("NET_RAW").unwrap();
+            let mut want = mine;
+            want.remove(Capability::NET_RAW);
+            assert_eq!(capset(&p, &w), Some(want.bits()));
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -144,6 +144,54 @@ pub(crate) fn probe_last_cap() -> Option<u32> {
     Some(lo)
 }
 
+/// The calling thread's permitted capabilities (`capget(2)`): what a box started from
+/// it can keep, unless the box gets a user namespace of its own.
+pub(crate) fn permitted_capabilities() -> std::io::Result<u64> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: a v3 header and room for the two data words it fills, on our stack.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
+}
+
+/// Sets the calling thread's permitted and effective capabilities to `caps` and clears
+/// its inheritable ones (for tests that need a caller holding less).
+#[cfg(test)]
+pub(crate) fn set_own_capabilities(caps: u64) -> std::io::Result<()> {
+    let hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let word = |w: u32| CapData {
+        effective: w,
+        permitted: w,
+        inheritable: 0,
+    };
+    let data = [word(caps as u32), word((caps >> 32) as u32)];
+    // SAFETY: a v3 header and the two data words it reads, on our stack.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,
