@@ -1,6 +1,10 @@
 //! `isol run`'s hardening, seen from inside the box: docker's capability set,
 //! no_new_privs, a seccomp filter and masked /proc paths by default; `--privileged`,
 //! `--cap-drop` and `--ulimit` change exactly what they say.
+//!
+//! # Safety
+//! One test starts isol through a `pre_exec` hook that makes a single `prctl` (dropping
+//! a capability from the bounding set) between fork and exec: no allocation, no locks.
 
 use crate::common::{Env, Out};
 
