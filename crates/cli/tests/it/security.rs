@@ -60,6 +60,47 @@ fn a_default_box_is_hardened_like_docker() {
     assert_eq!(env.snapshot(), before);
 }
 
+/// Docker's sets since 20.10.14 (CVE-2022-24769): nothing inheritable, so a non-root
+/// command cannot gain capabilities from a program's inheritable file capabilities, even
+/// with no_new_privs off; it keeps docker's bounding set and holds nothing itself.
+#[test]
+fn the_inheritable_set_is_empty() {
+    let Some(env) = Env::new("the_inheritable_set_is_empty") else {
+        return;
+    };
+    let sets = |flags: &[&str]| -> Vec<String> {
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend([
+            "--",
+            "/bin/sh",
+            "-c",
+            "grep -E '^Cap(Inh|Prm|Eff|Bnd)' /proc/self/status",
+        ]);
+        let text = env.run(&args).ok();
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(
+        sets(&[]),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 00000000a80425fb",
+            "CapEff: 00000000a80425fb",
+            "CapBnd: 00000000a80425fb"
+        ]
+    );
+    assert_eq!(
+        sets(&["--user", "1000", "--allow-new-privs"]),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 0000000000000000",
+            "CapEff: 0000000000000000",
+            "CapBnd: 00000000a80425fb"
+        ]
+    );
+}
+
 #[test]
 fn privileged_restores_what_the_defaults_take() {
     let Some(env) = Env::new("privileged_restores_what_the_defaults_take") else {

@@ -1,7 +1,7 @@
 //! Linux capabilities by name, and sets of them as the kernel's 64-bit masks.
 //!
-//! A box keeps one set for its bounding, effective, permitted and inheritable sets
-//! ([`CapSet`]); the ambient set is cleared. Names follow capabilities(7): `CAP_CHOWN`,
+//! A box keeps one set for its bounding, effective and permitted sets ([`CapSet`]); the
+//! inheritable and ambient sets are empty. Names follow capabilities(7): `CAP_CHOWN`,
 //! accepted with or without the `CAP_` prefix and in any case.
 //!
 //! # References

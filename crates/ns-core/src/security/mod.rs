@@ -3,9 +3,11 @@
 //! Without a user namespace, uid 0 inside is uid 0 outside, with root's capabilities. So
 //! a box follows docker's defaults, gathered in one [`SecurityPolicy`]:
 //!
-//! - **capabilities** ([`CapSet`]): docker's 14 kept in the bounding, effective,
-//!   permitted and inheritable sets; every other one dropped from the bounding set up to
-//!   the kernel's `cap_last_cap`; the ambient set cleared;
+//! - **capabilities** ([`CapSet`]): docker's 14 kept in the bounding, effective and
+//!   permitted sets; every other one dropped from the bounding set up to the kernel's
+//!   `cap_last_cap`; the inheritable and ambient sets empty (docker's since 20.10.14:
+//!   with inheritable ones, a non-root command could gain them from a program's
+//!   inheritable file capabilities at exec, CVE-2022-24769);
 //! - **no_new_privs**: set-uid binaries and file capabilities grant nothing;
 //! - **seccomp** ([`SeccompProfile`]): EPERM for the calls docker's default profile
 //!   blocks, or a profile in docker's JSON format;
@@ -33,7 +35,8 @@
 //! 3. the bounding set is reduced (needs CAP_SETPCAP, held until then), and when the
 //!    command runs as another uid, `PR_SET_KEEPCAPS` keeps the permitted set across…
 //! 4. …`setgroups`/`setresgid`/`setresuid` (the spawn's own steps);
-//! 5. `capset` sets effective, permitted and inheritable; the ambient set is cleared
+//! 5. `capset` sets effective and permitted and empties inheritable; the ambient set is
+//!    cleared
 //!    (a non-root command then loses them at exec, as under docker: capabilities(7),
 //!    "Transformation of capabilities during execve()");
 //! 6. `PR_SET_NO_NEW_PRIVS`;
@@ -123,7 +126,7 @@ pub struct SecurityPolicy {
     /// Everything below is off (all capabilities, no filter, all devices, nothing
     /// masked); rlimits still apply.
     pub privileged: bool,
-    /// The bounding, effective, permitted and inheritable sets. Outside a user namespace
+    /// The bounding, effective and permitted sets. Outside a user namespace
     /// of its own a box cannot have one its creator lacks: the spawn refuses such a set
     /// (a privileged one is cut down to what the creator holds).
     pub capabilities: CapSet,

@@ -65,7 +65,7 @@ pub enum ChildOp {
     /// `prctl(PR_SET_KEEPCAPS, 1)`: keep the permitted set across a uid change (execve
     /// resets it).
     KeepCaps,
-    /// `capset(v3)`: effective = permitted = inheritable = `caps`.
+    /// `capset(v3)`: effective = permitted = `caps`, inheritable empty.
     Capset {
         /// The mask.
         caps: u64,
@@ -361,7 +361,7 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
             let word = |w: u32| CapData {
                 effective: w,
                 permitted: w,
-                inheritable: w,
+                inheritable: 0,
             };
             let data = [word(*caps as u32), word((*caps >> 32) as u32)];
             // SAFETY: a v3 header and the two data words it asks for, on our stack.
