@@ -15,7 +15,7 @@ use isol_ns_core::{CgroupLocation, Resources, Stats};
 use serde::Serialize;
 
 use crate::opts;
-use crate::record::{self, BoxRecord, BoxState, Exit, NsInfo, BOXES};
+use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, BOXES};
 use crate::render::print_table;
 
 /// One row of `isol ps --json`. Field names are stable; fields are only ever added.
@@ -74,6 +74,8 @@ pub struct Inspect {
     pub log: Option<PathBuf>,
     /// The hardening in force (absent for a record from before isol had it).
     pub security: Option<SecurityPolicy>,
+    /// `--user`, when given.
+    pub user: Option<BoxUser>,
 }
 
 /// A live box and its state.
@@ -180,6 +182,7 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         finished: rec.finished.clone(),
         log: rec.log.clone(),
         security: rec.security.clone(),
+        user: rec.user,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -203,6 +206,12 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
     }
     println!("pod:        {}", s.pod.as_deref().unwrap_or("-"));
     println!("hostname:   {}", out.hostname.as_deref().unwrap_or("-"));
+    if let Some(u) = out.user {
+        match u.gid {
+            Some(g) => println!("user:       {}:{g}", u.uid),
+            None => println!("user:       {}", u.uid),
+        }
+    }
     println!("backend:    {}", s.backend);
     if let Some(log) = &out.log {
         println!("output:     {}", log.display());

@@ -107,6 +107,14 @@ pub struct NsInfo {
     pub path: Option<PathBuf>,
 }
 
+/// Who the command runs as (`isol run --user UID[:GID]`); `exec` runs as the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoxUser {
+    pub uid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
 /// A box record, as written to `boxes/NAME.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BoxRecord {
@@ -138,9 +146,13 @@ pub struct BoxRecord {
     pub finished: Option<String>,
     /// Where a detached box's stdout and stderr go.
     pub log: Option<PathBuf>,
-    /// How the box is hardened (`None` in records written before isol had hardening).
+    /// How the box is hardened (`None` in records written before isol had hardening);
+    /// `exec` hardens its command the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityPolicy>,
+    /// The user given with `--user` (`None`: root, or the caller in a user namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<BoxUser>,
 }
 
 /// What a box is doing now.

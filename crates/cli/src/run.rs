@@ -18,7 +18,7 @@ use isol_ns_core::{registry, CgroupLocation, NamespaceKind, NamespaceSet, NsHand
 use crate::cli::RunArgs;
 use crate::daemon;
 use crate::opts::{self, ShareTarget};
-use crate::record::{self, BoxRecord, BoxState, Exit, NsInfo, Proc, BOXES};
+use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, Proc, BOXES};
 use crate::Reported;
 
 /// The namespaces a box gets when `--ns` is not given.
@@ -49,6 +49,7 @@ struct Prepared {
     pod: Option<String>,
     /// The pod the box joins as a member (`--pod`).
     pod_handle: Option<isol_ns_core::Pod>,
+    user: Option<BoxUser>,
 }
 
 /// `isol run`.
@@ -314,12 +315,15 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     for t in &a.tmpfs {
         cmd.mount(Mount::tmpfs(t, "mode=1777"));
     }
-    if let Some(u) = &a.user {
-        let (uid, gid) = opts::user(u)?;
-        cmd.uid(uid);
-        if let Some(g) = gid {
-            cmd.gid(g);
+    let user = match &a.user {
+        Some(u) => {
+            let (uid, gid) = opts::user(u)?;
+            Some(BoxUser { uid, gid })
         }
+        None => None,
+    };
+    if let Some(u) = user {
+        set_user(&mut cmd, u);
     }
     for e in &a.env {
         let (k, v) = opts::env(e)?;
@@ -352,6 +356,7 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         hostname: a.hostname.clone(),
         pod: a.pod.clone(),
         pod_handle: pod,
+        user,
     })
 }
 
@@ -517,6 +522,14 @@ fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
         finished: None,
         log: None,
         security: p.cmd.security_policy().cloned(),
+        user: p.user,
+    }
+}
+
+fn set_user(cmd: &mut Command, u: BoxUser) {
+    cmd.uid(u.uid);
+    if let Some(g) = u.gid {
+        cmd.gid(g);
     }
 }
 
@@ -645,6 +658,14 @@ pub fn exec(
     }
     if let Some(w) = workdir {
         cmd.current_dir(w);
+    }
+    // As hardened as the box, as the same user (docker exec's defaults). The masked
+    // paths are already in the box's mount namespace, which the command joins.
+    if let Some(policy) = &rec.security {
+        cmd.security(policy.clone());
+    }
+    if let Some(u) = rec.user {
+        set_user(&mut cmd, u);
     }
     // Join every namespace in which the box differs from us. The handles are opened
     // through the box's pid; the check below that the process is still the box's

@@ -208,6 +208,69 @@ fn capabilities_isol_lacks_are_refused_and_all_is_what_it_holds() {
     assert_eq!(cap, own_cap_eff());
 }
 
+/// `isol exec` runs its command as hardened as the box and as the box's `--user`, as
+/// `docker exec` does: without it, it got the host's capabilities, no seccomp filter
+/// and uid 0 in a box that `inspect` called hardened.
+#[test]
+fn exec_is_as_hardened_as_the_box() {
+    let Some(env) = Env::new("exec_is_as_hardened_as_the_box") else {
+        return;
+    };
+    let probe = "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
+                 (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo sys-writable || echo sys-refused";
+    let lines = |out: String| -> Vec<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    env.run(&[
+        "-d",
+        "--name",
+        "lean",
+        "--user",
+        "1000:1000",
+        "--cap-drop",
+        "all",
+        "--",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    env.run(&["-d", "--name", "plain", "--", "sleep", "60"])
+        .ok();
+    let out = env
+        .isol(&["exec", "lean", "--", "/bin/sh", "-c", probe])
+        .ok();
+    assert_eq!(
+        lines(out),
+        [
+            "1000",
+            "1000",
+            "CapEff: 0000000000000000",
+            "NoNewPrivs: 1",
+            "Seccomp: 2",
+            "sys-refused"
+        ]
+    );
+    let out = env
+        .isol(&["exec", "plain", "--", "/bin/sh", "-c", probe])
+        .ok();
+    assert_eq!(
+        lines(out),
+        [
+            "0",
+            "0",
+            "CapEff: 00000000a80425fb",
+            "NoNewPrivs: 1",
+            "Seccomp: 2",
+            "sys-refused"
+        ]
+    );
+    let ins = env.isol(&["inspect", "lean", "--json"]).json();
+    assert_eq!(ins["user"]["uid"], 1000);
+    env.isol(&["rm", "-f", "lean", "plain"]).ok();
+}
+
 #[test]
 fn bad_security_flags_are_one_line_and_leave_nothing() {
     let Some(env) = Env::new("bad_security_flags_are_one_line_and_leave_nothing") else {
