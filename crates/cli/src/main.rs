@@ -11,6 +11,10 @@
 //! - `record`: the box record in the state directory and liveness checks;
 //! - `pods`: `pod create|ls|inspect|rm`;
 //! - `report`: `backends` and `check`; `daemon`: the detached supervisor's fork.
+//!
+//! # Safety
+//! [`quiet_broken_pipe`] resets SIGPIPE's disposition with `signal(2)` before the
+//! commands that only print, while isol has one thread and no handler of its own.
 
 mod boxes;
 mod cli;
@@ -102,6 +106,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Ok(StateDir::open(dir)?)
     };
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
+    if matches!(
+        cli.command,
+        Command::Ps { .. }
+            | Command::Inspect { .. }
+            | Command::Stats { .. }
+            | Command::Events { .. }
+            | Command::Backends { .. }
+            | Command::Check { .. }
+            | Command::Completions { .. }
+            | Command::Man
+    ) {
+        quiet_broken_pipe();
+    }
     match cli.command {
         Command::Run(a) => run::run(&state()?, a),
         Command::Exec {
@@ -135,6 +152,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(0)
         }
+    }
+}
+
+/// Lets a command that only prints end as other Unix tools do when its reader goes
+/// away (`isol ps | head`): killed by SIGPIPE, not panicking in `println!` (Rust
+/// starts programs with SIGPIPE ignored). The commands that start or change boxes keep
+/// ignoring it: a write to a pipe whose reader died must fail there, not kill isol
+/// before it has cleaned up.
+fn quiet_broken_pipe() {
+    #[allow(unsafe_code)]
+    // SAFETY: restores the default disposition of one signal; isol installs no handler
+    // for it and has no other thread yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
