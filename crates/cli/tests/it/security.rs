@@ -101,6 +101,59 @@ fn the_inheritable_set_is_empty() {
     );
 }
 
+/// /proc/sys is read-only in every hardened box, whatever its namespaces: with the
+/// host's pid namespace (no fresh /proc), as a pod member in the pod's pid namespace, and
+/// a box that would stay in isol's own mount namespace, where nothing can be made
+/// read-only for it alone, is refused. The probe writes vm.swappiness's own value back.
+#[test]
+fn proc_sys_is_read_only_in_every_hardened_box() {
+    let Some(env) = Env::new("proc_sys_is_read_only_in_every_hardened_box") else {
+        return;
+    };
+    let probe = "v=$(cat /proc/sys/vm/swappiness); \
+                 (echo $v > /proc/sys/vm/swappiness) 2>/dev/null && echo sys-writable || echo sys-refused";
+    let before = env.snapshot();
+    for flags in [&[][..], &["--ns", "mnt,net"], &["--ns", "mnt,net,ipc,uts"]] {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", probe]);
+        assert_eq!(env.run(&args).ok(), "sys-refused\n", "{flags:?}");
+    }
+    // A pod member (beneath the pod's cgroup, so without --cgroup-parent).
+    let mut create = vec!["pod", "create", "sysp", "--share", "net,pid"];
+    let parent: Vec<String> = env
+        .location()
+        .0
+        .iter()
+        .flat_map(|(k, p)| ["--cgroup-parent".to_string(), format!("{k}:{p}")])
+        .collect();
+    create.extend(parent.iter().map(String::as_str));
+    env.isol(&create).ok();
+    let member = env.isol(&["run", "--pod", "sysp", "--", "/bin/sh", "-c", probe]);
+    env.isol(&["pod", "rm", "-f", "sysp"]).ok();
+    assert_eq!(member.ok(), "sys-refused\n");
+    for flags in [
+        &["--ns", "net"][..],
+        &["--ns", "none"],
+        &["--map-root", "--ns", "user,net"],
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/true"]);
+        let out = env.run(&args);
+        assert_eq!(out.code, 125, "{flags:?}: {out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{flags:?}: {out:?}");
+        assert!(
+            lines[0].contains("mount namespace of its own"),
+            "{}",
+            lines[0]
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+    // The probe can tell: unhardened, the same box writes.
+    let out = env.run(&["--ns", "net", "--privileged", "--", "/bin/sh", "-c", probe]);
+    assert_eq!(out.ok(), "sys-writable\n");
+}
+
 #[test]
 fn privileged_restores_what_the_defaults_take() {
     let Some(env) = Env::new("privileged_restores_what_the_defaults_take") else {

@@ -14,9 +14,11 @@
 //! - **devices**: an allow-list (`null`, `zero`, `full`, `random`, `urandom`, `tty`,
 //!   `ptmx`, `pts/*`) given to the box's cgroup as [`Resources::devices`](crate::Resources::devices) — the v1
 //!   devices controller, or the v2 eBPF device program;
-//! - **masked and read-only paths** in a fresh `/proc` (and `/sys`): `/dev/null` bound
-//!   over files, an empty read-only tmpfs over directories (one, bound over each),
-//!   read-only bind mounts;
+//! - **masked and read-only paths** in `/proc` and `/sys`, in the box's own mount
+//!   namespace: `/dev/null` bound over files, an empty read-only tmpfs over directories
+//!   (one, bound over each), read-only bind mounts. A box that would stay in the
+//!   caller's mount namespace, where none of this can be done for it alone, is refused;
+//!   one that joins another's mount namespace finds them there;
 //! - **rlimits** ([`Rlimit`]).
 //!
 //! [`SecurityPolicy::privileged`] opts out of all but the rlimits, visibly (it serializes
@@ -136,9 +138,9 @@ pub struct SecurityPolicy {
     pub seccomp: SeccompProfile,
     /// Device access, after denying all (empty: left alone).
     pub devices: Vec<DeviceRule>,
-    /// Masked in a fresh `/proc` and `/sys`.
+    /// Masked in `/proc` and `/sys`.
     pub masked_paths: Vec<PathBuf>,
-    /// Read-only in a fresh `/proc`.
+    /// Read-only in `/proc`.
     pub readonly_paths: Vec<PathBuf>,
     /// Resource limits.
     pub rlimits: Vec<Rlimit>,
@@ -387,8 +389,13 @@ fn host_kind(path: &Path) -> Option<bool> {
 pub(crate) struct Where<'a> {
     /// The command changes uid (to keep capabilities across it).
     pub changes_uid: bool,
-    /// A new mount namespace with a fresh `/proc`: masking is safe and meaningful.
-    pub fresh_proc: bool,
+    /// The box has a new mount namespace, private to it: the masks and read-only binds
+    /// go there (over a fresh `/proc`, or the caller's when the pid namespace is
+    /// inherited).
+    pub own_mnt: bool,
+    /// The box stays in the caller's mount namespace, where nothing can be masked for it
+    /// alone.
+    pub callers_mnt: bool,
     /// The box gets a user namespace of its own, where it holds every capability.
     pub new_user_ns: bool,
     /// The rootfs, when there is one (paths are laid beneath it before pivot_root).
@@ -403,6 +410,18 @@ impl SecurityPolicy {
     /// seccomp profile, looks for the masked and read-only paths).
     pub(crate) fn plan(&self, w: &Where<'_>) -> Result<Plan> {
         self.validate()?;
+        // Root in the caller's mount namespace would write /proc/sys (the host's
+        // sysctls), /proc/sysrq-trigger and read the masked files: refuse rather than
+        // harden in name only. A user namespace does not help when its root is the host's
+        // (`--map-root` run by root): global sysctls check for that uid alone.
+        let protects_paths = !self.masked_paths.is_empty() || !self.readonly_paths.is_empty();
+        if w.callers_mnt && protects_paths {
+            return Err(Error::invalid(
+                "namespaces",
+                "mnt",
+                "a hardened box needs a mount namespace of its own: in this process's, /proc/sys, /proc/sysrq-trigger and the other read-only and masked paths would stay open to it (add mnt to the namespaces, e.g. --ns mnt,net; or run it unhardened with --privileged)",
+            ));
+        }
         use sys::ChildOp;
         let mut before = Vec::new();
         let mut after = Vec::new();
@@ -457,7 +476,7 @@ impl SecurityPolicy {
             after.extend(seccomp);
         }
         let mut mounts = Vec::new();
-        if w.fresh_proc {
+        if w.own_mnt {
             let inside = |p: &Path| match w.rootfs {
                 Some(r) => r.join(p.strip_prefix("/").unwrap_or(p)),
                 None => p.to_path_buf(),
@@ -599,7 +618,8 @@ mod tests {
         let w = Where {
             changes_uid: true,
             new_user_ns: false,
-            fresh_proc: true,
+            own_mnt: true,
+            callers_mnt: false,
             rootfs: None,
             sys_is_kernels: true,
         };
@@ -666,11 +686,12 @@ mod tests {
             }]
         );
 
-        // Without no_new_privs seccomp goes first; without a fresh /proc nothing is masked.
+        // Without no_new_privs seccomp goes first; in a joined mount namespace (another
+        // box's) nothing is masked again.
         p.allow_new_privs();
         let plan = p
             .plan(&Where {
-                fresh_proc: false,
+                own_mnt: false,
                 changes_uid: false,
                 ..w
             })
@@ -678,6 +699,25 @@ mod tests {
         assert_eq!(kinds(&plan.before_ids)[1], "seccomp");
         assert!(!kinds(&plan.after_ids).contains(&"no_new_privs"));
         assert!(plan.mounts.is_empty());
+
+        // In the caller's mount namespace nothing could be masked: refused (with a user
+        // namespace too), unless privileged.
+        let callers = Where {
+            own_mnt: false,
+            callers_mnt: true,
+            ..w
+        };
+        for w in [
+            &callers,
+            &Where {
+                new_user_ns: true,
+                ..callers
+            },
+        ] {
+            let err = SecurityPolicy::default().plan(w).unwrap_err().to_string();
+            assert!(err.contains("mount namespace of its own"), "{err}");
+        }
+        SecurityPolicy::privileged().plan(&callers).unwrap();
 
         // Privileged: nothing but rlimits.
         let mut p = SecurityPolicy::privileged();
@@ -716,7 +756,8 @@ mod tests {
             let w = Where {
                 changes_uid: false,
                 new_user_ns: false,
-                fresh_proc: false,
+                own_mnt: false,
+                callers_mnt: false,
                 rootfs: None,
                 sys_is_kernels: true,
             };

@@ -523,7 +523,8 @@ impl Command {
                 let w = security::Where {
                     changes_uid: self.uid.is_some_and(|u| u != 0),
                     new_user_ns: new.contains(NamespaceKind::User),
-                    fresh_proc: mnt.is_some_and(|m| m.proc) && new.contains(NamespaceKind::Pid),
+                    own_mnt: mnt.is_some(),
+                    callers_mnt: matches!(plan.mnt, Slot::Inherit),
                     rootfs: mnt.and_then(|m| m.rootfs.as_deref()),
                     sys_is_kernels: mnt.is_some_and(|m| m.sys),
                 };
