@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use isol_ns_core::security::{Rlimit, SeccompProfile, SecurityPolicy};
+use isol_ns_core::security::{Capability, Rlimit, SeccompProfile, SecurityPolicy};
 
 /// How the box is hardened.
 #[derive(Args, Debug, Clone, Default)]
@@ -41,12 +41,7 @@ pub fn policy(a: &SecurityArgs) -> Result<SecurityPolicy> {
     } else {
         SecurityPolicy::default()
     };
-    for c in &a.cap_add {
-        p.cap_add(c)?;
-    }
-    for c in &a.cap_drop {
-        p.cap_drop(c)?;
-    }
+    capabilities(&mut p, &a.cap_add, &a.cap_drop)?;
     if a.allow_new_privs {
         p.allow_new_privs();
     }
@@ -61,6 +56,44 @@ pub fn policy(a: &SecurityArgs) -> Result<SecurityPolicy> {
     }
     p.validate()?;
     Ok(p)
+}
+
+/// `--cap-add` and `--cap-drop` as docker combines them, whatever their order: with
+/// `--cap-add all`, every capability but the ones dropped; with `--cap-drop all`, only
+/// the ones added; otherwise the starting set without the dropped, then with the added.
+fn capabilities(p: &mut SecurityPolicy, add: &[String], drop: &[String]) -> Result<()> {
+    let all = |names: &[String]| names.iter().any(|c| c.eq_ignore_ascii_case("all"));
+    let named = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|c| !c.eq_ignore_ascii_case("all"))
+            .cloned()
+            .collect()
+    };
+    if all(add) {
+        for c in add {
+            p.cap_add(c)?;
+        }
+        for c in named(drop) {
+            p.cap_drop(&c)?;
+        }
+    } else if all(drop) {
+        for c in named(drop) {
+            c.parse::<Capability>()?;
+        }
+        p.cap_drop("all")?;
+        for c in add {
+            p.cap_add(c)?;
+        }
+    } else {
+        for c in drop {
+            p.cap_drop(c)?;
+        }
+        for c in add {
+            p.cap_add(c)?;
+        }
+    }
+    Ok(())
 }
 
 /// The policy as `isol inspect` prints it: one (label, value) line per setting.
@@ -114,4 +147,42 @@ pub fn describe(p: &SecurityPolicy) -> Vec<(&'static str, String)> {
         list(p.rlimits.iter().map(|r| r.to_string()).collect()),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isol_ns_core::security::CapSet;
+
+    fn caps(add: &[&str], drop: &[&str]) -> CapSet {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut p = SecurityPolicy::default();
+        capabilities(&mut p, &own(add), &own(drop)).unwrap();
+        p.capabilities
+    }
+
+    #[test]
+    fn cap_flags_combine_as_dockers() {
+        let set = |names: &[Capability]| names.iter().copied().collect::<CapSet>();
+        // Drop all, add one: just that one, in either order of the flags.
+        assert_eq!(caps(&["CHOWN"], &["all"]), set(&[Capability::CHOWN]));
+        assert_eq!(
+            caps(&["chown", "KILL"], &["ALL", "NET_RAW"]),
+            set(&[Capability::CHOWN, Capability::KILL])
+        );
+        // Add all, drop one: everything held but that one.
+        let mut held = CapSet::held().unwrap();
+        held.remove(Capability::NET_RAW);
+        assert_eq!(caps(&["all"], &["NET_RAW"]), held);
+        // Otherwise drops, then adds: a capability both dropped and added is kept.
+        let mut want = CapSet::docker_default();
+        want.remove(Capability::MKNOD);
+        want.insert(Capability::NET_ADMIN);
+        assert_eq!(caps(&["NET_ADMIN"], &["MKNOD"]), want);
+        assert!(caps(&["CHOWN"], &["CHOWN"]).contains(Capability::CHOWN));
+        // Every name is checked, even one that does not change the result.
+        let mut p = SecurityPolicy::default();
+        let bad = vec!["all".to_string(), "CAP_FLY".to_string()];
+        assert!(capabilities(&mut p, &[], &bad).is_err());
+    }
 }

@@ -179,6 +179,14 @@ fn cap_drop_all_and_ulimit_do_what_they_say() {
     };
     let (cap, _, _) = status_inside(&env, &["--cap-drop", "all"]);
     assert_eq!(cap, "0000000000000000");
+    // Docker's idiom: all dropped, one added back, whatever the order of the flags.
+    for flags in [
+        &["--cap-drop", "all", "--cap-add", "CHOWN"][..],
+        &["--cap-add", "CHOWN", "--cap-drop", "all"],
+    ] {
+        let (cap, _, _) = status_inside(&env, flags);
+        assert_eq!(cap, "0000000000000001", "{flags:?}");
+    }
     let (cap, _, _) = status_inside(
         &env,
         &["--cap-drop", "net_raw", "--cap-add", "CAP_SYS_ADMIN"],
