@@ -645,8 +645,10 @@ pub fn exec(
     command: &[String],
 ) -> Result<u8> {
     let rec = record::load(state, name)?;
-    match rec.liveness() {
+    match rec.state() {
         BoxState::Running => {}
+        // Its command would join the frozen cgroup and wait there, signals and all.
+        BoxState::Frozen => bail!("box {name} is frozen: thaw it first (isol thaw {name})"),
         s => bail!("box {name} is {s}: exec needs a running box"),
     }
     let (program, args) = command.split_first().context("no command given")?;

@@ -195,6 +195,13 @@ fn a_detached_box_from_start_to_rm() {
         matches!(st.as_str(), "D" | "S" | "T" | "t"),
         "frozen task state {st}"
     );
+    // exec would wait in the frozen cgroup until a thaw: refused at once instead.
+    let out = env.isol(&["exec", "web", "--", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains("frozen") && out.stderr.contains("isol thaw web"),
+        "{out:?}"
+    );
     env.isol(&["thaw", "web"]).ok();
     assert_eq!(state_of(&env, "web"), "running");
 
