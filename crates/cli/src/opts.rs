@@ -105,14 +105,20 @@ pub fn cgroup_parent(values: &[String]) -> Result<Parent> {
 /// `--bind SRC:DST[:ro]`.
 pub fn bind(v: &str) -> Result<isol_ns_core::namespace::Mount> {
     use isol_ns_core::namespace::Mount;
-    let (spec, ro) = match v.strip_suffix(":ro") {
-        Some(s) => (s, true),
-        None => (v.strip_suffix(":rw").unwrap_or(v), false),
+    let bad = |why: &str| Error::invalid("bind", v, format!("{v:?} {why}"));
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, ro) = match parts[..] {
+        [src, dst] => (src, dst, false),
+        [src, dst, mode] if mode.eq_ignore_ascii_case("ro") => (src, dst, true),
+        [src, dst, mode] if mode.eq_ignore_ascii_case("rw") => (src, dst, false),
+        [_, _, mode] => return Err(bad(&format!("has mode {mode:?}: ro or rw")).into()),
+        _ => {
+            return Err(bad("is not SRC:DST or SRC:DST:ro (paths with ':' cannot be bound)").into())
+        }
     };
-    let (src, dst) = spec
-        .split_once(':')
-        .filter(|(s, d)| !s.is_empty() && !d.is_empty())
-        .ok_or_else(|| Error::invalid("bind", v, format!("{v:?} is not SRC:DST or SRC:DST:ro")))?;
+    if src.is_empty() || dst.is_empty() {
+        return Err(bad("is not SRC:DST or SRC:DST:ro").into());
+    }
     let m = Mount::bind(src, dst);
     Ok(if ro { m.read_only() } else { m })
 }
@@ -256,6 +262,17 @@ mod tests {
         assert!(m.read_only);
         assert_eq!(m.target, PathBuf::from("/mnt"));
         assert!(bind("/data").is_err());
+        // A mode is ro or rw, in any case; anything else is refused, not taken as part of
+        // the destination (which made a writable mount at "/mnt:bogus").
+        assert!(bind("/data:/mnt:RO").unwrap().read_only);
+        assert!(!bind("/data:/mnt:rw").unwrap().read_only);
+        let err = bind("/data:/mnt:bogus").unwrap_err().to_string();
+        assert!(
+            err.contains("\"bogus\"") && err.contains("ro or rw"),
+            "{err}"
+        );
+        assert!(bind("/a:/b:c:ro").is_err());
+        assert!(bind(":/mnt").is_err() && bind("/data::ro").is_err());
         assert_eq!(user("1000:100").unwrap(), (1000, Some(100)));
         assert_eq!(user("7").unwrap(), (7, None));
         assert!(user("bob").is_err());
