@@ -309,11 +309,24 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         };
         cmd.rootfs(abs);
     }
+    let mut mounts = Vec::new();
     for b in &a.bind {
-        cmd.mount(opts::bind(b)?);
+        mounts.push(opts::bind(b)?);
     }
     for t in &a.tmpfs {
-        cmd.mount(Mount::tmpfs(t, "mode=1777"));
+        mounts.push(Mount::tmpfs(t, "mode=1777"));
+    }
+    for m in mounts {
+        // Without a rootfs the box sees this host's files: a missing mount point would
+        // be made there, and outlive the box.
+        let absent = m.target.is_absolute() && std::fs::symlink_metadata(&m.target).is_err();
+        if a.rootfs.is_none() && absent {
+            bail!(
+                "mount point {} does not exist; without --rootfs the box sees this host's files, and isol makes no directories or files there (create it first, or use --rootfs)",
+                m.target.display()
+            );
+        }
+        cmd.mount(m);
     }
     let user = match &a.user {
         Some(u) => {

@@ -64,6 +64,15 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--bind", &bind_missing], vec![missing]),
         (vec!["--ns", "net", "--bind", "/a:/b"], vec!["bind", "mnt"]),
         (vec!["--tmpfs", "relative"], vec!["absolute"]),
+        // Without --rootfs no mount point is made on the host.
+        (
+            vec!["--tmpfs", "/isol-no-such-dir"],
+            vec!["/isol-no-such-dir", "--rootfs"],
+        ),
+        (
+            vec!["--bind", "/etc/hostname:/isol-no-such-file"],
+            vec!["/isol-no-such-file"],
+        ),
         (vec!["--ns", "net", "--tmpfs", "/t"], vec!["tmpfs", "mnt"]),
         (vec!["--user", "bob"], vec!["user", "bob"]),
         (vec!["--user", "1:g"], vec!["user", "1:g"]),
