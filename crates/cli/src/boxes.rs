@@ -96,8 +96,15 @@ fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
             }
         }
         for name in state.list(BOXES)? {
-            let Some(rec) = state.read::<BoxRecord>(BOXES, &name)? else {
-                continue;
+            let rec = match state.read::<BoxRecord>(BOXES, &name) {
+                Ok(Some(rec)) => rec,
+                Ok(None) => continue,
+                // One damaged record must not hide every other box. It names no cgroup
+                // isol could trust, so it is left for the user to look at and remove.
+                Err(e) => {
+                    eprintln!("isol: {e}; skipped (isol rm -f {name} removes the record)");
+                    continue;
+                }
             };
             match rec.state() {
                 BoxState::Dead => dead.push(rec),
@@ -485,7 +492,16 @@ pub fn freeze(state: &StateDir, name: &str, frozen: bool) -> Result<u8> {
 /// `isol rm`.
 pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
     for name in names {
-        let rec = record::load(state, name)?;
+        let rec = match record::load(state, name) {
+            Ok(rec) => rec,
+            Err(e) if force && unreadable(&e) => {
+                let _lock = state.lock()?;
+                state.remove(BOXES, name)?;
+                eprintln!("isol: {e:#}; removed the record (whatever it named was not cleaned up)");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if rec.liveness() == BoxState::Running {
             if !force {
                 bail!("box {name} is running (stop it with `isol kill {name}`, or use `isol rm -f {name}`)");
@@ -500,6 +516,14 @@ pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
         wait_for_supervisor(&rec);
     }
     Ok(0)
+}
+
+/// Whether `e` is a record that exists but cannot be parsed.
+fn unreadable(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<isol_ns_core::Error>(),
+        Some(isol_ns_core::Error::Parse { .. })
+    )
 }
 
 /// Waits (up to 5 s) for a detached box's supervisor to notice the box is gone and exit,

@@ -349,3 +349,27 @@ fn events_report_an_oom_kill_and_the_exit() {
     assert!(events.iter().all(|e| e["box"] == "ev"));
     env.isol(&["rm", "ev"]).ok();
 }
+
+/// A damaged record (here, cut short) does not hide the other boxes from `ps` or stop
+/// `gc`; `rm` refuses it, and `rm -f` removes it.
+#[test]
+fn a_damaged_record_hides_nothing_else() {
+    let Some(env) = Env::new("a_damaged_record_hides_nothing_else") else {
+        return;
+    };
+    env.run(&["-d", "--name", "good", "--", "sleep", "60"]).ok();
+    let junk = env.state.path().join("boxes/junk.json");
+    std::fs::write(&junk, "{").unwrap();
+    for cmd in [&["ps"][..], &["gc"]] {
+        let out = env.isol(cmd);
+        assert_eq!(out.code, 0, "{cmd:?}: {out:?}");
+        assert!(out.stderr.contains("junk.json"), "{cmd:?}: {out:?}");
+    }
+    assert!(env.isol(&["ps"]).ok().contains("good"));
+    let out = env.isol(&["rm", "junk"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(junk.exists());
+    env.isol(&["rm", "-f", "junk"]).ok();
+    assert!(!junk.exists());
+    env.isol(&["rm", "-f", "good"]).ok();
+}
