@@ -7,6 +7,15 @@
 use std::io;
 use std::path::PathBuf;
 
+/// ` PATH`, or nothing for an empty path (a step that acts on none).
+fn after_space(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" {}", path.display())
+    }
+}
+
 /// Shorthand for results in isol's libraries.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -92,7 +101,7 @@ pub enum Error {
     /// A step of spawning a process failed: in the parent (`clone3`, finding the
     /// program) or in the child between clone and exec (`pivot_root`, `sethostname`,
     /// `setns`, `execve`…), with the errno the kernel gave.
-    #[error("spawn: {step} {}: {source}", path.display())]
+    #[error("spawn: {step}{}: {source}", after_space(path))]
     Spawn {
         /// The step, e.g. `pivot_root` or `execve`.
         step: &'static str,

@@ -121,6 +121,14 @@ impl Rlimit {
             .ok_or_else(|| Error::invalid("ulimit", &self.name, "unknown resource"))
     }
 
+    /// The name of an `RLIMIT_*` number (`nofile`), for labels.
+    pub(crate) fn name_of(resource: u32) -> &'static str {
+        RESOURCES
+            .iter()
+            .find(|(_, r)| *r == resource)
+            .map_or("", |(n, _)| *n)
+    }
+
     /// `struct rlimit64` values (`RLIM_INFINITY` for unlimited).
     pub(crate) fn raw(&self) -> (u64, u64) {
         let v = |x: Option<u64>| x.unwrap_or(u64::MAX); // RLIM64_INFINITY

@@ -105,6 +105,14 @@ impl ChildOp {
             ChildOp::ReadOnly { .. } => "make read-only",
         }
     }
+
+    /// What the step acts on, for its error: the limit's name for setrlimit.
+    pub(crate) fn detail(&self) -> &'static str {
+        match self {
+            ChildOp::Setrlimit { resource, .. } => super::Rlimit::name_of(*resource),
+            _ => "",
+        }
+    }
 }
 
 fn errno() -> i32 {

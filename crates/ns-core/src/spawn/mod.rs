@@ -588,7 +588,7 @@ impl Command {
             .uid
             .or_else(|| user_new.filter(|u| maps_root(&u.uid_map)).map(|_| 0));
         for op in hardening.iter().flat_map(|h| &h.before_ids) {
-            prog.command(op.name(), "", Op::Security(op.clone()));
+            prog.command(op.name(), op.detail(), Op::Security(op.clone()));
         }
         if let Some(groups) = &self.groups {
             prog.command(
