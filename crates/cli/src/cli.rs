@@ -380,7 +380,8 @@ pub struct LimitArgs {
     /// The memory nodes the box may use (0).
     #[arg(long, value_name = "LIST", help_heading = "Limits")]
     pub cpuset_mems: Option<String>,
-    /// The most tasks the box may hold (0: none may be created; max).
+    /// The most tasks the box may hold, its init included when it has a pid namespace
+    /// (0: none may be created; max).
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub pids: Option<String>,
     /// Relative I/O weight, 1..=10000 (default 100).

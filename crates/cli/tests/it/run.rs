@@ -247,6 +247,16 @@ fn an_oom_kill_is_reported_with_the_limit() {
         "isol: box hog was killed by the OOM killer (memory limit 32M)"
     );
     assert_eq!(env.snapshot(), before);
+    // A limit too small to start anything: isol's own failure, saying why (the OOM kill
+    // before exec, or on v2, where the child starts inside the cgroup, clone3's ENOMEM).
+    let out = env.run(&["--memory", "1", "--", "/bin/true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    let err = out.stderr.trim_end();
+    assert!(
+        err.ends_with("its memory limit is too small") || err.contains("clone3"),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(), before);
 }
 
 /// Sends `sig` to a foreground `isol run` once its box has said `ready`, and returns

@@ -778,7 +778,7 @@ impl Command {
                     go(&mut go_wr)?;
                 }
                 Some(r) if r.tag == sys::TAG_ERROR => return Err(failed(r)),
-                other => return Err(died(other)),
+                other => return Err(died(other, cgroup.as_deref())),
             }
         }
         drop(go_wr);
@@ -786,7 +786,7 @@ impl Command {
             Some(r) if r.tag == sys::TAG_ERROR => return Err(failed(r)),
             Some(r) if r.tag == sys::TAG_EXEC_OK && init => {}
             None if !init => {}
-            other => return Err(died(other)),
+            other => return Err(died(other, cgroup.as_deref())),
         }
         let mut persisted: Vec<Persisted> = Vec::new();
         for (kind, path) in &self.persist {
@@ -843,8 +843,20 @@ impl Command {
     }
 }
 
-fn died(rec: Option<Record>) -> Error {
+/// The child ended (or spoke out of turn) before its command started. When the OOM
+/// killer ended it, the memory limit is too small to start anything, and the error
+/// says so rather than leave it to the kernel log.
+fn died(rec: Option<Record>, cgroup: Option<&dyn Cgroup>) -> Error {
+    let oom = || {
+        cgroup
+            .and_then(|c| c.oom_kills().ok())
+            .is_some_and(|n| n > 0)
+    };
     let what = match rec {
+        None if oom() => {
+            "the OOM killer ended the box before its command started: its memory limit is too small"
+                .to_string()
+        }
         None => "the child exited before it could exec".to_string(),
         Some(r) => format!("unexpected message {} from the child", r.tag),
     };
