@@ -316,6 +316,14 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     for t in &a.tmpfs {
         mounts.push(Mount::tmpfs(t, "mode=1777"));
     }
+    // A rootfs gets a /dev of its own: a device granted with --device is bound into it
+    // too, as docker makes the node (the host's /dev has it already).
+    if a.rootfs.is_some() {
+        for d in &a.security.device {
+            let (node, _) = isol_ns_core::security::device_spec(d);
+            mounts.push(Mount::bind(node, node));
+        }
+    }
     for m in mounts {
         // Without a rootfs the box sees this host's files: a missing mount point would
         // be made there, and outlive the box.

@@ -435,3 +435,36 @@ fn inspect_shows_the_security_in_force() {
     }
     assert_eq!(env.snapshot(), before);
 }
+
+/// A box with a rootfs gets a /dev of its own; `--device` puts the granted node there
+/// too (docker's behaviour), and the devices rule lets it be opened.
+#[test]
+fn a_granted_device_is_in_a_rootfs_boxs_dev() {
+    let Some(env) = Env::new("a_granted_device_is_in_a_rootfs_boxs_dev") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // The host's programs, read-only, in an otherwise empty root.
+    let mut args: Vec<String> = vec!["--rootfs".into(), root.path().display().to_string()];
+    for name in ["bin", "sbin", "usr", "lib", "lib64"] {
+        let host = std::path::Path::new("/").join(name);
+        let Ok(md) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
+        if md.file_type().is_symlink() {
+            let to = std::fs::read_link(&host).unwrap();
+            std::os::unix::fs::symlink(to, root.path().join(name)).unwrap();
+        } else if md.is_dir() {
+            args.extend(["--bind".into(), format!("/{name}:/{name}:ro")]);
+        }
+    }
+    let probe = "[ -c /dev/kmsg ] && echo node || echo no-node";
+    let run = |extra: &[&str]| -> String {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        all.extend(["--", "/bin/sh", "-c", probe]);
+        env.run(&all).ok()
+    };
+    assert_eq!(run(&[]), "no-node\n");
+    assert_eq!(run(&["--device", "/dev/kmsg:r"]), "node\n");
+}

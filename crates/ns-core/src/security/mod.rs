@@ -213,10 +213,7 @@ impl SecurityPolicy {
     /// `--device /dev/X[:PERMS]`: allows the device node's type and numbers (`rwm` unless
     /// PERMS is given, e.g. `/dev/fuse:rw`).
     pub fn device(&mut self, spec: &str) -> Result<&mut Self> {
-        let (path, access) = match spec.rsplit_once(':') {
-            Some((p, a)) if !a.is_empty() && a.chars().all(|c| "rwm".contains(c)) => (p, a),
-            _ => (spec, "rwm"),
-        };
+        let (path, access) = device_spec(spec);
         self.devices.push(device_rule(Path::new(path), access)?);
         Ok(self)
     }
@@ -252,6 +249,14 @@ impl SecurityPolicy {
             }
         }
         Ok(())
+    }
+}
+
+/// `/dev/X[:PERMS]` → the node's path and its access (`rwm` unless given).
+pub fn device_spec(spec: &str) -> (&str, &str) {
+    match spec.rsplit_once(':') {
+        Some((p, a)) if !a.is_empty() && a.chars().all(|c| "rwm".contains(c)) => (p, a),
+        _ => (spec, "rwm"),
     }
 }
 
