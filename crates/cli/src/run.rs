@@ -327,8 +327,14 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     for m in mounts {
         // Without a rootfs the box sees this host's files: a missing mount point would
         // be made there, and outlive the box.
-        let absent = m.target.is_absolute() && std::fs::symlink_metadata(&m.target).is_err();
-        if a.rootfs.is_none() && absent {
+        let exists = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
+        let absent = m.target.is_absolute() && !exists(&m.target);
+        // (A missing source is the library's to report first.)
+        let source_there = match &m.source {
+            isol_ns_core::namespace::MountSource::Bind(src) => exists(src),
+            _ => true,
+        };
+        if a.rootfs.is_none() && absent && source_there {
             bail!(
                 "mount point {} does not exist; without --rootfs the box sees this host's files, and isol makes no directories or files there (create it first, or use --rootfs)",
                 m.target.display()

@@ -70,7 +70,7 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
             vec!["/isol-no-such-dir", "--rootfs"],
         ),
         (
-            vec!["--bind", "/etc/hostname:/isol-no-such-file"],
+            vec!["--bind", "/dev/null:/isol-no-such-file"],
             vec!["/isol-no-such-file"],
         ),
         (vec!["--ns", "net", "--tmpfs", "/t"], vec!["tmpfs", "mnt"]),
