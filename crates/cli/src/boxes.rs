@@ -436,8 +436,16 @@ pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) ->
     if rec.liveness() != BoxState::Running {
         bail!("box {name} is not running");
     }
+    // A frozen box takes SIGKILL only once thawed on v1 (v2 lets it through): thawed
+    // after it, as `docker kill` unpauses, so that the kill is not left pending.
+    let thaw_after = sig == nix::sys::signal::Signal::SIGKILL && rec.state() == BoxState::Frozen;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.process.pid as i32), sig)
         .with_context(|| format!("send {sig} to box {name} (pid {})", rec.process.pid))?;
+    if thaw_after {
+        rec.open_cgroup()?
+            .thaw()
+            .with_context(|| format!("thaw box {name} so that SIGKILL ends it"))?;
+    }
     if let Some(t) = timeout {
         let deadline = Instant::now() + Duration::from_secs_f64(t);
         while rec.process.alive() && Instant::now() < deadline {

@@ -373,3 +373,19 @@ fn a_damaged_record_hides_nothing_else() {
     assert!(!junk.exists());
     env.isol(&["rm", "-f", "good"]).ok();
 }
+
+/// `kill -s KILL` ends a frozen box (v1's freezer holds even SIGKILL until a thaw).
+#[test]
+fn kill_ends_a_frozen_box() {
+    let Some(env) = Env::new("kill_ends_a_frozen_box") else {
+        return;
+    };
+    env.run(&["-d", "--name", "cold", "--", "sleep", "60"]).ok();
+    let pid = env.isol(&["inspect", "cold", "--json"]).json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    env.isol(&["freeze", "cold"]).ok();
+    env.isol(&["kill", "-s", "KILL", "cold"]).ok();
+    eventually("the frozen box to die", || !alive(pid));
+    env.isol(&["rm", "-f", "cold"]).ok();
+}
