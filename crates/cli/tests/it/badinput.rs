@@ -154,15 +154,7 @@ fn conflicting_flags_are_refused_and_leave_the_box_and_pod_alone() {
     };
     let before = env.snapshot();
     env.run(&["-d", "--name", "peer", "--", "sleep", "60"]).ok();
-    let mut create = vec!["pod", "create", "pp"];
-    let parent: Vec<String> = env
-        .location()
-        .0
-        .iter()
-        .flat_map(|(k, p)| ["--cgroup-parent".to_string(), format!("{k}:{p}")])
-        .collect();
-    create.extend(parent.iter().map(String::as_str));
-    env.isol(&create).ok();
+    env.pod_create("pp", &[]).ok();
     let v2 = isol_testkit::host().mode == isol_ns_core::CgroupMode::Unified;
     let other_backend = if v2 { "cgroup-v1" } else { "cgroup-v2" };
     let during = env.snapshot();

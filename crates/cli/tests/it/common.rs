@@ -145,6 +145,15 @@ impl Env {
         self.isol(&self.run_args(args))
     }
 
+    /// `isol pod create NAME ARGS… --cgroup-parent <scratch>` (its members then need no
+    /// `--cgroup-parent`).
+    pub fn pod_create(&self, name: &str, args: &[&str]) -> Out {
+        let mut all: Vec<&str> = vec!["pod", "create", name];
+        all.extend_from_slice(args);
+        all.extend(self.parent.iter().map(String::as_str));
+        self.isol(&all)
+    }
+
     /// The directories beneath the scratch cgroup, in every hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();

@@ -167,15 +167,7 @@ fn twenty_members_join_one_pod_at_once() {
         return;
     };
     let before = env.snapshot();
-    let mut create = vec!["pod", "create", "crowd", "--memory", "512M"];
-    let parent: Vec<String> = env
-        .location()
-        .0
-        .iter()
-        .flat_map(|(k, p)| ["--cgroup-parent".to_string(), format!("{k}:{p}")])
-        .collect();
-    create.extend(parent.iter().map(String::as_str));
-    env.isol(&create).ok();
+    env.pod_create("crowd", &["--memory", "512M"]).ok();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let r = s.spawn(|| reader(&env, &stop));

@@ -99,9 +99,7 @@ fn killing_isol_run_mid_spawn_leaves_nothing_gc_cannot_collect() {
     eprintln!("crash test seed: {seed} (replay with ISOL_CRASH_SEED={seed})");
     let mut rng = Rng(seed);
     // Every fifth run joins a pod: a member claims its name in the pod's record too.
-    let create = pod_create(&env, "crashpod");
-    env.isol(&create.iter().map(String::as_str).collect::<Vec<_>>())
-        .ok();
+    env.pod_create("crashpod", &[]).ok();
     let before = env.snapshot();
     assert!(env.marked().is_empty());
     let started = Instant::now();
@@ -165,16 +163,6 @@ fn killing_isol_run_mid_spawn_leaves_nothing_gc_cannot_collect() {
         killed > ITERATIONS / 2,
         "most runs were killed mid-way: {killed}"
     );
-}
-
-/// `pod create NAME --cgroup-parent <scratch>…`.
-fn pod_create(env: &Env, name: &str) -> Vec<String> {
-    let mut args: Vec<String> = ["pod", "create", name].map(String::from).to_vec();
-    for (k, p) in &env.location().0 {
-        args.push("--cgroup-parent".into());
-        args.push(format!("{k}:{p}"));
-    }
-    args
 }
 
 #[test]

@@ -19,15 +19,7 @@ fn pod_members_share_net_but_not_pid_and_rm_force_leaves_nothing() {
         return;
     };
     let before = env.snapshot();
-    let mut create = vec!["pod", "create", "pw", "--memory", "128M"];
-    let parent: Vec<String> = env
-        .location()
-        .0
-        .iter()
-        .flat_map(|(k, p)| ["--cgroup-parent".to_string(), format!("{k}:{p}")])
-        .collect();
-    create.extend(parent.iter().map(String::as_str));
-    assert_eq!(env.isol(&create).ok(), "pw\n");
+    assert_eq!(env.pod_create("pw", &["--memory", "128M"]).ok(), "pw\n");
     // Members: --pod, no --cgroup-parent (the pod's cgroup is their parent).
     for m in ["m1", "m2"] {
         let out = env.isol(&["run", "-d", "--pod", "pw", "--name", m, "--", "sleep", "60"]);

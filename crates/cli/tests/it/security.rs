@@ -23,6 +23,25 @@ fn status_inside(env: &Env, flags: &[&str]) -> (String, String, String) {
     (field("CapEff:"), field("NoNewPrivs:"), field("Seccomp:"))
 }
 
+/// Asserts isol's own failure: exit 125 and one line, `isol: …`, that contains `needle`.
+fn assert_one_line_error(out: &Out, needle: &str, what: &str) {
+    assert_eq!(out.code, 125, "{what}: {out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: {out:?}");
+    assert!(
+        lines[0].starts_with("isol: ") && lines[0].contains(needle),
+        "{what}: {}",
+        lines[0]
+    );
+}
+
+/// `text`'s lines with each run of blanks made one space (`Field:\tvalue`).
+fn squeezed(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 fn own_cap_eff() -> String {
     let text = std::fs::read_to_string("/proc/self/status").unwrap();
     text.lines()
@@ -76,10 +95,7 @@ fn the_inheritable_set_is_empty() {
             "-c",
             "grep -E '^Cap(Inh|Prm|Eff|Bnd)' /proc/self/status",
         ]);
-        let text = env.run(&args).ok();
-        text.lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
+        squeezed(&env.run(&args).ok())
     };
     assert_eq!(
         sets(&[]),
@@ -119,15 +135,7 @@ fn proc_sys_is_read_only_in_every_hardened_box() {
         assert_eq!(env.run(&args).ok(), "sys-refused\n", "{flags:?}");
     }
     // A pod member (beneath the pod's cgroup, so without --cgroup-parent).
-    let mut create = vec!["pod", "create", "sysp", "--share", "net,pid"];
-    let parent: Vec<String> = env
-        .location()
-        .0
-        .iter()
-        .flat_map(|(k, p)| ["--cgroup-parent".to_string(), format!("{k}:{p}")])
-        .collect();
-    create.extend(parent.iter().map(String::as_str));
-    env.isol(&create).ok();
+    env.pod_create("sysp", &["--share", "net,pid"]).ok();
     let member = env.isol(&["run", "--pod", "sysp", "--", "/bin/sh", "-c", probe]);
     env.isol(&["pod", "rm", "-f", "sysp"]).ok();
     assert_eq!(member.ok(), "sys-refused\n");
@@ -139,14 +147,7 @@ fn proc_sys_is_read_only_in_every_hardened_box() {
         let mut args = flags.to_vec();
         args.extend(["--", "/bin/true"]);
         let out = env.run(&args);
-        assert_eq!(out.code, 125, "{flags:?}: {out:?}");
-        let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{flags:?}: {out:?}");
-        assert!(
-            lines[0].contains("mount namespace of its own"),
-            "{}",
-            lines[0]
-        );
+        assert_one_line_error(&out, "mount namespace of its own", &format!("{flags:?}"));
     }
     assert_eq!(env.snapshot(), before);
     // The probe can tell: unhardened, the same box writes.
@@ -246,14 +247,7 @@ fn capabilities_isol_lacks_are_refused_and_all_is_what_it_holds() {
     };
     let before = env.snapshot();
     let out = without(&["--cap-add", "SYS_RESOURCE", "--", "/bin/true"]);
-    assert_eq!(out.code, 125, "{out:?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{out:?}");
-    assert!(
-        lines[0].starts_with("isol: ") && lines[0].contains("CAP_SYS_RESOURCE"),
-        "{}",
-        lines[0]
-    );
+    assert_one_line_error(&out, "CAP_SYS_RESOURCE", "--cap-add SYS_RESOURCE");
     assert_eq!(env.snapshot(), before);
 
     let own = u64::from_str_radix(&own_cap_eff(), 16).unwrap();
@@ -279,11 +273,6 @@ fn exec_is_as_hardened_as_the_box() {
     };
     let probe = "id -u; id -g; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
                  (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo sys-writable || echo sys-refused";
-    let lines = |out: String| -> Vec<String> {
-        out.lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
-    };
     env.run(&[
         "-d",
         "--name",
@@ -303,7 +292,7 @@ fn exec_is_as_hardened_as_the_box() {
         .isol(&["exec", "lean", "--", "/bin/sh", "-c", probe])
         .ok();
     assert_eq!(
-        lines(out),
+        squeezed(&out),
         [
             "1000",
             "1000",
@@ -317,7 +306,7 @@ fn exec_is_as_hardened_as_the_box() {
         .isol(&["exec", "plain", "--", "/bin/sh", "-c", probe])
         .ok();
     assert_eq!(
-        lines(out),
+        squeezed(&out),
         [
             "0",
             "0",
@@ -355,14 +344,7 @@ fn bad_security_flags_are_one_line_and_leave_nothing() {
         let mut args = flags.to_vec();
         args.extend(["--", "/bin/true"]);
         let out = env.run(&args);
-        assert_eq!(out.code, 125, "{flags:?}: {out:?}");
-        let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{flags:?}: {out:?}");
-        assert!(
-            lines[0].starts_with("isol: ") && lines[0].contains(needle),
-            "{flags:?}: {}",
-            lines[0]
-        );
+        assert_one_line_error(&out, needle, &format!("{flags:?}"));
     }
     assert_eq!(env.snapshot(), before);
 }

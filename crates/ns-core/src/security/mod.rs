@@ -756,7 +756,7 @@ mod tests {
             let gone = Capability::SYS_RESOURCE;
             let mut mine = CapSet::held().unwrap();
             mine.remove(gone);
-            sys::set_own_capabilities(mine.bits()).unwrap();
+            sys::capset(mine.bits()).unwrap();
             assert_eq!(CapSet::held().unwrap(), mine);
             let w = Where {
                 changes_uid: false,

@@ -178,10 +178,10 @@ pub(crate) fn permitted_capabilities() -> std::io::Result<u64> {
     Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
 }
 
-/// Sets the calling thread's permitted and effective capabilities to `caps` and clears
-/// its inheritable ones (for tests that need a caller holding less).
-#[cfg(test)]
-pub(crate) fn set_own_capabilities(caps: u64) -> std::io::Result<()> {
+/// `capset(v3)` of the calling thread: effective = permitted = `caps`, inheritable
+/// empty. Only system calls, on the stack: the child runs it between clone and exec, and
+/// tests that need a caller holding less run it on a thread of their own.
+pub(crate) fn capset(caps: u64) -> Result<(), i32> {
     let hdr = CapHeader {
         version: CAP_V3,
         pid: 0,
@@ -193,11 +193,7 @@ pub(crate) fn set_own_capabilities(caps: u64) -> std::io::Result<()> {
     };
     let data = [word(caps as u32), word((caps >> 32) as u32)];
     // SAFETY: a v3 header and the two data words it reads, on our stack.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })
 }
 
 #[repr(C)]
@@ -361,22 +357,7 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
             Ok(())
         }
         ChildOp::KeepCaps => prctl(libc::PR_SET_KEEPCAPS, 1),
-        ChildOp::Capset { caps } => {
-            let hdr = CapHeader {
-                version: CAP_V3,
-                pid: 0,
-            };
-            let word = |w: u32| CapData {
-                effective: w,
-                permitted: w,
-                inheritable: 0,
-            };
-            let data = [word(*caps as u32), word((*caps >> 32) as u32)];
-            // SAFETY: a v3 header and the two data words it asks for, on our stack.
-            check(unsafe {
-                libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr())
-            })
-        }
+        ChildOp::Capset { caps } => capset(*caps),
         ChildOp::ClearAmbient => {
             // SAFETY: integer arguments only.
             check(unsafe {
