@@ -38,9 +38,8 @@
 //!    command runs as another uid, `PR_SET_KEEPCAPS` keeps the permitted set across…
 //! 4. …`setgroups`/`setresgid`/`setresuid` (the spawn's own steps);
 //! 5. `capset` sets effective and permitted and empties inheritable; the ambient set is
-//!    cleared
-//!    (a non-root command then loses them at exec, as under docker: capabilities(7),
-//!    "Transformation of capabilities during execve()");
+//!    cleared (a non-root command then loses them at exec, as under docker:
+//!    capabilities(7), "Transformation of capabilities during execve()");
 //! 6. `PR_SET_NO_NEW_PRIVS`;
 //! 7. the seccomp filters, last, right before `execve` — or, when no_new_privs is off,
 //!    first (before step 2): without no_new_privs the kernel demands CAP_SYS_ADMIN to
