@@ -365,8 +365,13 @@ pub struct LimitArgs {
     /// Memory throttling threshold (cgroup v2 only).
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub memory_high: Option<String>,
-    /// Swap allowed in addition to --memory.
-    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    /// Swap allowed in addition to --memory (-1 or max: unlimited).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        help_heading = "Limits",
+        allow_hyphen_values = true
+    )]
     pub memory_swap: Option<String>,
     /// CPU bandwidth in cpus (0.5, 2, max).
     #[arg(long, value_name = "N", help_heading = "Limits")]

@@ -497,7 +497,7 @@ impl Pod {
         if !force && m.process.alive() {
             return Err(Error::Refused {
                 what: format!("remove member {member} of pod {}", self.record.name),
-                reason: "it is running; use force to kill it".into(),
+                reason: "it is running; remove it with force (isol rm -f) to kill it".into(),
             });
         }
         // Gone already is fine: a remover that died between destroying the cgroup and
@@ -563,7 +563,7 @@ impl Pod {
             return Err(Error::Refused {
                 what: format!("remove pod {name}"),
                 reason: format!(
-                    "members still run ({}); stop them or use force to kill them",
+                    "members still run ({}); stop them, or remove the pod with force (isol pod rm -f) to kill them",
                     running.join(", ")
                 ),
             });

@@ -82,6 +82,8 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--memory", "12XB"], vec!["memory", "12XB"]),
         (vec!["--memory", "-5M"], vec!["-5"]),
         (vec!["--memory-swap", "1Q"], vec!["memory-swap", "1Q"]),
+        // A negative size other than -1 (unlimited) is the value's error, not clap's.
+        (vec!["--memory-swap", "-2"], vec!["memory-swap", "-2"]),
         (vec!["--cpus", "abc"], vec!["cpus", "abc"]),
         (vec!["--cpus", "0"], vec!["cpus"]),
         (vec!["--cpu-weight", "0"], vec!["weight", "0"]),

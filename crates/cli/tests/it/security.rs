@@ -340,6 +340,7 @@ fn bad_security_flags_are_one_line_and_leave_nothing() {
             &["--device", "/nonexistent-device"][..],
             "/nonexistent-device",
         ),
+        (&["--device", "/dev/null:x"][..], "access letters"),
     ] {
         let mut args = flags.to_vec();
         args.extend(["--", "/bin/true"]);

@@ -213,6 +213,17 @@ impl SecurityPolicy {
     /// PERMS is given, e.g. `/dev/fuse:rw`).
     pub fn device(&mut self, spec: &str) -> Result<&mut Self> {
         let (path, access) = device_spec(spec);
+        if let Some((node, bad)) = spec.rsplit_once(':').filter(|_| path == spec) {
+            if !Path::new(spec).exists() {
+                return Err(Error::invalid(
+                    "device",
+                    spec,
+                    format!(
+                        "{spec:?}: after {node}: come the access letters r, w and m, not {bad:?}"
+                    ),
+                ));
+            }
+        }
         self.devices.push(device_rule(Path::new(path), access)?);
         Ok(self)
     }
