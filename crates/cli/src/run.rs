@@ -350,6 +350,14 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         None => None,
     };
     if let Some(u) = user {
+        // The user namespace made for the box maps one id, the caller's, to 0.
+        let unmapped = u.uid != 0 || u.gid.is_some_and(|g| g != 0);
+        if new.contains(NamespaceKind::User) && unmapped {
+            bail!(
+                "user: {} does not exist in the box's user namespace, which maps only root (0) to you; drop --user or use --user 0",
+                a.user.as_deref().unwrap_or_default()
+            );
+        }
         set_user(&mut cmd, u);
     }
     for e in &a.env {

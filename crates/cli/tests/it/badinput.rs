@@ -76,6 +76,10 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--ns", "net", "--tmpfs", "/t"], vec!["tmpfs", "mnt"]),
         (vec!["--user", "bob"], vec!["user", "bob"]),
         (vec!["--user", "1:g"], vec!["user", "1:g"]),
+        (
+            vec!["--map-root", "--user", "5"],
+            vec!["user", "5", "maps only root"],
+        ),
         (vec!["--env", "=x"], vec!["env", "=x"]),
         (vec!["--env", "NOEQUALS"], vec!["env", "NOEQUALS"]),
         (vec!["--workdir", &workdir_missing], vec![missing]),
