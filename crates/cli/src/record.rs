@@ -197,26 +197,24 @@ impl BoxRecord {
     /// pid and time, where the init put the command), else what the record holds.
     pub fn namespaces_now(&self) -> BTreeMap<String, NsInfo> {
         use isol_ns_core::namespace::NsHandle;
-        if self.liveness() == BoxState::Running {
-            // A kind the kernel lacks (time before 5.6) has no file and is left out.
-            let live: BTreeMap<String, NsInfo> = NamespaceKind::ALL
-                .iter()
-                .filter_map(|&kind| {
-                    let inode = NsHandle::inode_of_pid(self.process.pid, kind, true).ok()?;
-                    let name = kind.proc_name();
-                    let info = NsInfo {
-                        inode,
-                        new: self.new_namespaces.contains(kind),
-                        path: self.namespaces.get(name).and_then(|n| n.path.clone()),
-                    };
-                    Some((name.to_string(), info))
-                })
-                .collect();
-            // Read from the same process: it did not end (and its pid was not reused)
-            // meanwhile.
-            if self.process.alive() {
-                return live;
-            }
+        // A kind the kernel lacks (time before 5.6) has no file and is left out.
+        let live: BTreeMap<String, NsInfo> = NamespaceKind::ALL
+            .iter()
+            .filter_map(|&kind| {
+                let inode = NsHandle::inode_of_pid(self.process.pid, kind, true).ok()?;
+                let name = kind.proc_name();
+                let info = NsInfo {
+                    inode,
+                    new: self.new_namespaces.contains(kind),
+                    path: self.namespaces.get(name).and_then(|n| n.path.clone()),
+                };
+                Some((name.to_string(), info))
+            })
+            .collect();
+        // Read from the box's own process only if it is still there afterwards (same
+        // start time): an ended box, or its pid reused, falls back to the record.
+        if self.exit.is_none() && self.process.alive() {
+            return live;
         }
         self.namespaces.clone()
     }
