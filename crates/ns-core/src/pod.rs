@@ -8,7 +8,7 @@
 //!   limits; members never share a cgroup. The layout is the same on v1 and v2.
 //! - the **shared namespaces**, kept alive as bind-mounted namespace files under the
 //!   record's entry directory (`<state>/pods/<name>.d/<kind>`). For net, ipc, uts (and
-//!   cgroup, mnt, user, time) a short-lived holder process makes them: it is spawned into
+//!   cgroup, user, time) a short-lived holder process makes them: it is spawned into
 //!   new namespaces of the shared kinds, its `/proc/PID/ns/*` files are bind-mounted, and
 //!   it is killed. Only a **shared pid namespace** needs a long-lived holder: a pid
 //!   namespace dies with its init, so the holder is pid 1 for every member and reaps for
@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::namespace::{Persisted, Slot};
+use crate::namespace::Persisted;
 use crate::spawn::{CgroupSpec, Child, Command, Stdio};
 use crate::state::{check_name, StateDir};
 use crate::{
@@ -250,11 +250,6 @@ impl Pod {
         if share.contains(NamespaceKind::Uts) {
             cmd.hostname(name);
         }
-        if share.contains(NamespaceKind::Mnt) {
-            // A shared mount namespace is the host's tree made private; no fresh /proc
-            // for one process's pid namespace.
-            cmd.plan_mut().mnt.new_mut().proc = false;
-        }
         if long_lived {
             cmd.cgroup(CgroupSpec::Create {
                 backend: backend.clone(),
@@ -442,11 +437,6 @@ impl Pod {
                 plan.set_new(kind);
             }
         }
-        if shared.contains(NamespaceKind::Mnt) {
-            if let Slot::New(_) = plan.mnt {
-                plan.mnt = Slot::Inherit;
-            }
-        }
         cmd.cgroup(CgroupSpec::Create {
             backend: self.backend.clone(),
             parent: Parent::At(self.record.cgroup.clone()),
@@ -604,6 +594,15 @@ fn check_share(share: NamespaceSet) -> Result<()> {
             "a pod shares at least one namespace kind (default net,ipc,uts)",
         ));
     }
+    // Each member mounts its own /proc (for its pid namespace) and masks its own paths
+    // there; in a shared mount namespace they would see the host's /proc, unmasked.
+    if share.contains(NamespaceKind::Mnt) {
+        return Err(Error::invalid(
+            "share",
+            share.to_string(),
+            "a pod cannot share mnt: each member needs a mount namespace of its own, for its /proc and its masked paths; share files through a bind mount of one host directory into each member instead",
+        ));
+    }
     if share.contains(NamespaceKind::User) && !share.contains(NamespaceKind::Pid) {
         return Err(Error::invalid(
             "share",
@@ -742,6 +741,8 @@ mod tests {
         assert!(check_share(NamespaceSet::EMPTY).is_err());
         assert!(check_share("user,net".parse().unwrap()).is_err());
         check_share("user,pid,net".parse().unwrap()).unwrap();
+        let err = check_share("net,mnt".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("cannot share mnt"), "{err}");
     }
 
     #[test]
