@@ -1070,11 +1070,34 @@ pub struct NsHandle {
     path: PathBuf,
 }
 
+/// Refuses a file that is not a namespace of `kind` (`NS_GET_NSTYPE`), which `setns`
+/// would only answer with EINVAL in the child.
+fn check_ns_type(file: &File, kind: NamespaceKind, path: &Path) -> Result<()> {
+    let what = match crate::spawn::sys::ns_type(file.as_fd()) {
+        Ok(found) if found == kind.clone_flag() => return Ok(()),
+        Ok(found) => match NamespaceKind::ALL.iter().find(|k| k.clone_flag() == found) {
+            Some(k) => format!("a namespace of kind {k}, not {kind}"),
+            None => format!("not a namespace of kind {kind}"),
+        },
+        Err(_) => "not a namespace file".to_string(),
+    };
+    Err(Error::invalid(
+        "namespace file",
+        path.display().to_string(),
+        format!(
+            "{} is {what} (give /proc/PID/ns/{} of a process in the one to join, or a bind-mounted copy of it)",
+            path.display(),
+            kind.proc_name()
+        ),
+    ))
+}
+
 impl NsHandle {
     /// Opens the namespace file at `path`, which must be of kind `kind`.
     pub fn open(kind: NamespaceKind, path: impl Into<PathBuf>) -> Result<NsHandle> {
         let path = path.into();
         let file = File::open(&path).map_err(|e| Error::io("open namespace", &path, e))?;
+        check_ns_type(&file, kind, &path)?;
         let md = file
             .metadata()
             .map_err(|e| Error::io("stat namespace", &path, e))?;
@@ -1215,6 +1238,19 @@ mod tests {
         let kinds: Vec<_> = plan.new_namespaces().iter().map(|n| n.kind()).collect();
         assert_eq!(kinds.last(), Some(&NamespaceKind::Mnt));
         assert_eq!(kinds.len(), 6);
+    }
+
+    #[test]
+    fn a_handle_is_of_the_kind_it_was_opened_as() {
+        for kind in NamespaceKind::ALL {
+            let h = NsHandle::of_pid(std::process::id(), kind, false).unwrap();
+            assert_eq!(h.kind(), kind);
+        }
+        // Another kind's file, or no namespace at all: named, before any setns.
+        let err = NsHandle::open(NamespaceKind::Net, "/proc/self/ns/uts").unwrap_err();
+        assert!(err.to_string().contains("kind uts, not net"), "{err}");
+        let err = NsHandle::open(NamespaceKind::Pid, "/proc/self/status").unwrap_err();
+        assert!(err.to_string().contains("not a namespace file"), "{err}");
     }
 
     #[test]

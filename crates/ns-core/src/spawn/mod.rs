@@ -23,7 +23,7 @@
 //!    created is destroyed, so nothing is left.
 
 pub mod program;
-mod sys;
+pub(crate) mod sys;
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, CString, OsStr, OsString};

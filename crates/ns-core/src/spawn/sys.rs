@@ -158,6 +158,20 @@ pub(crate) fn async_pidfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Ow
         .map_err(|e| e.into_parts().1)
 }
 
+/// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` flag of the namespace `fd`
+/// refers to; an error (ENOTTY) when it is not a namespace file.
+pub(crate) fn ns_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    /// `_IO(0xb7, 0x3)` in linux/nsfs.h.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl that takes no argument, on a borrowed (so open) fd.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
 pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: integer arguments and a NULL siginfo; the fd is borrowed, so open.
