@@ -210,13 +210,13 @@ impl Backend for V1Backend {
                 let dir = h.dir_of(path)?;
                 match std::fs::create_dir(&dir) {
                     Ok(()) => made.push(dir.clone()),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        return Err(Error::Refused {
-                            what: format!("create cgroup {}", dir.display()),
-                            reason: "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)".into(),
+                    Err(e) => {
+                        return Err(match e.kind() {
+                            std::io::ErrorKind::AlreadyExists => Error::cgroup_exists(&dir),
+                            std::io::ErrorKind::NotFound => Error::cgroup_parent_missing(&dir),
+                            _ => Error::io("mkdir", dir, e),
                         })
                     }
-                    Err(e) => return Err(Error::io("mkdir", dir, e)),
                 }
                 if h.key != CgroupLocation::UNIFIED && h.h.has("cpuset") {
                     cpuset::prepare(&dir)?;
@@ -340,7 +340,11 @@ mod tests {
         std::fs::create_dir_all(t.path().join("cpu,cpuacct/sup/me")).unwrap();
         let parent = Parent::Path(CgroupPath::new("/sup/me").unwrap());
         let err = b.create(&parent, "box", &Resources::default()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        assert!(
+            err.to_string()
+                .contains("systemd/sup/me does not exist (create it first"),
+            "{err}"
+        );
         assert!(
             !t.path().join("cpu,cpuacct/sup/me/box").exists(),
             "rolled back"

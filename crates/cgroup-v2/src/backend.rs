@@ -214,12 +214,20 @@ impl Backend for V2Backend {
         let path = parent_path.join(name)?;
         let dir = Self::dir_of(&self.hier, &path)?;
         if dir.exists() {
-            return Err(exists(&dir));
+            return Err(Error::cgroup_exists(&dir));
         }
+        let missing_parent = || dir.parent().is_some_and(|p| !p.is_dir());
         let (wanted, required) = to_enable(resources);
-        enable_controllers(&self.hier, &parent_path, &wanted, &required)?;
+        enable_controllers(&self.hier, &parent_path, &wanted, &required).map_err(|e| {
+            if missing_parent() {
+                Error::cgroup_parent_missing(&dir)
+            } else {
+                e
+            }
+        })?;
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => exists(&dir),
+            std::io::ErrorKind::AlreadyExists => Error::cgroup_exists(&dir),
+            std::io::ErrorKind::NotFound => Error::cgroup_parent_missing(&dir),
             _ => Error::io("mkdir", &dir, e),
         })?;
         let cg = match V2Cgroup::open_dir(self.hier.clone(), self.features, path, dir.clone()) {
@@ -259,14 +267,6 @@ impl Backend for V2Backend {
             path,
             dir,
         )?))
-    }
-}
-
-fn exists(dir: &std::path::Path) -> Error {
-    Error::Refused {
-        what: format!("create cgroup {}", dir.display()),
-        reason: "it already exists; isol only manages cgroups it created (pick another name, or destroy the old one)"
-            .into(),
     }
 }
 

@@ -346,7 +346,8 @@ pub struct RunArgs {
     /// The cgroup backend: auto, cgroup-v1 or cgroup-v2.
     #[arg(long, default_value = "auto")]
     pub backend: String,
-    /// Create the box's cgroup beneath this cgroup path (the same in every hierarchy),
+    /// Create the box's cgroup beneath this cgroup path, from the hierarchy's root (e.g.
+    /// /isol; the same in every hierarchy),
     /// or beneath HIERARCHY:PATH given once per hierarchy (e.g. memory:/a/b, as `isol
     /// inspect --json` shows a location). Default: beneath isol's own cgroup.
     #[arg(long, value_name = "PATH")]

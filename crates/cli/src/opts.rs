@@ -72,7 +72,7 @@ pub fn cgroup_parent(values: &[String]) -> Result<Parent> {
     match values {
         [] => Ok(Parent::Own),
         [one] if one.starts_with('/') || !one.contains(':') => {
-            Ok(Parent::Path(CgroupPath::new(one)?))
+            Ok(Parent::Path(absolute_cgroup(one, one)?))
         }
         many => {
             let mut loc = CgroupLocation::default();
@@ -86,7 +86,7 @@ pub fn cgroup_parent(values: &[String]) -> Result<Parent> {
                 })?;
                 if loc
                     .0
-                    .insert(key.to_string(), CgroupPath::new(path)?)
+                    .insert(key.to_string(), absolute_cgroup(v, path)?)
                     .is_some()
                 {
                     return Err(Error::invalid(
@@ -100,6 +100,21 @@ pub fn cgroup_parent(values: &[String]) -> Result<Parent> {
             Ok(Parent::At(loc))
         }
     }
+}
+
+/// A `--cgroup-parent` path (`path`, given as `value`): from the hierarchy's root, so it
+/// must say so with a leading `/` (a relative one could as well mean beneath isol's own
+/// cgroup, which is where boxes go without the flag).
+fn absolute_cgroup(value: &str, path: &str) -> Result<CgroupPath> {
+    if !path.starts_with('/') {
+        return Err(Error::invalid(
+            "cgroup-parent",
+            value,
+            format!("{path:?} is not absolute: a cgroup parent is a path from its hierarchy's root, as /proc/self/cgroup shows them (write /{path}; without the flag the box goes beneath isol's own cgroup)"),
+        )
+        .into());
+    }
+    Ok(CgroupPath::new(path)?)
 }
 
 /// `--bind SRC:DST[:ro]`.

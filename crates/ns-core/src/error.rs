@@ -152,6 +152,27 @@ impl Error {
         }
     }
 
+    /// Creating the cgroup directory `dir` was refused: it exists, and isol manages only
+    /// the cgroups it created. (Every backend's wording.)
+    pub fn cgroup_exists(dir: &std::path::Path) -> Self {
+        Error::Refused {
+            what: format!("create cgroup {}", dir.display()),
+            reason: "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)".into(),
+        }
+    }
+
+    /// The cgroup directory `dir` cannot be made because its parent does not exist.
+    pub fn cgroup_parent_missing(dir: &std::path::Path) -> Self {
+        let parent = dir.parent().unwrap_or(dir);
+        Error::Refused {
+            what: format!("create cgroup {}", dir.display()),
+            reason: format!(
+                "its parent cgroup {} does not exist (create it first, or choose another parent)",
+                parent.display()
+            ),
+        }
+    }
+
     /// The errno behind this error, when there is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {

@@ -225,7 +225,7 @@ fn parent_path_means_the_same_path_in_every_hierarchy() {
             // Here memory:/process_api/… has no counterpart in cpu:/ and the others: the
             // mkdir there fails, and the directories already made are removed again.
             assert!(!same_everywhere, "{e}");
-            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+            assert!(e.to_string().contains("does not exist"), "{e}");
             assert!(
                 !s.cgroup().dirs().iter().any(|d| d.join("p").exists()),
                 "a partial create was rolled back"

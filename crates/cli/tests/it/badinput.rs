@@ -53,6 +53,14 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--share", "net=box:nobox"], vec!["nobox"]),
         (vec!["--share", &share_missing], vec![missing]),
         (vec!["--share", "net="], vec!["share", "empty"]),
+        (
+            vec!["--share", "net=/proc/self/ns/uts"],
+            vec!["/proc/self/ns/uts", "uts, not net"],
+        ),
+        (
+            vec!["--share", "ipc=/proc/self/status"],
+            vec!["/proc/self/status", "not a namespace file"],
+        ),
         (vec!["--hostname", &long_host], vec!["hostname"]),
         (
             vec!["--ns", "net", "--hostname", "h"],
@@ -132,6 +140,20 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         args.extend(["--", "/bin/true"]);
         let out = env.run(&args);
         one_line(&args, &out, what);
+        assert_eq!(env.snapshot(), before, "{args:?} left something");
+    }
+    // The cgroup parent alone (the cases above add the scratch's, one per hierarchy):
+    // refused before any cgroup is made.
+    for (parent, what) in [
+        (
+            "/isol-no-such-parent/deeper",
+            ["/isol-no-such-parent/deeper", "does not exist"],
+        ),
+        ("relative/x", ["cgroup-parent", "write /relative/x"]),
+    ] {
+        let args = ["run", "--cgroup-parent", parent, "--", "/bin/true"];
+        let out = env.isol(&args);
+        one_line(&args, &out, &what);
         assert_eq!(env.snapshot(), before, "{args:?} left something");
     }
     // No command; an unknown flag; a flag without its value; an unknown pod.
@@ -280,6 +302,11 @@ fn every_command_refuses_an_unknown_or_invalid_name_and_bad_values() {
             vec!["cgroup-v9"],
         ),
         (vec!["pod", "create", "../p"], vec!["name", "../p"]),
+        // Members see their own /proc only in mount namespaces of their own.
+        (
+            vec!["pod", "create", "p1", "--share", "net,mnt"],
+            vec!["share", "mnt", "bind"],
+        ),
         (vec!["completions", "nosh"], vec!["nosh"]),
         (vec!["ps", "--bogus"], vec!["--bogus"]),
     ];
