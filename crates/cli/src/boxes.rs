@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::opts;
 use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, BOXES};
-use crate::render::print_table;
+use crate::render::{command_line, print_table};
 
 /// One row of `isol ps --json`. Field names are stable; fields are only ever added.
 #[derive(Serialize)]
@@ -165,7 +165,7 @@ pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
             r.pod.clone().unwrap_or_else(|| "-".into()),
             r.created.clone(),
             r.cgroup.clone().unwrap_or_default(),
-            r.command.join(" "),
+            command_line(&r.command),
         ]);
     }
     print_table(&table);
@@ -199,7 +199,7 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
     println!("name:       {}", s.name);
     println!("state:      {}", s.state);
     println!("pid:        {}", s.pid);
-    println!("command:    {}", s.command.join(" "));
+    println!("command:    {}", command_line(&s.command));
     println!("created:    {}", s.created);
     if let Some(f) = &out.finished {
         println!("finished:   {f}");

@@ -260,6 +260,30 @@ fn rm_force_of_a_running_box_leaves_nothing() {
 }
 
 #[test]
+fn a_command_shows_as_one_line_a_shell_reads_back() {
+    let Some(env) = Env::new("a_command_shows_as_one_line_a_shell_reads_back") else {
+        return;
+    };
+    let script = "sleep 60 &\nwait";
+    env.run(&["-d", "--name", "multi", "--", "/bin/sh", "-c", script])
+        .ok();
+    let shown = r"/bin/sh -c $'sleep 60 &\nwait'";
+    let table = env.isol(&["ps"]).ok();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one row: {table}");
+    assert!(lines[1].ends_with(shown), "{table}");
+    let text = env.isol(&["inspect", "multi"]).ok();
+    assert!(text.contains(&format!("\ncommand:    {shown}\n")), "{text}");
+    // JSON keeps the words as they were.
+    let json = env.isol(&["inspect", "multi", "--json"]).json();
+    assert_eq!(
+        json["command"],
+        serde_json::json!(["/bin/sh", "-c", script])
+    );
+    env.isol(&["rm", "-f", "multi"]).ok();
+}
+
+#[test]
 fn kill_with_a_grace_period_ends_in_sigkill() {
     let Some(env) = Env::new("kill_with_a_grace_period_ends_in_sigkill") else {
         return;
