@@ -259,12 +259,19 @@ fn an_oom_kill_is_reported_with_the_limit() {
     assert_eq!(env.snapshot(), before);
 }
 
-/// Sends `sig` to a foreground `isol run` once its box has said `ready`, and returns
-/// what isol exited with and printed.
-fn signal_foreground(env: &Env, script: &str, sig: nix::sys::signal::Signal) -> Out {
+/// Sends `sig` to a foreground `isol run FLAGS…` once its box has said `ready`, and
+/// returns what isol exited with and printed.
+fn signal_foreground(
+    env: &Env,
+    flags: &[&str],
+    script: &str,
+    sig: nix::sys::signal::Signal,
+) -> Out {
     use std::io::{BufRead, BufReader, Read};
+    let mut args = flags.to_vec();
+    args.extend(["--", "/bin/sh", "-c", script]);
     let mut child = env
-        .command(&env.run_args(&["--", "/bin/sh", "-c", script]))
+        .command(&env.run_args(&args))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -304,13 +311,17 @@ fn signals_to_a_foreground_isol_reach_the_box() {
     let trapping = "trap 'echo got-term; exit 42' TERM; trap 'echo got-usr1; exit 43' USR1; \
                     echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
                     exit 9";
-    let out = signal_foreground(&env, trapping, nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (42, "got-term\n"),
-        "{out:?}"
-    );
-    let out = signal_foreground(&env, trapping, nix::sys::signal::Signal::SIGUSR1);
+    // Also to a command of another user, which the init (holding only CAP_KILL of
+    // isol's capabilities) signals.
+    for flags in [&[][..], &["--user", "1000"]] {
+        let out = signal_foreground(&env, flags, trapping, nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (42, "got-term\n"),
+            "{flags:?}: {out:?}"
+        );
+    }
+    let out = signal_foreground(&env, &[], trapping, nix::sys::signal::Signal::SIGUSR1);
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (43, "got-usr1\n"),
@@ -320,6 +331,7 @@ fn signals_to_a_foreground_isol_reach_the_box() {
     // shell would (128 + 2) and removes the box.
     let out = signal_foreground(
         &env,
+        &[],
         "echo ready; exec sleep 10",
         nix::sys::signal::Signal::SIGINT,
     );

@@ -173,6 +173,29 @@ fn privileged_restores_what_the_defaults_take() {
     assert!(out.contains("sys-writable"), "{out}");
 }
 
+/// The box's pid 1, isol's init, keeps only CAP_KILL of isol's capabilities once the
+/// command runs (it reaps and forwards signals, to a command that may run as another
+/// user): in a default box, a privileged one and one whose command changes user. The
+/// init drops them as the command starts, so the probe waits up to a second for it.
+#[test]
+fn the_init_keeps_only_cap_kill() {
+    let Some(env) = Env::new("the_init_keeps_only_cap_kill") else {
+        return;
+    };
+    let probe =
+        "i=0; while [ $i -lt 100 ] && ! grep -q '^CapEff:.*0000000000000020$' /proc/1/status; \
+                 do sleep 0.01; i=$((i+1)); done; grep -E '^Cap(Prm|Eff)' /proc/1/status";
+    for flags in [&[][..], &["--privileged"], &["--user", "1000"]] {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", probe]);
+        assert_eq!(
+            squeezed(&env.run(&args).ok()),
+            ["CapPrm: 0000000000000020", "CapEff: 0000000000000020"],
+            "{flags:?}"
+        );
+    }
+}
+
 #[test]
 fn cap_drop_all_and_ulimit_do_what_they_say() {
     let Some(env) = Env::new("cap_drop_all_and_ulimit_do_what_they_say") else {

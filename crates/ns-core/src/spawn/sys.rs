@@ -373,6 +373,13 @@ unsafe fn init_main(p: &Prepared<'_>) -> ! {
     }
     libc::close(exec_pipe[0]);
     close_all_but(p.err_wr);
+    // From here the init only reaps and forwards signals: of its creator's capabilities
+    // it keeps CAP_KILL (the command may run as another user), so that nothing in the
+    // box's pid namespace holds more than the box. Before the parent hears of the exec,
+    // so that a spawn that returned finds it done.
+    if crate::security::sys::capset(1 << crate::security::Capability::KILL.number()).is_err() {
+        let _ = crate::security::sys::capset(0);
+    }
     send(p.err_wr, TAG_EXEC_OK, 0, pid);
     let all: u64 = !0;
     loop {
