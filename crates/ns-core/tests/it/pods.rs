@@ -321,6 +321,24 @@ fn a_shared_pid_namespace_has_a_holder_and_one_proc_for_all_members() {
         pod.namespace(NamespaceKind::Net).unwrap().inode()
     );
     let pid_ns = pod.namespace(NamespaceKind::Pid).unwrap().inode();
+    // What every member sees of the holder: pid 1 (its init) keeps CAP_KILL alone, the
+    // sleeping holder holds nothing and runs under no_new_privs and seccomp.
+    let status = |pid: &str| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap()
+        };
+        [field("CapEff:"), field("NoNewPrivs:"), field("Seccomp:")]
+    };
+    let init = holder.process.pid.to_string();
+    assert_eq!(status(&init)[0], "0000000000000020");
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let sleeper: Vec<&str> = children.split_whitespace().collect();
+    assert_eq!(sleeper.len(), 1, "the init's one child: {children:?}");
+    assert_eq!(status(sleeper[0]), ["0000000000000000", "1", "2"]);
 
     // A process outside the pod, which no member may see.
     let outsider = KillOnDrop(
