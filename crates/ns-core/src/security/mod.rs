@@ -37,8 +37,8 @@
 //! 3. the bounding set is reduced (needs CAP_SETPCAP, held until then), and when the
 //!    command runs as another uid, `PR_SET_KEEPCAPS` keeps the permitted set across…
 //! 4. …`setgroups`/`setresgid`/`setresuid` (the spawn's own steps);
-//! 5. `capset` sets effective and permitted and empties inheritable; the ambient set is
-//!    cleared (a non-root command then loses them at exec, as under docker:
+//! 5. `capset` sets effective and permitted and empties inheritable, and with it the
+//!    ambient set (a non-root command then loses them at exec, as under docker:
 //!    capabilities(7), "Transformation of capabilities during execve()");
 //! 6. `PR_SET_NO_NEW_PRIVS`;
 //! 7. the seccomp filters, last, right before `execve` — or, when no_new_privs is off,
@@ -295,7 +295,7 @@ fn device_rule(path: &Path, access: &str) -> Result<DeviceRule> {
 pub(crate) struct Plan {
     /// Steps before the id changes: rlimits, the early seccomp, the bounding set, keepcaps.
     pub before_ids: Vec<sys::ChildOp>,
-    /// Steps after: capset, ambient, no_new_privs, seccomp.
+    /// Steps after: capset (which empties the ambient set), no_new_privs, seccomp.
     pub after_ids: Vec<sys::ChildOp>,
     /// The masking and read-only mounts, in order, before pivot_root.
     pub mounts: Vec<MountStep>,
@@ -484,7 +484,6 @@ impl SecurityPolicy {
                 before.push(ChildOp::KeepCaps);
             }
             after.push(ChildOp::Capset { caps: keep });
-            after.push(ChildOp::ClearAmbient);
         }
         if self.no_new_privs {
             after.push(ChildOp::NoNewPrivs);
@@ -647,8 +646,8 @@ mod tests {
             ["setrlimit", "drop bounding set", "keep capabilities"]
         );
         let after = kinds(&plan.after_ids);
-        assert_eq!(&after[..3], ["capset", "clear ambient set", "no_new_privs"]);
-        assert!(after[3..].iter().all(|k| *k == "seccomp") && after.len() > 3);
+        assert_eq!(&after[..2], ["capset", "no_new_privs"]);
+        assert!(after[2..].iter().all(|k| *k == "seccomp") && after.len() > 2);
         // Files get /dev/null, directories an empty tmpfs, absent paths nothing (this
         // host's kernel may lack kcore or sysrq-trigger; timer_stats is gone since 4.11).
         for p in MASKED_PATHS.iter().chain(READONLY_PATHS) {

@@ -65,13 +65,13 @@ pub enum ChildOp {
     /// `prctl(PR_SET_KEEPCAPS, 1)`: keep the permitted set across a uid change (execve
     /// resets it).
     KeepCaps,
-    /// `capset(v3)`: effective = permitted = `caps`, inheritable empty.
+    /// `capset(v3)`: effective = permitted = `caps`, inheritable empty, which empties
+    /// the ambient set too (the kernel keeps no ambient capability that is not both
+    /// permitted and inheritable).
     Capset {
         /// The mask.
         caps: u64,
     },
-    /// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)`.
-    ClearAmbient,
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
     NoNewPrivs,
     /// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, &prog)`.
@@ -97,7 +97,6 @@ impl ChildOp {
             ChildOp::DropBounding { .. } => "drop bounding set",
             ChildOp::KeepCaps => "keep capabilities",
             ChildOp::Capset { .. } => "capset",
-            ChildOp::ClearAmbient => "clear ambient set",
             ChildOp::NoNewPrivs => "no_new_privs",
             ChildOp::Seccomp { .. } => "seccomp",
             ChildOp::Setrlimit { .. } => "setrlimit",
@@ -358,19 +357,6 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
         }
         ChildOp::KeepCaps => prctl(libc::PR_SET_KEEPCAPS, 1),
         ChildOp::Capset { caps } => capset(*caps),
-        ChildOp::ClearAmbient => {
-            // SAFETY: integer arguments only.
-            check(unsafe {
-                libc::syscall(
-                    libc::SYS_prctl,
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                    0usize,
-                    0usize,
-                    0usize,
-                )
-            })
-        }
         ChildOp::NoNewPrivs => prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
         ChildOp::Seccomp { program } => {
             let prog = SockFprog {

@@ -399,6 +399,71 @@ fn a_privileged_box_gets_it_all_back() {
     }
 }
 
+/// Raises `cap` in the calling thread's inheritable and ambient sets (it must be
+/// permitted): capget, capset, `PR_CAP_AMBIENT_RAISE`.
+fn raise_ambient(cap: u32) {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a v3 header and the two data words it fills or reads, on our stack.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()),
+            0
+        );
+        data[(cap / 32) as usize].inheritable |= 1 << (cap % 32);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()),
+            0
+        );
+        let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
+        assert_eq!(
+            libc::prctl(libc::PR_CAP_AMBIENT, raise, cap as libc::c_ulong, 0, 0),
+            0
+        );
+    }
+}
+
+/// A creator's ambient capabilities do not reach a hardened box: the capset that
+/// empties the inheritable set takes them with it (the kernel keeps no ambient
+/// capability that is not both permitted and inheritable). Without a policy the box
+/// keeps them, which shows the creator's reach its children. Run in a thread of its own,
+/// as capabilities are per thread.
+#[test]
+fn a_creators_ambient_capabilities_do_not_reach_a_box() {
+    if !require_root("a_creators_ambient_capabilities_do_not_reach_a_box") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    std::thread::spawn(|| {
+        let scratch = Scratch::new(backend_box(), "sec");
+        raise_ambient(13); // CAP_NET_RAW
+        let mine = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert_eq!(status_field(&mine, "CapAmb:"), "0000000000002000");
+        let plain = run_box(&scratch, "ambient-plain", None);
+        assert_eq!(plain.get("capamb"), "0000000000002000", "{:?}", plain.out);
+        let b = run_box(&scratch, "ambient", Some(SecurityPolicy::default()));
+        assert_eq!(b.get("capamb"), "0000000000000000", "{:?}", b.out);
+        assert_eq!(b.caps("capeff"), CapSet::docker_default());
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn cap_drop_all_leaves_no_capability() {
     if !require_root("cap_drop_all_leaves_no_capability") {
