@@ -84,6 +84,9 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--ns", "net", "--tmpfs", "/t"], vec!["tmpfs", "mnt"]),
         (vec!["--user", "bob"], vec!["user", "bob"]),
         (vec!["--user", "1:g"], vec!["user", "1:g"]),
+        // (uid_t)-1 would leave the command root.
+        (vec!["--user", "4294967295"], vec!["uid", "4294967295"]),
+        (vec!["--user", "1:4294967295"], vec!["gid", "4294967295"]),
         (
             vec!["--map-root", "--user", "5"],
             vec!["user", "5", "maps only root"],

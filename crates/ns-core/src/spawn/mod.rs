@@ -407,6 +407,21 @@ impl Command {
         for ns in &namespaces {
             ns.check(&ctx)?;
         }
+        // (uid_t)-1 is "leave it unchanged" to setresuid and setresgid: the command would
+        // keep running as root.
+        let ids = [("uid", self.uid), ("gid", self.gid)];
+        let groups = self.groups.iter().flatten().map(|&g| ("group", Some(g)));
+        if let Some((what, _)) = ids
+            .into_iter()
+            .chain(groups)
+            .find(|(_, id)| *id == Some(u32::MAX))
+        {
+            return Err(Error::invalid(
+                what,
+                u32::MAX.to_string(),
+                format!("{} is (uid_t)-1, which the kernel takes as \"leave the {what} unchanged\", so the command would keep isol's; give another number", u32::MAX),
+            ));
+        }
         let user_joined = joined.contains(NamespaceKind::User);
         if user_joined && new.contains(NamespaceKind::Pid) {
             return Err(Error::invalid("namespaces", "user joined, pid new", "a new pid namespace cannot be made inside a joined user namespace by isol; join the pid namespace too or keep the user namespace"));
