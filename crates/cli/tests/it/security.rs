@@ -196,6 +196,41 @@ fn the_init_keeps_only_cap_kill() {
     }
 }
 
+/// A default box without a rootfs has the caller's /sys, read-only in its own mount
+/// namespace: it cannot raise its own limits (or touch any other cgroup, or
+/// /sys/power). A privileged box can, which shows the probe can fail.
+#[test]
+fn a_default_box_cannot_raise_its_own_limits() {
+    let Some(env) = Env::new("a_default_box_cannot_raise_its_own_limits") else {
+        return;
+    };
+    let dirs: Vec<String> = env
+        .scratch
+        .cgroup()
+        .dirs()
+        .iter()
+        .map(|d| d.join("lim/pids.max").display().to_string())
+        .collect();
+    let script = format!(
+        "for f in {}; do [ -e $f ] || continue; (echo 1000 > $f) 2>/dev/null && echo raised || echo refused; cat $f; done",
+        dirs.join(" ")
+    );
+    let probe = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.extend([
+            "--name", "lim", "--pids", "5", "--", "/bin/sh", "-c", &script,
+        ]);
+        env.run(&args).ok()
+    };
+    assert_eq!(probe(&[]), "refused\n5\n");
+    assert_eq!(probe(&["--privileged"]), "raised\n1000\n");
+    let mine = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mine.lines().any(|l| l.contains(" /sys rw")),
+        "the caller's /sys stays writable: {mine}"
+    );
+}
+
 #[test]
 fn cap_drop_all_and_ulimit_do_what_they_say() {
     let Some(env) = Env::new("cap_drop_all_and_ulimit_do_what_they_say") else {

@@ -16,7 +16,9 @@
 //!   devices controller, or the v2 eBPF device program;
 //! - **masked and read-only paths** in `/proc` and `/sys`, in the box's own mount
 //!   namespace: `/dev/null` bound over files, an empty read-only tmpfs over directories
-//!   (one, bound over each), read-only bind mounts. A box that would stay in the
+//!   (one, bound over each), read-only bind mounts; without a rootfs, the caller's
+//!   `/sys` made read-only with the cgroup hierarchies beneath it (with one, the spawn
+//!   mounts `/sys` read-only itself). A box that would stay in the
 //!   caller's mount namespace, where none of this can be done for it alone, is refused;
 //!   one that joins another's mount namespace finds them there;
 //! - **rlimits** ([`Rlimit`]).
@@ -309,6 +311,9 @@ pub(crate) enum MountStep {
     Mask { path: PathBuf, dir: bool },
     /// Bind onto itself, read-only (with what is beneath); nothing where absent.
     ReadOnly(PathBuf),
+    /// A mount already (the caller's `/sys`, in a box without a rootfs): read-only, with
+    /// what is mounted beneath (the cgroup hierarchies).
+    ReadOnlyMount(PathBuf),
 }
 
 /// Records the masking and read-only mounts into the command's steps, before its
@@ -340,13 +345,21 @@ pub(crate) fn record_mounts(
         );
     }
     for m in mounts {
-        if let MountStep::ReadOnly(p) = m {
-            prog.command_before_pivot(
-                "bind read-only",
-                p,
-                Op::Security(ChildOp::ReadOnly { dst: cpath(p)? }),
-            );
-        }
+        let (p, bind) = match m {
+            MountStep::ReadOnly(p) => (p, true),
+            MountStep::ReadOnlyMount(p) => (p, false),
+            MountStep::Mask { .. } => continue,
+        };
+        let what = if bind {
+            "bind read-only"
+        } else {
+            "make read-only"
+        };
+        let op = ChildOp::ReadOnly {
+            dst: cpath(p)?,
+            bind,
+        };
+        prog.command_before_pivot(what, p, Op::Security(op));
     }
     Ok(())
 }
@@ -398,6 +411,16 @@ fn host_kind(path: &Path) -> Option<bool> {
         }
     }
     kind
+}
+
+/// Whether `path` is where a filesystem is mounted, told by its device differing from
+/// its parent's (a bind of the same filesystem would not show, but holds nothing of the
+/// kernel's either).
+fn is_mount(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    matches!((dev(path), dev(parent)), (Some(a), Some(b)) if a != b)
 }
 
 /// What the spawn knows that the policy's steps depend on.
@@ -512,6 +535,12 @@ impl SecurityPolicy {
                 if host_kind(p).is_some() {
                     mounts.push(MountStep::ReadOnly(inside(p)));
                 }
+            }
+            // Without a rootfs the box has the caller's /sys, writable: its own cgroup's
+            // limits, every other cgroup, /sys/power/state. (With one, the spawn mounts
+            // /sys read-only itself.)
+            if w.rootfs.is_none() && protects_paths && is_mount(Path::new("/sys")) {
+                mounts.push(MountStep::ReadOnlyMount("/sys".into()));
             }
         }
         Ok(Plan {
@@ -675,6 +704,10 @@ mod tests {
         assert!(plan
             .mounts
             .contains(&MountStep::ReadOnly("/proc/sys".into())));
+        // Without a rootfs, the caller's /sys, made read-only in the box.
+        let sys = MountStep::ReadOnlyMount("/sys".into());
+        assert_eq!(plan.mounts.last(), Some(&sys));
+        let masks = |m: Vec<MountStep>| m.into_iter().filter(|m| *m != sys).collect::<Vec<_>>();
         assert!(!plan
             .mounts
             .iter()
@@ -689,9 +722,9 @@ mod tests {
             readonly_paths: Vec::new(),
             ..SecurityPolicy::default()
         };
-        assert!(q.plan(&w).unwrap().mounts.is_empty());
+        assert!(masks(q.plan(&w).unwrap().mounts).is_empty());
         std::fs::create_dir(&late).unwrap();
-        let found = q.plan(&w).unwrap().mounts;
+        let found = masks(q.plan(&w).unwrap().mounts);
         assert_eq!(
             found,
             [MountStep::Mask {
@@ -751,6 +784,11 @@ mod tests {
             path: "/srv/root/proc/keys".into(),
             dir: false
         }));
+        // The spawn mounts a rootfs's /sys read-only itself.
+        assert!(!plan
+            .mounts
+            .iter()
+            .any(|m| matches!(m, MountStep::ReadOnlyMount(_))));
     }
 
     /// A box gets no capability its creator lacks: run in a thread of its own that gave

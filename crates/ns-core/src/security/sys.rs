@@ -54,6 +54,9 @@ pub enum ChildOp {
     ReadOnly {
         /// The path.
         dst: CString,
+        /// Bind it onto itself first; without, `dst` is a mount already (`/sys`), and
+        /// only its attributes change.
+        bind: bool,
     },
     /// `prctl(PR_CAPBSET_DROP, n)` for every `n ≤ last_cap` not in `keep`.
     DropBounding {
@@ -314,8 +317,13 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
             }
             Ok(())
         }
-        ChildOp::ReadOnly { dst } => {
-            match mount(Some(dst), dst, None, libc::MS_BIND | libc::MS_REC, None) {
+        ChildOp::ReadOnly { dst, bind } => {
+            let made = if *bind {
+                mount(Some(dst), dst, None, libc::MS_BIND | libc::MS_REC, None)
+            } else {
+                Ok(())
+            };
+            match made {
                 Err(libc::ENOENT) => return Ok(()),
                 r => r?,
             }
@@ -553,9 +561,13 @@ mod tests {
                 masked("f1/below-a-file", true),
             ],
         };
-        let ro = ChildOp::ReadOnly { dst: c("ro") };
+        let ro = ChildOp::ReadOnly {
+            dst: c("ro"),
+            bind: true,
+        };
         let ro_absent = ChildOp::ReadOnly {
             dst: c("absent-ro"),
+            bind: true,
         };
         let sub = c("ro/sub");
         let names: Vec<CString> = ["d1", "d2", "dir-guessed-file.d", "f1", "dir-guessed-file"]

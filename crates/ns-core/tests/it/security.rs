@@ -146,6 +146,15 @@ fn probe() {
         out.insert(name, open_errno(&path));
     }
     out.insert("sysrq", open_for_write("/proc/sysrq-trigger"));
+    let sys_flags = nix::sys::statvfs::statvfs("/sys").map(|s| s.flags());
+    out.insert(
+        "sys",
+        match sys_flags {
+            Ok(f) if f.contains(nix::sys::statvfs::FsFlags::ST_RDONLY) => "ro".into(),
+            Ok(_) => "rw".into(),
+            Err(e) => format!("error {e}"),
+        },
+    );
     out.insert("procsys", open_for_write("/proc/sys/kernel/hostname"));
     out.insert("kcore", shape("/proc/kcore"));
     out.insert("keys", shape("/proc/keys"));
@@ -300,6 +309,8 @@ fn a_default_box_cannot_reach_the_host() {
     assert_eq!(b.get("capamb"), "0000000000000000");
     assert_eq!(b.get("nonewprivs"), "1");
     assert_eq!(b.get("seccomp"), "2");
+    // The caller's /sys, read-only in the box's mount namespace.
+    assert_eq!(b.get("sys"), "ro");
     // keyctl needs no privilege: only seccomp refuses it.
     assert_eq!(b.errno("keyctl"), libc::EPERM);
     assert_eq!(b.errno("kexec"), libc::EPERM);
@@ -365,6 +376,7 @@ fn a_privileged_box_gets_it_all_back() {
     assert_eq!(b.caps("capeff").bits(), mine, "{:?}", b.out);
     assert_eq!(b.get("nonewprivs"), "0");
     assert_eq!(b.get("seccomp"), "0");
+    assert_eq!(b.get("sys"), "rw");
     assert_ne!(b.errno("keyctl"), libc::EPERM);
     let kexec_disabled = std::fs::read_to_string("/proc/sys/kernel/kexec_load_disabled")
         .is_ok_and(|v| v.trim() == "1");
