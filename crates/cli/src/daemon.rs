@@ -14,7 +14,7 @@
 //! and refuses otherwise; isol forks before it starts any runtime or thread.
 #![allow(unsafe_code)]
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 
@@ -40,6 +40,34 @@ pub fn fork() -> Result<Forked> {
     match unsafe { nix::unistd::fork() }.context("fork the supervisor")? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// The fds above stderr that isol's caller left open to it, from `/proc/self/fd`: read
+/// before isol opens anything of its own, so that the supervisor can close them once the
+/// box is started and hold no pipe, socket or file of the caller's for the box's life.
+pub fn inherited_fds() -> Vec<RawFd> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    // The directory's own fd was in the listing and is closed now.
+    fds.into_iter()
+        // SAFETY: F_GETFD only asks whether the fd is open.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+/// Closes what [`inherited_fds`] found.
+pub fn close_inherited(fds: &[RawFd]) {
+    for &fd in fds {
+        // SAFETY: these fds were the caller's, open before isol opened any, and nothing
+        // of isol's owns them.
+        unsafe { libc::close(fd) };
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -54,10 +55,12 @@ struct Prepared {
 
 /// `isol run`.
 pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
-    let prep = prepare(state, &a)?;
     if a.detach {
-        return detach(state, prep);
+        let inherited = daemon::inherited_fds();
+        let prep = prepare(state, &a)?;
+        return detach(state, prep, &inherited);
     }
+    let prep = prepare(state, &a)?;
     let forwarder = Forwarder::install()?;
     let (mut child, rec) = start(state, prep, false)?;
     let status = forwarder.wait(&mut child);
@@ -594,7 +597,7 @@ fn describe(child: &Child, rec: &mut BoxRecord) -> isol_ns_core::Result<()> {
 }
 
 /// `isol run -d`: fork the supervisor, let it start the box, relay the outcome.
-fn detach(state: &StateDir, prep: Prepared) -> Result<u8> {
+fn detach(state: &StateDir, prep: Prepared, inherited: &[RawFd]) -> Result<u8> {
     let (mut rd, wr) = pipe()?;
     match daemon::fork()? {
         daemon::Forked::Parent(supervisor) => {
@@ -627,14 +630,20 @@ fn detach(state: &StateDir, prep: Prepared) -> Result<u8> {
         }
         daemon::Forked::Child => {
             drop(rd);
-            let code = supervise(state, prep, wr);
+            let code = supervise(state, prep, wr, inherited);
             std::process::exit(code);
         }
     }
 }
 
-/// The supervisor: starts the box, reports, waits, records the exit status.
-fn supervise(state: &StateDir, prep: Prepared, mut report: std::fs::File) -> i32 {
+/// The supervisor: starts the box, reports, waits, records the exit status. Once the
+/// box runs it closes the fds its caller had left open to isol (`inherited`).
+fn supervise(
+    state: &StateDir,
+    prep: Prepared,
+    mut report: std::fs::File,
+    inherited: &[RawFd],
+) -> i32 {
     if let Err(e) = daemon::detach_stdio() {
         let _ = write!(report, "125\n{}\0", crate::chain(&e));
         return 125;
@@ -649,6 +658,7 @@ fn supervise(state: &StateDir, prep: Prepared, mut report: std::fs::File) -> i32
     };
     let _ = write!(report, "0\n{name}\0");
     drop(report);
+    daemon::close_inherited(inherited);
     let status = match child.wait() {
         Ok(s) => s,
         Err(_) => return 125,

@@ -339,3 +339,61 @@ fn signals_to_a_foreground_isol_reach_the_box() {
     assert_eq!(out.stderr, "");
     assert_eq!(env.snapshot(), before);
 }
+
+/// An fd the caller leaves open without close-on-exec (a directory, which would reach
+/// around a rootfs; a pipe, whose reader would wait for the box to end) reaches neither
+/// the box's command nor a detached box's supervisor.
+///
+/// # Safety
+/// The `pre_exec` hook only clears close-on-exec with `fcntl`, between fork and exec.
+#[test]
+#[allow(unsafe_code)]
+fn the_callers_open_fds_stay_outside() {
+    use std::io::Read;
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+    use std::os::unix::process::CommandExt;
+    let Some(env) = Env::new("the_callers_open_fds_stay_outside") else {
+        return;
+    };
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let root = std::fs::File::open("/").unwrap();
+    let (w, r) = (wr.as_raw_fd(), root.as_raw_fd());
+    // Left open to isol alone (other tests' processes, started meanwhile, must not hold
+    // the pipe), as a careless caller leaves them to every program it starts.
+    let isol = |args: &[&str]| -> String {
+        let mut cmd = env.command(&env.run_args(args));
+        // SAFETY: fcntl on two fds, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in [w, r] {
+                    libc::fcntl(fd as RawFd, libc::F_SETFD, 0);
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fds = isol(&["--", "/bin/sh", "-c", "ls /proc/self/fd"]);
+    let fds: Vec<&str> = fds.split_whitespace().collect();
+    // 0-2 and ls's own directory.
+    assert_eq!(fds.len(), 4, "{fds:?}");
+    for fd in [w, r] {
+        assert!(!fds.contains(&fd.to_string().as_str()), "fd {fd}: {fds:?}");
+    }
+    let name = isol(&["-d", "--", "/bin/sh", "-c", "sleep 60"]);
+    drop(wr);
+    // isol run -d has returned: once no process holds the write end, the read end is
+    // at EOF at once (a poll, so that a leak fails the test instead of hanging it).
+    let mut pfd = [nix::poll::PollFd::new(
+        rd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ready = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(5000u16)).unwrap();
+    assert_eq!(ready, 1, "the pipe's write end is still held");
+    let mut rest = Vec::new();
+    std::fs::File::from(rd).read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    env.isol(&["rm", "-f", name.trim()]).ok();
+}
