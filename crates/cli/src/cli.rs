@@ -229,8 +229,8 @@ Examples:
     /// Remove what crashed isol processes left behind: boxes whose processes are gone
     /// (their cgroups, namespace files and records), and half-written records.
     #[command(
-        after_help = "A box whose `isol run` was killed dies with it (its init gets SIGKILL when \
-isol's process ends); `isol gc` (and `isol ps`) then find its record dead and remove its cgroup \
+        after_help = "A box whose `isol run` (or, detached, whose supervisor) was killed dies with it \
+(its init gets SIGKILL when that process ends); `isol gc` (and `isol ps`) then find its record dead and remove its cgroup \
 and record. Only what the state directory names is ever removed.
 
 Examples:
@@ -276,7 +276,8 @@ const RUN_HELP: &str = "The box is gone when a foreground `isol run` returns (it
 With -d isol prints the box's name and leaves a small supervisor that records the exit status; \
 remove the box with `isol rm`.
 
-Signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) sent to a foreground isol are forwarded to the command.
+Signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) sent to a foreground isol, or to a detached box's \
+supervisor, are forwarded to the command; killed, either takes the box with it.
 
 Exit status:
   the command's own status is passed through;
@@ -422,13 +423,16 @@ pub enum PodCommand {
         cgroup_parent: Vec<String>,
     },
     /// List the pods.
+    ///
+    /// STATE is `ok`, or `holder gone` for a pod sharing pid whose holder died: its pid
+    /// namespace ended with it, so it takes no more members (`pod rm -f` it).
     #[command(after_help = "Examples:\n  isol pod ls\n  isol pod ls --json")]
     Ls {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Show a pod: its namespaces, cgroup, limits and members.
+    /// Show a pod: its state, namespaces, cgroup, limits and members.
     #[command(after_help = "Examples:\n  isol pod inspect web --json")]
     Inspect {
         /// The pod.

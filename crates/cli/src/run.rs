@@ -488,11 +488,9 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             .stderr(Stdio::Fd(err));
         rec.log = Some(path);
     }
-    if !detached {
-        // A foreground box lives no longer than its `isol run`: killed with it, it is
-        // found dead by the next `isol gc` or `ps`, which removes the rest.
-        p.cmd.die_with_parent();
-    }
+    // A box lives no longer than its `isol run` or its supervisor: killed with it, it
+    // is found dead by the next `isol gc` or `ps`, which removes the rest.
+    p.cmd.die_with_parent();
     let spawned = match p.pod_handle.as_mut() {
         // Claims the member name in the pod record under the lock, joins the pod's
         // namespaces, creates the member cgroup beneath the pod's.
@@ -649,6 +647,15 @@ fn supervise(
         return 125;
     }
     let name = prep.name.clone();
+    // Signals to the supervisor go to the box, as a foreground isol's do; it goes on
+    // waiting, and records how the box ended.
+    let forwarder = match Forwarder::install() {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = write!(report, "125\n{}\0", crate::chain(&e));
+            return 125;
+        }
+    };
     let (mut child, _rec) = match start(state, prep, true) {
         Ok(x) => x,
         Err(e) => {
@@ -659,7 +666,7 @@ fn supervise(
     let _ = write!(report, "0\n{name}\0");
     drop(report);
     daemon::close_inherited(inherited);
-    let status = match child.wait() {
+    let status = match forwarder.wait(&mut child) {
         Ok(s) => s,
         Err(_) => return 125,
     };

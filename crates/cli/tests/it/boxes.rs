@@ -283,6 +283,49 @@ fn a_command_shows_as_one_line_a_shell_reads_back() {
     env.isol(&["rm", "-f", "multi"]).ok();
 }
 
+/// A detached box's supervisor is its foreground isol: a signal sent to it reaches the
+/// box (whose status it then records), and killed, it takes the box with it.
+#[test]
+fn a_supervisor_forwards_signals_and_takes_its_box_along() {
+    let Some(env) = Env::new("a_supervisor_forwards_signals_and_takes_its_box_along") else {
+        return;
+    };
+    let before = env.snapshot();
+    let of = |name: &str| {
+        let v = env.isol(&["inspect", name, "--json"]).json();
+        let pid = |k: &str| v[k].as_u64().unwrap() as i32;
+        let log = v["log"].as_str().unwrap().to_string();
+        (
+            nix::unistd::Pid::from_raw(pid("supervisor_pid")),
+            pid("pid"),
+            log,
+        )
+    };
+    let trapping = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+    env.run(&["-d", "--name", "fw", "--", "/bin/sh", "-c", trapping])
+        .ok();
+    let (supervisor, _, log) = of("fw");
+    eventually("the trap is set", || {
+        std::fs::read_to_string(&log).is_ok_and(|o| o.contains("ready"))
+    });
+    nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = env.isol(&["wait", "fw"]);
+    assert_eq!(out.code, 7, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ready\ngot-term\n");
+    env.isol(&["rm", "fw"]).ok();
+
+    env.run(&["-d", "--name", "orphan", "--", "sleep", "60"])
+        .ok();
+    let (supervisor, pid, _) = of("orphan");
+    nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually("the box died with its supervisor", || !alive(pid as u32));
+    let out = env.isol(&["wait", "orphan"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("supervisor is gone"), "{out:?}");
+    env.isol(&["gc"]).ok();
+    assert_eq!(env.snapshot(), before);
+}
+
 #[test]
 fn kill_with_a_grace_period_ends_in_sigkill() {
     let Some(env) = Env::new("kill_with_a_grace_period_ends_in_sigkill") else {
