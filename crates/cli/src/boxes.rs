@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::opts;
 use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, BOXES};
-use crate::render::{command_line, print_table};
+use crate::render::{command_line, outln, print_table};
 
 /// One row of `isol ps --json`. Field names are stable; fields are only ever added.
 #[derive(Serialize)]
@@ -128,7 +128,7 @@ fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
 pub fn gc(state: &StateDir) -> Result<u8> {
     let (_, removed) = all_boxes(state)?;
     for line in removed {
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(0)
 }
@@ -141,7 +141,7 @@ pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
         .map(|(r, s)| PsEntry::of(r, *s))
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
     }
     let mut table = vec![[
@@ -168,7 +168,7 @@ pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
             command_line(&r.command),
         ]);
     }
-    print_table(&table);
+    print_table(&table)?;
     Ok(0)
 }
 
@@ -192,38 +192,38 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         user: rec.user,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(0);
     }
     let s = &out.summary;
-    println!("name:       {}", s.name);
-    println!("state:      {}", s.state);
-    println!("pid:        {}", s.pid);
-    println!("command:    {}", command_line(&s.command));
-    println!("created:    {}", s.created);
+    outln!("name:       {}", s.name)?;
+    outln!("state:      {}", s.state)?;
+    outln!("pid:        {}", s.pid)?;
+    outln!("command:    {}", command_line(&s.command))?;
+    outln!("created:    {}", s.created)?;
     if let Some(f) = &out.finished {
-        println!("finished:   {f}");
+        outln!("finished:   {f}")?;
     }
     if let Some(e) = &out.exit {
-        println!(
+        outln!(
             "exit:       {}{}",
             e.status,
             if e.oom_killed { " (OOM killed)" } else { "" }
-        );
+        )?;
     }
-    println!("pod:        {}", s.pod.as_deref().unwrap_or("-"));
-    println!("hostname:   {}", out.hostname.as_deref().unwrap_or("-"));
+    outln!("pod:        {}", s.pod.as_deref().unwrap_or("-"))?;
+    outln!("hostname:   {}", out.hostname.as_deref().unwrap_or("-"))?;
     if let Some(u) = out.user {
         match u.gid {
-            Some(g) => println!("user:       {}:{g}", u.uid),
-            None => println!("user:       {}", u.uid),
+            Some(g) => outln!("user:       {}:{g}", u.uid)?,
+            None => outln!("user:       {}", u.uid)?,
         }
     }
-    println!("backend:    {}", s.backend);
+    outln!("backend:    {}", s.backend)?;
     if let Some(log) = &out.log {
-        println!("output:     {}", log.display());
+        outln!("output:     {}", log.display())?;
     }
-    println!();
+    outln!()?;
     let mut rows = vec![["NAMESPACE".to_string(), "INODE".into(), "".into()]];
     for (k, ns) in &out.namespaces {
         let how = match (&ns.path, ns.new) {
@@ -233,24 +233,24 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         };
         rows.push([k.clone(), ns.inode.to_string(), how]);
     }
-    print_table(&rows);
-    println!();
+    print_table(&rows)?;
+    outln!()?;
     let mut rows = vec![["HIERARCHY".to_string(), "CGROUP".into()]];
     for (k, p) in &out.cgroup_location.0 {
         rows.push([k.clone(), p.to_string()]);
     }
-    print_table(&rows);
+    print_table(&rows)?;
     if !out.resources.is_empty() {
-        println!();
-        println!(
+        outln!()?;
+        outln!(
             "resources:  {}",
             serde_json::to_string(&out.resources).unwrap_or_default()
-        );
+        )?;
     }
     if let Some(p) = &out.security {
-        println!();
+        outln!()?;
         for (what, value) in crate::security::describe(p) {
-            println!("{what:<17}{value}");
+            outln!("{what:<17}{value}")?;
         }
     }
     Ok(0)
@@ -280,12 +280,12 @@ pub fn stats(state: &StateDir, name: &str, json: bool, watch: bool) -> Result<u8
         };
         if json {
             if watch {
-                println!("{}", serde_json::to_string(&out)?);
+                outln!("{}", serde_json::to_string(&out)?)?;
             } else {
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?)?;
             }
         } else {
-            print_stats(&out, header);
+            print_stats(&out, header)?;
             header = false;
         }
         if !watch || !matches!(st, BoxState::Running | BoxState::Frozen) {
@@ -295,7 +295,7 @@ pub fn stats(state: &StateDir, name: &str, json: bool, watch: bool) -> Result<u8
     }
 }
 
-fn print_stats(out: &StatsOut, header: bool) {
+fn print_stats(out: &StatsOut, header: bool) -> Result<()> {
     let mem = out.stats.memory.as_ref();
     let mem_use = mem.map(|m| format_size(m.current)).unwrap_or("-".into());
     let mem_max = mem
@@ -342,7 +342,7 @@ fn print_stats(out: &StatsOut, header: bool) {
         pids,
         oom,
     ]);
-    print_table(&rows);
+    print_table(&rows)
 }
 
 /// `isol events`: the backend's event stream, then the box's exit.
@@ -356,13 +356,13 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         .enable_all()
         .build()
         .context("start the event loop")?;
-    let emit = |event: serde_json::Value| {
+    let emit = |event: serde_json::Value| -> Result<()> {
         if json {
             let mut v = serde_json::json!({ "time": record::now_rfc3339(), "box": name });
             if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), event) {
                 o.extend(e);
             }
-            println!("{v}");
+            outln!("{v}")?;
         } else {
             let kind = event["event"].as_str().unwrap_or("?").to_string();
             let rest: Vec<String> = event
@@ -372,10 +372,11 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                 .filter(|(k, _)| *k != "event")
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            println!("{} {name} {kind} {}", record::now_rfc3339(), rest.join(" "));
+            outln!("{} {name} {kind} {}", record::now_rfc3339(), rest.join(" "))?;
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        Ok(())
     };
     rt.block_on(async {
         let mut stream = cg.events().await?;
@@ -383,7 +384,7 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         loop {
             tokio::select! {
                 ev = stream.next() => match ev {
-                    Some(Ok(ev)) => emit(serde_json::to_value(&ev)?),
+                    Some(Ok(ev)) => emit(serde_json::to_value(&ev)?)?,
                     Some(Err(e)) => return Err(anyhow::Error::from(e).context("read the box's events")),
                     None => {}
                 },
@@ -394,7 +395,7 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                         while let Ok(Some(Ok(ev))) =
                             tokio::time::timeout(Duration::from_millis(150), stream.next()).await
                         {
-                            emit(serde_json::to_value(&ev)?);
+                            emit(serde_json::to_value(&ev)?)?;
                         }
                         // Let the supervisor record the status.
                         let deadline = Instant::now() + Duration::from_secs(2);
@@ -417,7 +418,7 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                             v["status"] = e.status.into();
                             v["oom_killed"] = e.oom_killed.into();
                         }
-                        emit(v);
+                        emit(v)?;
                         return Ok(0);
                     }
                 }

@@ -156,7 +156,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 }
 
 /// Lets a command that only prints end as other Unix tools do when its reader goes
-/// away (`isol ps | head`): killed by SIGPIPE, not panicking in `println!` (Rust
+/// away (`isol ps | head`): killed by SIGPIPE, not reporting EPIPE as a failure (Rust
 /// starts programs with SIGPIPE ignored). The commands that start or change boxes keep
 /// ignoring it: a write to a pipe whose reader died must fail there, not kill isol
 /// before it has cleaned up.

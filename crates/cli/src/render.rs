@@ -1,7 +1,18 @@
-//! Text output for people: aligned tables.
+//! Text output for people: aligned tables, and [`outln`], the `println!` of isol.
+
+/// `println!` that returns the error instead of panicking (`isol ps > /dev/full`, a
+/// closed stdout): isol reports it like any other failure, with its exit status 125.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("write to standard output: {e}"))
+    }};
+}
+pub(crate) use outln;
 
 /// Prints rows with columns padded to the widest cell; the last column is not padded.
-pub fn print_table<const N: usize>(rows: &[[String; N]]) {
+pub fn print_table<const N: usize>(rows: &[[String; N]]) -> anyhow::Result<()> {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -17,8 +28,9 @@ pub fn print_table<const N: usize>(rows: &[[String; N]]) {
                 line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end())?;
     }
+    Ok(())
 }
 
 /// A command line as a shell would read it back, on one line: a word with a space, a

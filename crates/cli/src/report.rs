@@ -4,7 +4,7 @@
 use isol_ns_core::{registry, HostInfo};
 use serde::Serialize;
 
-use crate::render::print_table;
+use crate::render::{outln, print_table};
 
 #[derive(Serialize)]
 struct BackendRow {
@@ -70,7 +70,7 @@ pub fn backends(json: bool) -> anyhow::Result<()> {
     let host = probe()?;
     let report = gather(&host);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     let mut rows = vec![[
@@ -87,16 +87,16 @@ pub fn backends(json: bool) -> anyhow::Result<()> {
             b.reason.clone(),
         ]);
     }
-    print_table(&rows);
-    println!();
-    println!(
+    print_table(&rows)?;
+    outln!()?;
+    outln!(
         "host: {} cgroups at {}",
         report.mode,
         report.cgroup_root.display()
-    );
+    )?;
     match report.selected.name {
-        Some(name) => println!("isol would use {name}: {}", report.selected.reason),
-        None => println!("no backend fits: {}", report.selected.reason),
+        Some(name) => outln!("isol would use {name}: {}", report.selected.reason)?,
+        None => outln!("no backend fits: {}", report.selected.reason)?,
     }
     Ok(())
 }
@@ -119,17 +119,17 @@ pub fn check(json: bool) -> anyhow::Result<()> {
         selected,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    println!("kernel:      {}", host.kernel);
-    println!(
+    outln!("kernel:      {}", host.kernel)?;
+    outln!(
         "cgroup mode: {} ({})",
         host.mode,
         host.cgroup_root.display()
-    );
-    println!("controllers: {}", report.controllers.join(" "));
-    println!();
+    )?;
+    outln!("controllers: {}", report.controllers.join(" "))?;
+    outln!()?;
     let mut rows = vec![[
         "HIERARCHY".to_string(),
         "MOUNTED AT".into(),
@@ -148,8 +148,8 @@ pub fn check(json: bool) -> anyhow::Result<()> {
             h.own_cgroup.clone().unwrap_or_else(|| "?".into()),
         ]);
     }
-    print_table(&rows);
-    println!();
+    print_table(&rows)?;
+    outln!()?;
     let f = &host.features;
     let features = [
         ("clone3", f.clone3),
@@ -162,11 +162,11 @@ pub fn check(json: bool) -> anyhow::Result<()> {
     ];
     let mut rows = vec![["FEATURE".to_string(), "AVAILABLE".into()]];
     rows.extend(features.iter().map(|(n, v)| [n.to_string(), yes_no(*v)]));
-    print_table(&rows);
-    println!();
+    print_table(&rows)?;
+    outln!()?;
     match report.selected.name {
-        Some(name) => println!("isol would use {name}: {}", report.selected.reason),
-        None => println!("no backend fits: {}", report.selected.reason),
+        Some(name) => outln!("isol would use {name}: {}", report.selected.reason)?,
+        None => outln!("no backend fits: {}", report.selected.reason)?,
     }
     Ok(())
 }

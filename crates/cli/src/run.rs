@@ -20,6 +20,7 @@ use crate::cli::RunArgs;
 use crate::daemon;
 use crate::opts::{self, ShareTarget};
 use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, Proc, BOXES};
+use crate::render::outln;
 use crate::Reported;
 
 /// The namespaces a box gets when `--ns` is not given.
@@ -611,7 +612,12 @@ fn detach(state: &StateDir, prep: Prepared, inherited: &[RawFd]) -> Result<u8> {
             let (code, text) = msg.split_once('\n').unwrap_or(("125", &msg));
             let code: u8 = code.trim().parse().unwrap_or(125);
             if code == 0 {
-                println!("{text}");
+                if let Err(e) = outln!("{text}") {
+                    // Whoever started it cannot learn the box's name: it would run on
+                    // unseen, so it goes.
+                    let _ = crate::boxes::rm(state, &[text.to_string()], true);
+                    return Err(e.context(format!("print the name of box {text}; removed it")));
+                }
                 return Ok(0);
             }
             // A supervisor that failed exits at once: wait for it, so that nothing of

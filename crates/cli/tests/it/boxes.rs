@@ -283,6 +283,35 @@ fn a_command_shows_as_one_line_a_shell_reads_back() {
     env.isol(&["rm", "-f", "multi"]).ok();
 }
 
+/// Output that cannot be written (a full disk) is isol's failure like any other: 125
+/// and one line, no panic. A detached box whose name could not be printed is removed.
+#[test]
+fn a_full_stdout_is_an_error_and_leaves_nothing() {
+    let Some(env) = Env::new("a_full_stdout_is_an_error_and_leaves_nothing") else {
+        return;
+    };
+    let before = env.snapshot();
+    let to_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = env.command(args).stdout(full).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("write to standard output"), "{args:?}: {err}");
+        err
+    };
+    let run = env.run_args(&["-d", "--", "sleep", "60"]);
+    let err = to_full(&run);
+    assert!(err.contains("removed it"), "{err}");
+    assert_eq!(env.snapshot(), before);
+    for args in [&["ps"][..], &["backends"], &["pod", "ls"]] {
+        to_full(args);
+    }
+}
+
 /// A detached box's supervisor is its foreground isol: a signal sent to it reaches the
 /// box (whose status it then records), and killed, it takes the box with it.
 #[test]
