@@ -2,7 +2,8 @@
 //!
 //! [`crate::Resources`] speaks v2; the v1 backend converts with these functions, and the
 //! v2 backend uses the reverse ones when a caller brings v1 numbers. The reference values
-//! in the tests are runc's (libcontainer/cgroups/utils.go).
+//! of the cpu tests are runc's (libcontainer/cgroups/utils.go); the blkio weights follow
+//! the same rule as runc's current cpu map: default onto default, ends onto ends.
 
 use crate::units::{CpuMax, Limit};
 use crate::{Error, Result};
@@ -47,24 +48,83 @@ pub fn cpu_weight_to_shares(weight: u64) -> u64 {
     (2f64.powf(l).round() as u64).clamp(SHARES_MIN, SHARES_MAX)
 }
 
-/// v1 `blkio.weight` (10..=1000) → v2 `io.weight` (1..=10000), runc's linear map
-/// `1 + (w − 10) · 9999 / 990`. `0` (unset) stays `0`.
-pub fn blkio_weight_to_io_weight(weight: u64) -> u64 {
-    if weight == 0 {
-        return 0;
-    }
-    let w = weight.clamp(10, 1000);
-    1 + (w - 10) * 9999 / 990
+/// The range and default of a v1 proportional I/O weight file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlkioWeightScale {
+    /// The smallest weight the file takes.
+    pub min: u64,
+    /// The weight of a cgroup nobody set.
+    pub default: u64,
+    /// The largest weight the file takes.
+    pub max: u64,
 }
 
-/// v2 `io.weight` → v1 `blkio.weight`, the inverse of [`blkio_weight_to_io_weight`]
-/// rounded to the nearest. `0` stays `0`.
-pub fn io_weight_to_blkio_weight(weight: u64) -> u64 {
+/// CFQ's `blkio.weight` (kernels before 5.0): 10..=1000, default 500.
+pub const CFQ_WEIGHT: BlkioWeightScale = BlkioWeightScale {
+    min: 10,
+    default: 500,
+    max: 1000,
+};
+
+/// BFQ's `blkio.bfq.weight`: 1..=1000, default 100.
+pub const BFQ_WEIGHT: BlkioWeightScale = BlkioWeightScale {
+    min: 1,
+    default: 100,
+    max: 1000,
+};
+
+/// The smallest, default and largest v2 `io.weight`.
+const IO_WEIGHT: BlkioWeightScale = BlkioWeightScale {
+    min: 1,
+    default: 100,
+    max: 10_000,
+};
+
+/// `value` on the scale `from` → the scale `to`: linear on each side of the default,
+/// so the ends meet the ends and the default the default; rounded to the nearest.
+fn rescale(value: u64, from: BlkioWeightScale, to: BlkioWeightScale) -> u64 {
+    let v = value.clamp(from.min, from.max);
+    let (base, span_from, span_to, offset) = if v <= from.default {
+        (
+            to.min,
+            from.default - from.min,
+            to.default - to.min,
+            v - from.min,
+        )
+    } else {
+        (
+            to.default,
+            from.max - from.default,
+            to.max - to.default,
+            v - from.default,
+        )
+    };
+    base + (offset * span_to + span_from / 2) / span_from
+}
+
+/// v2 `io.weight` (1..=10000, default 100) → a v1 blkio weight on `scale`.
+///
+/// Like [`cpu_weight_to_shares`], the defaults meet: 100 lands on the v1 file's default
+/// (100 for `blkio.bfq.weight`, 500 for `blkio.weight`), 1 on its minimum and 10000 on
+/// its maximum, linearly in between on each side, so the map is monotonic and asking for
+/// the default changes nothing. (The one linear map before, the inverse of runc's
+/// `1 + (w − 10) · 9999 / 990`, sent 100 to 20: a fifth of BFQ's default.) `0` (unset)
+/// stays `0`.
+pub fn io_weight_to_blkio_weight(weight: u64, scale: BlkioWeightScale) -> u64 {
     if weight == 0 {
         return 0;
     }
-    let w = weight.clamp(1, 10_000);
-    10 + ((w - 1) * 990 + 9999 / 2) / 9999
+    rescale(weight, IO_WEIGHT, scale)
+}
+
+/// A v1 blkio weight on `scale` → v2 `io.weight`, the inverse of
+/// [`io_weight_to_blkio_weight`] rounded to the nearest: applying the result again
+/// writes the same v1 value. `0` stays `0`.
+pub fn blkio_weight_to_io_weight(weight: u64, scale: BlkioWeightScale) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    rescale(weight, scale, IO_WEIGHT)
 }
 
 /// v2 `memory.swap.max` (swap beyond memory) → v1 `memory.memsw.limit_in_bytes`
@@ -176,26 +236,58 @@ mod tests {
     }
 
     #[test]
-    fn blkio_weight() {
-        // runc's TestConvertBlkIOToIOWeightValue anchors, and clamping outside 10..=1000.
+    fn blkio_weight_anchors() {
+        // (io.weight, blkio.bfq.weight, blkio.weight): the ends on the ends, the
+        // default on the default.
         let table = [
-            (0, 0),
-            (10, 1),
-            (1000, 10_000),
-            (505, 5000),
-            (5, 1),
-            (2000, 10_000),
+            (1, 1, 10),
+            (100, 100, 500),
+            (10_000, 1000, 1000),
+            (50, 50, 253),
+            (1000, 182, 545),
+            (5000, 545, 747),
         ];
-        for (blkio, io) in table {
-            assert_eq!(blkio_weight_to_io_weight(blkio), io, "blkio {blkio}");
+        for (io, bfq, cfq) in table {
+            assert_eq!(io_weight_to_blkio_weight(io, BFQ_WEIGHT), bfq, "io {io}");
+            assert_eq!(io_weight_to_blkio_weight(io, CFQ_WEIGHT), cfq, "io {io}");
         }
-        for blkio in [10u64, 100, 500, 1000] {
-            assert_eq!(
-                io_weight_to_blkio_weight(blkio_weight_to_io_weight(blkio)),
-                blkio
-            );
+        for scale in [BFQ_WEIGHT, CFQ_WEIGHT] {
+            assert_eq!(io_weight_to_blkio_weight(0, scale), 0);
+            assert_eq!(blkio_weight_to_io_weight(0, scale), 0);
+            assert_eq!(blkio_weight_to_io_weight(scale.min, scale), 1);
+            assert_eq!(blkio_weight_to_io_weight(scale.default, scale), 100);
+            assert_eq!(blkio_weight_to_io_weight(scale.max, scale), 10_000);
+            // Out of range is clamped.
+            assert_eq!(io_weight_to_blkio_weight(20_000, scale), scale.max);
+            assert_eq!(blkio_weight_to_io_weight(5000, scale), 10_000);
         }
-        assert_eq!(io_weight_to_blkio_weight(100), 20);
+        assert_eq!(blkio_weight_to_io_weight(5, CFQ_WEIGHT), 1);
+    }
+
+    #[test]
+    fn blkio_weight_is_monotonic_and_reads_back_stably() {
+        for scale in [BFQ_WEIGHT, CFQ_WEIGHT] {
+            let mut last = 0;
+            for io in 1..=10_000u64 {
+                let v1 = io_weight_to_blkio_weight(io, scale);
+                assert!(v1 >= last, "{scale:?}: io {io} → {v1} after {last}");
+                assert!((scale.min..=scale.max).contains(&v1), "{scale:?}: io {io}");
+                last = v1;
+                // Reading the v1 value back and applying that writes the same value.
+                let back = blkio_weight_to_io_weight(v1, scale);
+                assert_eq!(
+                    io_weight_to_blkio_weight(back, scale),
+                    v1,
+                    "{scale:?}: io {io} → {v1} → {back}"
+                );
+            }
+            let mut last = 0;
+            for v1 in scale.min..=scale.max {
+                let io = blkio_weight_to_io_weight(v1, scale);
+                assert!(io >= last, "{scale:?}: v1 {v1} → {io} after {last}");
+                last = io;
+            }
+        }
     }
 
     #[test]

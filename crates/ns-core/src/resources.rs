@@ -109,7 +109,9 @@ pub struct PidsResources {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IoResources {
-    /// Relative share of I/O, 1..=10000 (default 100). v1: `blkio.weight` 10..=1000.
+    /// Relative share of I/O, 1..=10000 (default 100). v1: `blkio.bfq.weight` (1..=1000,
+    /// default 100) or `blkio.weight` (10..=1000, default 500) via
+    /// [`crate::convert::io_weight_to_blkio_weight`], 100 landing on the file's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u64>,
     /// Per-device bandwidth and iops limits.

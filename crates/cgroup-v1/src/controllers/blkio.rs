@@ -2,12 +2,14 @@
 //!
 //! Reference: Documentation/admin-guide/cgroup-v1/blkio-controller.rst, "Throttling/Upper
 //! limit policy" and "Proportional weight policy files". The weight file is
-//! `blkio.weight` (CFQ, before Linux 5.0) or `blkio.bfq.weight` (BFQ); with neither
-//! (no proportional scheduler built in) a set weight is refused naming the file.
-//! `io.weight` converts with `convert::io_weight_to_blkio_weight` (10..=1000); v1 has
-//! fewer steps than v2, so a weight reads back as the v2 value of the v1 step it landed
-//! on (100 → 20 → 102). Throttle limits of 0 mean "no limit" to the kernel, so `max` is
-//! written as 0 and reads back as absent.
+//! `blkio.weight` (CFQ, before Linux 5.0; 10..=1000, default 500) or `blkio.bfq.weight`
+//! (BFQ; 1..=1000, default 100); with neither (no proportional scheduler built in) a set
+//! weight is refused naming the file. `io.weight` converts with
+//! `convert::io_weight_to_blkio_weight` on the scale of the file written, so the v2
+//! default 100 lands on that file's default and 1 and 10000 on its ends. Above the
+//! default v1 has fewer steps than v2, so a weight reads back as the v2 value of the v1
+//! step it landed on (BFQ: 5000 → 545 → 4995). Throttle limits of 0 mean "no limit" to
+//! the kernel, so `max` is written as 0 and reads back as absent.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +25,11 @@ use super::{optional, read, unsupported, write};
 /// `blkio.*`.
 pub struct Blkio;
 
-const WEIGHT_FILES: [&str; 2] = ["blkio.weight", "blkio.bfq.weight"];
+/// The weight files, in the order they are looked for, with their range and default.
+const WEIGHT_FILES: [(&str, convert::BlkioWeightScale); 2] = [
+    ("blkio.weight", convert::CFQ_WEIGHT),
+    ("blkio.bfq.weight", convert::BFQ_WEIGHT),
+];
 
 /// A limit of one device, picked out of an [`IoDeviceLimit`].
 type Field = fn(&mut IoDeviceLimit) -> &mut Option<Limit>;
@@ -108,7 +114,8 @@ impl ResourceController for Blkio {
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         if let Some(weight) = r.io.weight {
-            let Some(file) = WEIGHT_FILES.iter().find(|f| dir.join(f).exists()) else {
+            let Some((file, scale)) = WEIGHT_FILES.iter().find(|(f, _)| dir.join(f).exists())
+            else {
                 return Err(unsupported(
                     "io.weight",
                     format!(
@@ -120,7 +127,7 @@ impl ResourceController for Blkio {
             write(
                 dir,
                 file,
-                &convert::io_weight_to_blkio_weight(weight).to_string(),
+                &convert::io_weight_to_blkio_weight(weight, *scale).to_string(),
             )?;
         }
         for dev in &r.io.devices {
@@ -136,12 +143,12 @@ impl ResourceController for Blkio {
     }
 
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        for file in WEIGHT_FILES {
+        for (file, scale) in WEIGHT_FILES {
             if let Some(text) = optional(read(dir, file))? {
                 // blkio.bfq.weight reads "default 100" in some kernels.
                 let w = text.split_whitespace().last().unwrap_or("");
                 let w = isol_ns_core::parse::single_u64(&dir.join(file), w)?;
-                out.io.weight = Some(convert::blkio_weight_to_io_weight(w));
+                out.io.weight = Some(convert::blkio_weight_to_io_weight(w, scale));
                 break;
             }
         }
@@ -200,15 +207,35 @@ mod tests {
         let t = FakeTree::new();
         t.file("blkio.bfq.weight", "100\n");
         let mut r = Resources::default();
+        // BFQ: 1..=1000, default 100.
+        for (io, bfq, back) in [(100, "100", 100), (1, "1", 1), (10_000, "1000", 10_000)] {
+            r.io.weight = Some(io);
+            Blkio.apply(t.path(), &r).unwrap();
+            assert_eq!(t.read("blkio.bfq.weight"), bfq, "io {io}");
+            let mut out = Resources::default();
+            Blkio.read(t.path(), &mut out).unwrap();
+            assert_eq!(out.io.weight, Some(back), "io {io}");
+        }
         r.io.weight = Some(5000);
         Blkio.apply(t.path(), &r).unwrap();
-        assert_eq!(t.read("blkio.bfq.weight"), "505");
-        let mut back = Resources::default();
-        Blkio.read(t.path(), &mut back).unwrap();
-        assert_eq!(back.io.weight, Some(5000));
+        assert_eq!(t.read("blkio.bfq.weight"), "545");
+        let mut out = Resources::default();
+        Blkio.read(t.path(), &mut out).unwrap();
+        assert_eq!(out.io.weight, Some(4995), "the v2 value of BFQ's step 545");
+        // Some kernels show "default 100".
+        t.file("blkio.bfq.weight", "default 100\n");
+        Blkio.read(t.path(), &mut out).unwrap();
+        assert_eq!(out.io.weight, Some(100));
+        // CFQ: 10..=1000, default 500; blkio.weight is preferred when both exist.
         t.file("blkio.weight", "500\n");
-        Blkio.apply(t.path(), &r).unwrap();
-        assert_eq!(t.read("blkio.weight"), "505");
+        for (io, cfq) in [(100, "500"), (1, "10"), (10_000, "1000"), (5000, "747")] {
+            r.io.weight = Some(io);
+            Blkio.apply(t.path(), &r).unwrap();
+            assert_eq!(t.read("blkio.weight"), cfq, "io {io}");
+        }
+        t.file("blkio.weight", "500\n");
+        Blkio.read(t.path(), &mut out).unwrap();
+        assert_eq!(out.io.weight, Some(100), "CFQ's default is io 100");
     }
 
     #[test]

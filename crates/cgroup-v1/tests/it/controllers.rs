@@ -245,18 +245,42 @@ fn blkio() {
     let dir = crate::dir(cg.as_ref(), "blkio").unwrap();
     let mut r = Resources::default();
     r.io.weight = Some(5000);
-    eprintln!(
-        "blkio: blkio.weight {}, blkio.bfq.weight {}",
-        dir.join("blkio.weight").exists(),
-        dir.join("blkio.bfq.weight").exists()
-    );
-    if dir.join("blkio.weight").exists() || dir.join("blkio.bfq.weight").exists() {
-        cg.apply(&r).unwrap();
-        assert_eq!(
-            cg.read().unwrap().io.weight,
-            Some(5000),
-            "blkio 505 converts back to io 5000"
-        );
+    // The file written (blkio.weight first, as the backend looks), its default, and what
+    // io weights become there and read back as: (io, v1, read back).
+    let weight_file = [
+        (
+            "blkio.weight",
+            "500",
+            [(1, "10", 1), (10_000, "1000", 10_000), (5000, "747", 4991)],
+        ),
+        (
+            "blkio.bfq.weight",
+            "100",
+            [(1, "1", 1), (10_000, "1000", 10_000), (5000, "545", 4995)],
+        ),
+    ]
+    .into_iter()
+    .find(|(f, ..)| dir.join(f).exists());
+    eprintln!("blkio: weight file {:?}", weight_file.map(|(f, ..)| f));
+    if let Some((name, default, table)) = weight_file {
+        // The weight as the kernel shows it ("default N" in some kernels' bfq.weight).
+        let weight = |cg: &dyn isol_ns_core::Cgroup| {
+            let text = file(cg, "blkio", name);
+            text.split_whitespace().last().unwrap_or("").to_string()
+        };
+        assert_eq!(weight(cg.as_ref()), default, "{name} of a new cgroup");
+        // The v2 default is the v1 default: asking for it changes nothing.
+        let mut r = Resources::default();
+        r.io.weight = Some(100);
+        let with_default = s.child("blk-default", &r);
+        assert_eq!(weight(with_default.as_ref()), default);
+        assert_eq!(with_default.read().unwrap().io.weight, Some(100));
+        for (io, v1, back) in table {
+            r.io.weight = Some(io);
+            cg.apply(&r).unwrap();
+            assert_eq!(weight(cg.as_ref()), v1, "io {io}");
+            assert_eq!(cg.read().unwrap().io.weight, Some(back), "io {io}");
+        }
     } else {
         let err = cg.apply(&r).unwrap_err();
         assert!(
