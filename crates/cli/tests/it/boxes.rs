@@ -283,6 +283,40 @@ fn a_command_shows_as_one_line_a_shell_reads_back() {
     env.isol(&["rm", "-f", "multi"]).ok();
 }
 
+/// `exec` finds its command where the box would: in a rootfs box, along PATH inside it.
+#[test]
+fn exec_looks_up_its_command_inside_the_box() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = Env::new("exec_looks_up_its_command_inside_the_box") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut args = crate::common::rootfs_of_host_programs(root.path());
+    // A program only the box has.
+    let tools = root.path().join("opt/tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let hello = tools.join("hello");
+    std::fs::write(&hello, "#!/bin/sh\necho hello from the box\n").unwrap();
+    std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o755)).unwrap();
+    args.extend(["-d", "--name", "rooted", "--", "/bin/sh", "-c", "sleep 60"].map(String::from));
+    env.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .ok();
+    let out = env.isol(&[
+        "exec",
+        "rooted",
+        "-e",
+        "PATH=/opt/tools:/bin",
+        "--",
+        "hello",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "hello from the box\n"),
+        "{out:?}"
+    );
+    env.isol(&["rm", "-f", "rooted"]).ok();
+}
+
 /// Output that cannot be written (a full disk) is isol's failure like any other: 125
 /// and one line, no panic. A detached box whose name could not be printed is removed.
 #[test]

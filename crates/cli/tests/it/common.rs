@@ -297,6 +297,25 @@ pub fn ns_inode(pid: u32, kind: &str) -> u64 {
 }
 
 /// Polls `cond` for up to 10 s.
+/// `--rootfs ROOT` and the `--bind`s that put the host's programs, read-only, in the
+/// otherwise empty `root` (its symlinks like /bin -> usr/bin copied as they are).
+pub fn rootfs_of_host_programs(root: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--rootfs".into(), root.display().to_string()];
+    for name in ["bin", "sbin", "usr", "lib", "lib64"] {
+        let host = Path::new("/").join(name);
+        let Ok(md) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
+        if md.file_type().is_symlink() {
+            let to = std::fs::read_link(&host).unwrap();
+            std::os::unix::fs::symlink(to, root.join(name)).unwrap();
+        } else if md.is_dir() {
+            args.extend(["--bind".into(), format!("/{name}:/{name}:ro")]);
+        }
+    }
+    args
+}
+
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !cond() {

@@ -485,20 +485,7 @@ fn a_granted_device_is_in_a_rootfs_boxs_dev() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    // The host's programs, read-only, in an otherwise empty root.
-    let mut args: Vec<String> = vec!["--rootfs".into(), root.path().display().to_string()];
-    for name in ["bin", "sbin", "usr", "lib", "lib64"] {
-        let host = std::path::Path::new("/").join(name);
-        let Ok(md) = std::fs::symlink_metadata(&host) else {
-            continue;
-        };
-        if md.file_type().is_symlink() {
-            let to = std::fs::read_link(&host).unwrap();
-            std::os::unix::fs::symlink(to, root.path().join(name)).unwrap();
-        } else if md.is_dir() {
-            args.extend(["--bind".into(), format!("/{name}:/{name}:ro")]);
-        }
-    }
+    let args = crate::common::rootfs_of_host_programs(root.path());
     let probe = "[ -c /dev/kmsg ] && echo node || echo no-node";
     let run = |extra: &[&str]| -> String {
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -440,7 +440,15 @@ impl Command {
             None
         };
         let env = self.envp();
-        let exec_path = resolve(&self.program, &View::new(mnt), &env)?;
+        let joined_root = match &plan.mnt {
+            Slot::Join(Joinable::Ns(h)) => proc_root_of(h.path()),
+            _ => None,
+        };
+        let view = match &joined_root {
+            Some(root) => View::rooted(root),
+            None => View::new(mnt),
+        };
+        let exec_path = resolve(&self.program, &view, &env)?;
         let mut prog = Program::default();
         let mut keep: Vec<OwnedFd> = Vec::new();
         // Armed first, re-armed after the leader's namespace changes (setns into a user
@@ -1120,6 +1128,14 @@ impl<'a> View<'a> {
         }
     }
 
+    /// A joined mount namespace's tree, seen through a process in it (`/proc/PID/root`).
+    fn rooted(root: &'a Path) -> View<'a> {
+        View {
+            rootfs: Some(root),
+            mounts: Vec::new(),
+        }
+    }
+
     /// Where the absolute `inside` path is on the host now; `None` inside an empty tmpfs.
     fn host_of(&self, inside: &Path) -> Option<PathBuf> {
         for (target, src) in self.mounts.iter().rev() {
@@ -1204,6 +1220,19 @@ impl<'a> View<'a> {
 /// tree the command will see (rootfs and binds, symlinks followed inside it). Missing is
 /// `NotFound`, present but not executable `PermissionDenied`, both as [`Error::Spawn`]
 /// with step `find program`.
+/// `/proc/PID/root` for a namespace file opened as `/proc/PID/ns/mnt`: where a command
+/// joining it will find its files (the process's root is its mount namespace's, which a
+/// box's pivot_root made its rootfs). `None` for any other file (a persisted one).
+fn proc_root_of(ns_file: &Path) -> Option<PathBuf> {
+    let pid = ns_file
+        .strip_prefix("/proc")
+        .ok()?
+        .to_str()?
+        .strip_suffix("/ns/mnt")?;
+    pid.parse::<u32>().ok()?;
+    Some(Path::new("/proc").join(pid).join("root"))
+}
+
 fn resolve(program: &OsStr, view: &View<'_>, env: &[CString]) -> Result<PathBuf> {
     let err = |path: PathBuf, source: io::Error| Error::Spawn {
         step: "find program",
