@@ -208,7 +208,11 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         outln!(
             "exit:       {}{}",
             e.status,
-            if e.oom_killed { " (OOM killed)" } else { "" }
+            match (e.oom_killed, e.signal) {
+                (true, Some(libc::SIGKILL)) => " (OOM killed)",
+                (true, _) => " (the OOM killer ended a process of the box)",
+                (false, _) => "",
+            }
         )?;
     }
     outln!("pod:        {}", s.pod.as_deref().unwrap_or("-"))?;

@@ -74,20 +74,46 @@ pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
             return Err(e);
         }
     };
-    let oom = oom_killed(&child);
-    if oom {
-        eprintln!("{}", oom_message(&rec));
+    if oom_killed(&child) {
+        eprintln!("{}", oom_message(state, &rec, status));
     }
     cleanup(state, &rec, &child);
     Ok(shell_status(status))
 }
 
-fn oom_message(rec: &BoxRecord) -> String {
-    let limit = match rec.resources.memory.max {
-        Some(Limit::Value(v)) => format!(" (memory limit {})", format_size(v)),
-        _ => String::new(),
+/// What the OOM killer did, with the limits that bound the box: its own, and its pod's.
+fn oom_message(state: &StateDir, rec: &BoxRecord, status: ExitStatus) -> String {
+    let size = |l: Option<Limit>| match l {
+        Some(Limit::Value(v)) => Some(format_size(v)),
+        _ => None,
     };
-    format!("isol: box {} was killed by the OOM killer{limit}", rec.name)
+    let mut limits = Vec::new();
+    if let Some(v) = size(rec.resources.memory.max) {
+        limits.push(format!("memory limit {v}"));
+    }
+    let pod_limit = rec.pod.as_deref().and_then(|p| {
+        let pod = isol_ns_core::Pod::open_on(state, p, crate::host().ok()?).ok()?;
+        size(pod.record().resources.memory.max)
+    });
+    if let Some(v) = pod_limit {
+        limits.push(format!("its pod's {v}"));
+    }
+    let limits = if limits.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", limits.join("; "))
+    };
+    if status == ExitStatus::Signaled(libc::SIGKILL) {
+        format!(
+            "isol: box {} was killed by the OOM killer{limits}",
+            rec.name
+        )
+    } else {
+        format!(
+            "isol: box {}: the OOM killer ended a process of the box, not its command{limits}",
+            rec.name
+        )
+    }
 }
 
 fn oom_killed(child: &Child) -> bool {

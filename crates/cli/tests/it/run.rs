@@ -247,6 +247,48 @@ fn an_oom_kill_is_reported_with_the_limit() {
         "isol: box hog was killed by the OOM killer (memory limit 32M)"
     );
     assert_eq!(env.snapshot(), before);
+    // Another process of the box killed, the command lives on: said as such.
+    let out = env.run(&[
+        "--name",
+        "hog",
+        "--memory",
+        "32M",
+        "--",
+        "/bin/sh",
+        "-c",
+        "tail /dev/zero; echo survived",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "survived\n"),
+        "{out:?}"
+    );
+    // (After the shell's own "Killed".)
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("isol: box hog: the OOM killer ended a process of the box, not its command (memory limit 32M)")
+    );
+    // A pod member is bound by its pod's limit too, which the message names.
+    env.pod_create("tight", &["--memory", "32M"]).ok();
+    let out = env.isol(&[
+        "run",
+        "--pod",
+        "tight",
+        "--name",
+        "hog",
+        "--memory",
+        "1G",
+        "--",
+        "tail",
+        "/dev/zero",
+    ]);
+    assert_eq!(out.code, 137, "{out:?}");
+    assert_eq!(
+        out.stderr.trim_end(),
+        "isol: box hog was killed by the OOM killer (memory limit 1G; its pod's 32M)"
+    );
+    env.isol(&["pod", "rm", "tight"]).ok();
+    assert_eq!(env.snapshot(), before);
     // A limit too small to start anything: isol's own failure, saying why (the OOM kill
     // before exec, or on v2, where the child starts inside the cgroup, clone3's ENOMEM).
     let out = env.run(&["--memory", "1", "--", "/bin/true"]);
