@@ -702,6 +702,13 @@ fn supervise(
         Ok(s) => s,
         Err(_) => return 125,
     };
+    // What the command left behind (a box without a pid namespace of its own, whose
+    // processes its end does not take along) goes with it, as under a foreground isol.
+    if let Some(cg) = child.cgroup() {
+        // A frozen task cannot die until thawed.
+        let _ = cg.thaw();
+        let _ = cg.kill();
+    }
     let oom = oom_killed(&child);
     let Ok(_lock) = state.lock() else { return 125 };
     // The record may be gone (`isol rm -f`): then there is nothing to update.

@@ -317,6 +317,32 @@ fn exec_looks_up_its_command_inside_the_box() {
     env.isol(&["rm", "-f", "rooted"]).ok();
 }
 
+/// When a detached box's command ends, what it left running goes too, as under a
+/// foreground isol (here without a pid namespace, whose end would take them along).
+#[test]
+fn a_detached_box_ends_with_its_command() {
+    let Some(env) = Env::new("a_detached_box_ends_with_its_command") else {
+        return;
+    };
+    let script = "sleep 60 & echo $!; exit 3";
+    env.run(&[
+        "-d", "--name", "left", "--ns", "mnt,net", "--", "/bin/sh", "-c", script,
+    ])
+    .ok();
+    assert_eq!(env.isol(&["wait", "left"]).code, 3);
+    let log = env.isol(&["inspect", "left", "--json"]).json()["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid: u32 = std::fs::read_to_string(log)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!alive(pid), "the command's child {pid} outlived it");
+    env.isol(&["rm", "left"]).ok();
+}
+
 /// Output that cannot be written (a full disk) is isol's failure like any other: 125
 /// and one line, no panic. A detached box whose name could not be printed is removed.
 #[test]
