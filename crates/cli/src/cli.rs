@@ -122,10 +122,11 @@ Examples:
     Exec {
         /// The box.
         name: String,
-        /// Environment variables for the command (K=V, repeatable).
+        /// Environment variables for the command (K=V, repeatable), over the box's own
+        /// --env ones.
         #[arg(long = "env", short = 'e', value_name = "K=V")]
         env: Vec<String>,
-        /// The working directory inside.
+        /// The working directory inside (default: the box's --workdir, or /).
         #[arg(long, short = 'w', value_name = "DIR")]
         workdir: Option<PathBuf>,
         /// The command and its arguments.

@@ -153,6 +153,12 @@ pub struct BoxRecord {
     /// The user given with `--user` (`None`: root, or the caller in a user namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<BoxUser>,
+    /// The variables given with `--env` (`K=V`), which `exec` sets too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// The working directory given with `--workdir`, where `exec` starts too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<PathBuf>,
 }
 
 /// What a box is doing now.

@@ -52,6 +52,9 @@ struct Prepared {
     /// The pod the box joins as a member (`--pod`).
     pod_handle: Option<isol_ns_core::Pod>,
     user: Option<BoxUser>,
+    /// `--env` and `--workdir`, recorded for `exec`.
+    env: Vec<String>,
+    workdir: Option<PathBuf>,
 }
 
 /// `isol run`.
@@ -422,6 +425,8 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         pod: a.pod.clone(),
         pod_handle: pod,
         user,
+        env: a.env.clone(),
+        workdir: a.workdir.clone(),
     })
 }
 
@@ -586,6 +591,8 @@ fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
         log: None,
         security: p.cmd.security_policy().cloned(),
         user: p.user,
+        env: p.env.clone(),
+        workdir: p.workdir.clone(),
     }
 }
 
@@ -745,11 +752,12 @@ pub fn exec(
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    for e in env {
+    // The box's --env and --workdir, then exec's own (docker exec's way).
+    for e in rec.env.iter().chain(env) {
         let (k, v) = opts::env(e)?;
         cmd.env(k, v);
     }
-    if let Some(w) = workdir {
+    if let Some(w) = workdir.or(rec.workdir.as_deref()) {
         cmd.current_dir(w);
     }
     // As hardened as the box, as the same user (docker exec's defaults). The masked

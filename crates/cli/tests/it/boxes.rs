@@ -317,6 +317,25 @@ fn exec_looks_up_its_command_inside_the_box() {
     env.isol(&["rm", "-f", "rooted"]).ok();
 }
 
+/// `exec` starts where the box's command did: with the box's --env (under its own)
+/// and in its --workdir unless told otherwise.
+#[test]
+fn exec_takes_the_boxs_env_and_workdir() {
+    let Some(env) = Env::new("exec_takes_the_boxs_env_and_workdir") else {
+        return;
+    };
+    env.run(&[
+        "-d", "--name", "wd", "-e", "A=box", "-e", "B=box", "-w", "/tmp", "--", "sleep", "60",
+    ])
+    .ok();
+    let probe = "echo $A $B; pwd";
+    let out = env.isol(&["exec", "wd", "-e", "B=exec", "--", "/bin/sh", "-c", probe]);
+    assert_eq!(out.ok(), "box exec\n/tmp\n");
+    let out = env.isol(&["exec", "wd", "-w", "/", "--", "/bin/sh", "-c", probe]);
+    assert_eq!(out.ok(), "box box\n/\n");
+    env.isol(&["rm", "-f", "wd"]).ok();
+}
+
 /// When a detached box's command ends, what it left running goes too, as under a
 /// foreground isol (here without a pid namespace, whose end would take them along).
 #[test]
