@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use isol_ns_core::pod::MemberState;
+use isol_ns_core::pod::{MemberState, PodState};
 use isol_ns_core::state::StateDir;
 use isol_ns_core::{registry, CgroupLocation, NamespaceSet, Pod, Resources};
 use serde::Serialize;
@@ -21,6 +21,9 @@ use crate::render::print_table;
 #[derive(Serialize)]
 pub struct PodRow {
     pub name: String,
+    /// `ok`, or `holder-gone` when it shares pid and the holder died: it takes no members
+    /// and only `pod rm -f` is left.
+    pub state: PodState,
     /// The kinds its members share.
     pub shared: Vec<String>,
     pub members: Vec<String>,
@@ -62,6 +65,7 @@ pub struct PodInspect {
 fn row(r: &isol_ns_core::PodRecord) -> PodRow {
     PodRow {
         name: r.name.clone(),
+        state: r.state(),
         shared: r.shared.iter().map(|k| k.to_string()).collect(),
         members: r.members.keys().cloned().collect(),
         backend: r.backend.clone(),
@@ -95,6 +99,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             }
             let mut table = vec![[
                 "NAME".to_string(),
+                "STATE".into(),
                 "SHARES".into(),
                 "MEMBERS".into(),
                 "CREATED".into(),
@@ -103,6 +108,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             for r in rows {
                 table.push([
                     r.name,
+                    r.state.to_string(),
                     r.shared.join(","),
                     if r.members.is_empty() {
                         "-".into()
@@ -113,7 +119,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
                     r.cgroup.unwrap_or_default(),
                 ]);
             }
-            print_table(&table);
+            print_table(&table)?;
             Ok(0)
         }
         PodCommand::Inspect { name, json } => {
@@ -154,6 +160,14 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
                 return Ok(0);
             }
             println!("name:     {}", out.summary.name);
+            if out.summary.state == PodState::HolderGone {
+                println!(
+                    "state:    {} (its pid namespace ended with it; isol pod rm -f {} and create it again)",
+                    out.summary.state, out.summary.name
+                );
+            } else {
+                println!("state:    {}", out.summary.state);
+            }
             println!("shares:   {}", out.summary.shared.join(","));
             println!("backend:  {}", out.summary.backend);
             println!("cgroup:   {}", out.summary.cgroup.unwrap_or_default());
@@ -173,7 +187,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
                     ns.path.display().to_string(),
                 ]);
             }
-            print_table(&t);
+            print_table(&t)?;
             println!();
             let mut t = vec![[
                 "MEMBER".to_string(),
@@ -189,7 +203,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
                     m.cgroup.clone().unwrap_or_default(),
                 ]);
             }
-            print_table(&t);
+            print_table(&t)?;
             Ok(0)
         }
         PodCommand::Rm { name, force } => {

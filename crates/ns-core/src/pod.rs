@@ -147,6 +147,48 @@ impl PodRecord {
     pub fn ns_file(&self, kind: NamespaceKind) -> Option<&NsFile> {
         self.ns_files.iter().find(|f| f.kind == kind)
     }
+
+    /// Whether the pod can take members: [`PodState::HolderGone`] when it shares pid and
+    /// its holder no longer runs (reads the holder's `/proc/PID/stat`).
+    pub fn state(&self) -> PodState {
+        match &self.holder {
+            Some(h) if !h.process.alive() => PodState::HolderGone,
+            _ => PodState::Ok,
+        }
+    }
+
+    /// The refusal of a new member for a pod whose pid holder is gone, with the way out.
+    fn holder_gone(&self, member: &str) -> Error {
+        let name = &self.name;
+        let pid = self.holder.as_ref().map_or(0, |h| h.process.pid);
+        Error::Refused {
+            what: format!("add member {member} to pod {name}"),
+            reason: format!(
+                "the pod's pid namespace ended with its holder (pid {pid}), which is gone; remove the pod (isol pod rm -f {name}) and create it again"
+            ),
+        }
+    }
+}
+
+/// Whether a pod can take members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PodState {
+    /// It can: it shares no pid namespace, or the holder of it runs.
+    Ok,
+    /// It shares pid and its holder is gone: the kernel ended the pod's pid namespace
+    /// with its init, so no process can enter it any more (a fork there fails with
+    /// `ENOMEM`). Only removing the pod is left.
+    HolderGone,
+}
+
+impl std::fmt::Display for PodState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PodState::Ok => "ok",
+            PodState::HolderGone => "holder gone",
+        })
+    }
 }
 
 /// Whether a member still runs.
@@ -402,6 +444,8 @@ impl Pod {
     /// (keeping settings `cmd` gave for them), and its own cgroup `member` beneath the pod
     /// cgroup with `resources`. A namespace kind the pod shares must not be set to new in
     /// `cmd`. The member is recorded; its cgroup is removed again if the spawn fails.
+    /// A pod whose pid holder is gone ([`PodState::HolderGone`]) is refused before
+    /// anything is made, naming `isol pod rm -f` as the way out.
     pub fn add_member(
         &mut self,
         member: &str,
@@ -424,6 +468,11 @@ impl Pod {
                 what: format!("add member {member} to pod {}", self.record.name),
                 reason: format!("pod {} has a member named {member}", self.record.name),
             });
+        }
+        // A pid namespace whose init died takes no process: the spawn would fail with a
+        // bare ENOMEM from the fork inside it.
+        if self.record.state() == PodState::HolderGone {
+            return Err(self.record.holder_gone(member));
         }
         let shared = self.record.shared;
         let plan = cmd.plan_mut();
@@ -454,7 +503,14 @@ impl Pod {
             name: member.to_string(),
             resources: resources.clone(),
         });
-        let child = cmd.spawn()?;
+        let child = cmd.spawn().map_err(|e| {
+            // The holder may have died between the check above and the spawn.
+            if self.record.state() == PodState::HolderGone {
+                self.record.holder_gone(member)
+            } else {
+                e
+            }
+        })?;
         let rec = (|| -> Result<MemberRecord> {
             Ok(MemberRecord {
                 process: ProcessId::of(child.pid())?,

@@ -3,11 +3,12 @@
 
 use serde::Deserialize;
 
-use crate::common::{eventually, Env};
+use crate::common::{alive, eventually, Env};
 
 #[derive(Debug, Deserialize)]
 struct PodRow {
     name: String,
+    state: String,
     shared: Vec<String>,
     members: Vec<String>,
 }
@@ -29,6 +30,7 @@ fn pod_members_share_net_but_not_pid_and_rm_force_leaves_nothing() {
         serde_json::from_value(env.isol(&["pod", "ls", "--json"]).json()).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].name, "pw");
+    assert_eq!(rows[0].state, "ok");
     assert_eq!(rows[0].shared, ["ipc", "uts", "net"]);
     assert_eq!(rows[0].members, ["m1", "m2"]);
     let ps = env.isol(&["ps", "--json"]).json();
@@ -65,5 +67,68 @@ fn pod_members_share_net_but_not_pid_and_rm_force_leaves_nothing() {
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     env.isol(&["pod", "rm", "-f", "pw"]).ok();
     assert_eq!(env.isol(&["ps", "--json"]).json(), serde_json::json!([]));
+    eventually("nothing is left", || env.snapshot() == before);
+}
+
+#[test]
+fn a_pod_whose_pid_holder_died_says_so_and_refuses_members() {
+    let Some(env) = Env::new("a_pod_whose_pid_holder_died_says_so_and_refuses_members") else {
+        return;
+    };
+    let before = env.snapshot();
+    assert_eq!(env.pod_create("pq", &["--share", "pid,net"]).ok(), "pq\n");
+    let inspect = env.isol(&["pod", "inspect", "pq", "--json"]).json();
+    assert_eq!(inspect["state"], "ok");
+    let holder = inspect["holder_pid"].as_u64().expect("a holder") as u32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the holder is gone", || !alive(holder));
+    let rows: Vec<PodRow> =
+        serde_json::from_value(env.isol(&["pod", "ls", "--json"]).json()).unwrap();
+    assert_eq!(rows[0].state, "holder-gone", "{rows:?}");
+    let table = env.isol(&["pod", "ls"]).ok();
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("STATE"),
+        "{table}"
+    );
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("pq ") && row.contains(" holder gone "),
+        "{table}"
+    );
+    assert_eq!(
+        env.isol(&["pod", "inspect", "pq", "--json"]).json()["state"],
+        "holder-gone"
+    );
+    let text = env.isol(&["pod", "inspect", "pq"]).ok();
+    assert!(
+        text.lines().any(|l| l.starts_with("state:")
+            && l.contains("holder gone")
+            && l.contains("isol pod rm -f pq")),
+        "{text}"
+    );
+    // A member is refused in one line that names the way out, and leaves nothing.
+    let out = env.isol(&["run", "--pod", "pq", "--name", "late", "--", "echo", "hi"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stderr.contains("pid namespace ended with its holder")
+            && out.stderr.contains("isol pod rm -f pq"),
+        "{out:?}"
+    );
+    assert_eq!(env.isol(&["ps", "--json"]).json(), serde_json::json!([]));
+    let pod = env.isol(&["pod", "inspect", "pq", "--json"]).json();
+    assert_eq!(pod["members"], serde_json::json!([]));
+    assert!(
+        env.cgroup_dirs().iter().all(|d| !d.ends_with("late")),
+        "{:?}",
+        env.cgroup_dirs()
+    );
+    env.isol(&["pod", "rm", "-f", "pq"]).ok();
     eventually("nothing is left", || env.snapshot() == before);
 }

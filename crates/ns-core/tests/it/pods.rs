@@ -17,11 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isol_ns_core::pod::{default_share, MemberState, Pod};
+use isol_ns_core::pod::{default_share, MemberState, Pod, PodState};
 use isol_ns_core::spawn::{Child, Command, ExitStatus, Stdio};
 use isol_ns_core::state::StateDir;
 use isol_ns_core::units::Limit;
-use isol_ns_core::{registry, Backend, CgroupLocation, NamespaceKind, NamespaceSet, Resources};
+use isol_ns_core::{
+    registry, Backend, CgroupLocation, Error, NamespaceKind, NamespaceSet, Resources,
+};
 use isol_testkit::{require_root, Scratch};
 
 use crate::common::{mountinfo, ns_id, output, sh};
@@ -665,6 +667,81 @@ fn removing_a_pod_with_running_members_leaves_nothing() {
     assert!(!fx.state.entry_dir("pods", "gone").exists());
     assert!(Pod::list(&fx.state).unwrap().is_empty());
     assert!(Pod::open(&fx.state, "gone").is_err());
+}
+
+#[test]
+fn a_pod_whose_pid_holder_died_refuses_members_and_leaves_nothing() {
+    if !require_root("a_pod_whose_pid_holder_died_refuses_members_and_leaves_nothing") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let fx = fixture("pod-orphan");
+    let share: NamespaceSet = "net,pid".parse().unwrap();
+    let mut pod = fx.pod("orphan", share, &Resources::default());
+    let a = pod
+        .add_member("a", sleeper(), &Resources::default())
+        .unwrap();
+    assert_eq!(pod.record().state(), PodState::Ok);
+    let holder = pod.record().holder.clone().unwrap().process;
+    // The holder killed from outside, by the pid its record gives. (It is this process's
+    // child, so it stays a zombie until the pod handle that spawned it reaps it.)
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while holder.alive() {
+        assert!(Instant::now() < deadline, "the holder still runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The kernel ended the pid namespace: a member in it went too.
+    let mut a = a;
+    assert_eq!(a.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+    let [listed] = &Pod::list(&fx.state).unwrap()[..] else {
+        panic!("one pod");
+    };
+    assert_eq!(listed.state(), PodState::HolderGone);
+    let member_cgroups = || -> Vec<PathBuf> {
+        pod.cgroup()
+            .dirs()
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.path())
+            .collect()
+    };
+    let cgroups_before = member_cgroups();
+    // Another handle, as another isol process would open it.
+    let mut other = Pod::open(&fx.state, "orphan").unwrap();
+    let err = other
+        .add_member("late", sleeper(), &Resources::default())
+        .expect_err("the pid namespace is gone");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Refused { .. }), "{msg}");
+    assert!(
+        msg.contains("pid namespace ended with its holder")
+            && msg.contains("isol pod rm -f orphan")
+            && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert!(!msg.contains("memory"), "not the fork's ENOMEM: {msg}");
+    // Nothing was made: no member record, no cgroup.
+    let rec = Pod::open(&fx.state, "orphan").unwrap().record().clone();
+    assert_eq!(rec.members.keys().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(member_cgroups(), cgroups_before);
+    assert!(
+        cgroups_before.iter().all(|d| !d.ends_with("late")),
+        "{cgroups_before:?}"
+    );
+    // The way out works.
+    let dirs = pod.cgroup().dirs();
+    pod.remove(true).unwrap();
+    for d in &dirs {
+        assert!(!d.exists(), "{} removed", d.display());
+    }
+    assert!(fx.state_mounts().is_empty(), "{:?}", fx.state_mounts());
+    assert!(Pod::list(&fx.state).unwrap().is_empty());
 }
 
 #[test]
