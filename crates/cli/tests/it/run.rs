@@ -223,6 +223,15 @@ fn the_pids_limit_stops_forks_in_the_box() {
         "the second fork must fail: {out:?}"
     );
     assert!(!out.stdout.contains("forked"), "{out:?}");
+    // No room for the command beside its init: isol says which limit.
+    let before = env.snapshot();
+    let out = env.run(&["--pids", "1", "--", "/bin/true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains("the box's pids limit (1) is reached"),
+        "{out:?}"
+    );
+    assert_eq!(env.snapshot(), before);
 }
 
 #[test]
