@@ -632,6 +632,10 @@ impl Command {
         }
         if let Some(pidfd) = die_with_parent {
             prog.command("prctl PR_SET_PDEATHSIG", "", Op::DieWithParent { pidfd });
+        } else if init && !new.contains(NamespaceKind::Pid) {
+            // The init's end ends a new pid namespace's every process; in any other,
+            // the command must be told to follow it.
+            prog.command("prctl PR_SET_PDEATHSIG", "", Op::DieWithInit);
         }
         for op in hardening.iter().flat_map(|h| &h.after_ids) {
             prog.command(op.name(), "", Op::Security(op.clone()));

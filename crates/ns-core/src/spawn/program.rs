@@ -122,6 +122,10 @@ pub enum Op {
         /// A pidfd of the spawning process.
         pidfd: RawFd,
     },
+    /// In the command under an init that is not its pid namespace's first process:
+    /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`, so that killing the init (`Child::kill`)
+    /// takes the command along; ESRCH if the init (its parent) was gone already.
+    DieWithInit,
     /// `write(fd, "0")` on a cgroup's `cgroup.procs`, opened before the clone: the
     /// process moves itself into its cgroup (see `Cgroup::self_attach_files`).
     JoinCgroup {

@@ -689,6 +689,19 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) as libc::c_int)
         }
         Op::Security(op) => crate::security::sys::run(op),
+        Op::DieWithInit => {
+            let init = libc::getppid();
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+            ))?;
+            // The init waits for the command (in vfork, or in its loop); only a SIGKILL
+            // ends it before this, and then the command has another parent.
+            if libc::getppid() != init {
+                return Err(libc::ESRCH);
+            }
+            Ok(())
+        }
         Op::DieWithParent { pidfd } => {
             check(libc::prctl(
                 libc::PR_SET_PDEATHSIG,

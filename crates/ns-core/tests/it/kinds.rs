@@ -194,3 +194,41 @@ fn offset(text: &str, clock: &str) -> Option<i64> {
             .flatten()
     })
 }
+
+/// A box with a time namespace but no pid namespace of its own has an init that is not
+/// a pid namespace's first process: killing it (`Child::kill`) must take the command
+/// along, which nothing else would.
+#[test]
+fn killing_the_init_of_a_time_namespace_ends_the_command() {
+    if !require_root("killing_the_init_of_a_time_namespace_ends_the_command") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let mut cmd = isol_ns_core::spawn::Command::new("sleep");
+    cmd.arg("60")
+        .time_offsets(ClockOffset::secs(5), ClockOffset::secs(5))
+        .new_namespaces(NamespaceSet::EMPTY);
+    let mut child = cmd.spawn().unwrap();
+    let init = child.pid();
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let command: u32 = children.trim().parse().expect("the init's one child");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{command}/stat")).map_or(true, |s| {
+            s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if !gone() {
+        // Do not leave it running for the next test.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(command as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        panic!("the command {command} outlived its init");
+    }
+}

@@ -604,6 +604,41 @@ fn the_pod_memory_limit_bounds_the_sum_and_names_the_oom_victim() {
     }
 }
 
+/// A pod that shares no pid namespace keeps its namespaces in files alone: no process
+/// is left in them once it is created, also when it shares time (whose holder has an
+/// init, and no pid namespace that would take the holder's command along).
+#[test]
+fn a_pod_without_pid_leaves_no_process_behind() {
+    if !require_root("a_pod_without_pid_leaves_no_process_behind") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let fx = fixture("pod-noproc");
+    for share in ["net,ipc,uts", "net,time"] {
+        let mut pod = fx.pod("noproc", share.parse().unwrap(), &Resources::default());
+        assert!(pod.record().holder.is_none());
+        let net = pod.namespace(NamespaceKind::Net).unwrap().inode();
+        let inside: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+                let ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let zombie = stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z'));
+                (std::os::unix::fs::MetadataExt::ino(&ns) == net && !zombie).then_some(stat)
+            })
+            .collect();
+        assert!(
+            inside.is_empty(),
+            "{share}: left in the pod's net namespace: {inside:?}"
+        );
+        pod.remove(false).unwrap();
+    }
+}
+
 #[test]
 fn removing_a_pod_with_running_members_leaves_nothing() {
     if !require_root("removing_a_pod_with_running_members_leaves_nothing") {
