@@ -164,6 +164,7 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["run", "--pod", "nopod", "--", "true"], "nopod"),
         (vec!["run", "--pod", "../p", "--", "true"], "../p"),
         (vec!["run", "--memory", "64M"], "CMD"),
+        (vec!["run", "--", ""], "command's name is empty"),
         (
             vec!["run", "--no-such-flag", "--", "true"],
             "--no-such-flag",

@@ -1258,6 +1258,9 @@ fn resolve(program: &OsStr, view: &View<'_>, env: &[CString]) -> Result<PathBuf>
         path,
         source,
     };
+    if program.is_empty() {
+        return Err(Error::invalid("command", "", "the command's name is empty"));
+    }
     if program.as_bytes().contains(&b'/') {
         let p = PathBuf::from(program);
         if p.is_relative() {
