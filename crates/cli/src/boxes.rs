@@ -471,7 +471,7 @@ pub fn wait(state: &StateDir, name: &str) -> Result<u8> {
     record::load(state, name)?;
     loop {
         let Some(rec) = state.read::<BoxRecord>(BOXES, name)? else {
-            bail!("box {name} is gone (a foreground box keeps no status; use run -d)");
+            bail!("box {name} is gone: removed (isol rm -f, or its pod's rm -f) before it was seen to end, or a foreground box, whose status its isol run returns");
         };
         if let Some(e) = rec.exit {
             return Ok((e.status & 0xff) as u8);

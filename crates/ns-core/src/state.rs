@@ -70,7 +70,18 @@ impl StateDir {
             .recursive(true)
             .mode(0o700)
             .create(&root)
-            .map_err(|e| Error::io("create state directory", &root, e))?;
+            .map_err(|e| match e.raw_os_error() {
+                // A file where the directory (or one above it) should be.
+                Some(libc::EEXIST) | Some(libc::ENOTDIR) => Error::invalid(
+                    "state directory",
+                    root.display().to_string(),
+                    format!(
+                        "{} is, or lies beneath, a file that is not a directory: give a directory (or one isol may create)",
+                        root.display()
+                    ),
+                ),
+                _ => Error::io("create state directory", &root, e),
+            })?;
         Ok(StateDir { root })
     }
 
