@@ -536,7 +536,7 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
         Ok(c) => c,
         Err(e) => {
             unclaim(state);
-            return Err(e.into());
+            return Err(pids_hint(e, &p.resources));
         }
     };
     let written = describe(&child, &mut rec).and_then(|()| {
@@ -626,6 +626,19 @@ fn describe(child: &Child, rec: &mut BoxRecord) -> isol_ns_core::Result<()> {
         reason: format!("its process {} is already gone", child.pid()),
     })?;
     Ok(())
+}
+
+/// A fork refused with EAGAIN in a box with a pids limit: the limit is the likely cause,
+/// which the kernel's "Resource temporarily unavailable" does not say.
+fn pids_hint(e: isol_ns_core::Error, r: &Resources) -> anyhow::Error {
+    match (e.raw_os_error(), r.pids.max) {
+        (Some(libc::EAGAIN), Some(Limit::Value(max))) => {
+            let what = if max == 1 { "process" } else { "processes" };
+            anyhow::Error::from(e)
+                .context(format!("the box may hold {max} {what}, its init included"))
+        }
+        _ => e.into(),
+    }
 }
 
 /// `isol run -d`: fork the supervisor, let it start the box, relay the outcome.
@@ -789,7 +802,7 @@ pub fn exec(
     let cg = rec.open_cgroup()?;
     cmd.cgroup(CgroupSpec::Existing(Arc::from(cg)));
     let forwarder = Forwarder::install()?;
-    let mut child = cmd.spawn()?;
+    let mut child = cmd.spawn().map_err(|e| pids_hint(e, &rec.resources))?;
     let status = forwarder.wait(&mut child)?;
     Ok(shell_status(status))
 }

@@ -228,7 +228,8 @@ fn the_pids_limit_stops_forks_in_the_box() {
     let out = env.run(&["--pids", "1", "--", "/bin/true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(
-        out.stderr.contains("the box's pids limit (1) is reached"),
+        out.stderr
+            .contains("the box may hold 1 process, its init included: spawn: fork"),
         "{out:?}"
     );
     assert_eq!(env.snapshot(), before);

@@ -790,11 +790,11 @@ impl Command {
         let mut err_rd = File::from(err_rd);
         let failed = |rec: Record| -> Error {
             let (step, path) = prog.label(rec.id);
-            let source = match pids_limit_hit(rec.value, cgroup.as_deref()) {
-                Some(why) => io::Error::new(io::ErrorKind::WouldBlock, why),
-                None => io::Error::from_raw_os_error(rec.value),
-            };
-            Error::Spawn { step, path, source }
+            Error::Spawn {
+                step,
+                path,
+                source: io::Error::from_raw_os_error(rec.value),
+            }
         };
         if let Some(t) = plan.time_new() {
             match read_record(&mut err_rd)? {
@@ -868,21 +868,6 @@ impl Command {
             })
             .collect()
     }
-}
-
-/// For a fork or attach that failed with EAGAIN in a cgroup whose pids limit is
-/// reached: the error that says so (the kernel's words alone point nowhere).
-fn pids_limit_hit(errno: i32, cgroup: Option<&dyn Cgroup>) -> Option<String> {
-    if errno != libc::EAGAIN {
-        return None;
-    }
-    let pids = cgroup?.stats().ok()?.pids?;
-    let crate::units::Limit::Value(max) = pids.max? else {
-        return None;
-    };
-    (pids.current >= max || pids.events_max.is_some_and(|n| n > 0)).then(|| {
-        format!("Resource temporarily unavailable: the box's pids limit ({max}) is reached; every process counts, its init too")
-    })
 }
 
 /// The child ended (or spoke out of turn) before its command started. When the OOM
