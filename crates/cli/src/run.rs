@@ -306,10 +306,20 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     }
     let needs = |what: &str, kind: NamespaceKind, given: bool| -> Result<()> {
         if given && !new.contains(kind) {
+            let why = match &pod {
+                Some(p) if p.record().shared.contains(kind) => format!(
+                    "the box joins pod {}'s {kind} namespace, which is the pod's (drop --{what})",
+                    p.record().name
+                ),
+                _ if shares.iter().any(|(k, _)| *k == kind) => format!(
+                    "the box joins the {kind} namespace given with --share (drop one of them)"
+                ),
+                _ => format!("add {kind} to --ns"),
+            };
             bail!(isol_ns_core::Error::invalid(
                 what,
                 "",
-                format!("{what} needs a new {kind} namespace (add {kind} to --ns)")
+                format!("{what} needs a new {kind} namespace: {why}")
             ));
         }
         Ok(())
@@ -493,6 +503,13 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             }
         }
         if let Some(dir) = clash {
+            if !dir.is_dir() {
+                bail!(
+                    "box {}: {} is a file of the parent cgroup, so the box's cgroup cannot have that name (choose another --name)",
+                    p.name,
+                    dir.display()
+                );
+            }
             bail!(
                 "box {}: cgroup {} already exists, and isol only manages cgroups it created (choose another --name, or remove it)",
                 p.name,

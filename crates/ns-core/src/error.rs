@@ -155,9 +155,14 @@ impl Error {
     /// Creating the cgroup directory `dir` was refused: it exists, and isol manages only
     /// the cgroups it created. (Every backend's wording.)
     pub fn cgroup_exists(dir: &std::path::Path) -> Self {
+        let reason = if dir.is_dir() {
+            "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)"
+        } else {
+            "that name is one of the parent cgroup's files (pick another name)"
+        };
         Error::Refused {
             what: format!("create cgroup {}", dir.display()),
-            reason: "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)".into(),
+            reason: reason.into(),
         }
     }
 

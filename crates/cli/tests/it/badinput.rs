@@ -201,6 +201,11 @@ fn conflicting_flags_are_refused_and_leave_the_box_and_pod_alone() {
             vec!["share", "twice"],
         ),
         (vec!["--name", "peer"], vec!["peer", "in use"]),
+        // A name the parent cgroup's own files have.
+        (
+            vec!["--name", "cgroup.procs"],
+            vec!["cgroup.procs", "file of the parent cgroup"],
+        ),
         (vec!["-d", "--name", "peer"], vec!["peer", "in use"]),
     ];
     for (flags, what) in &cases {
@@ -215,6 +220,10 @@ fn conflicting_flags_are_refused_and_leave_the_box_and_pod_alone() {
         (vec!["--ns", "net,pid"], vec!["ns", "net", "pp"]),
         (vec!["--share", "net=box:peer"], vec!["share", "pp"]),
         (vec!["--cgroup-parent", "/x"], vec!["cgroup-parent", "pod"]),
+        (
+            vec!["--hostname", "h"],
+            vec!["hostname", "pod pp's uts namespace", "drop --hostname"],
+        ),
         (
             vec!["--backend", other_backend],
             vec!["backend", other_backend],
