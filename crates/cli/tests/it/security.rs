@@ -175,22 +175,35 @@ fn privileged_restores_what_the_defaults_take() {
 
 /// The box's pid 1, isol's init, keeps only CAP_KILL of isol's capabilities once the
 /// command runs (it reaps and forwards signals, to a command that may run as another
-/// user): in a default box, a privileged one and one whose command changes user. The
-/// init drops them as the command starts, so the probe waits up to a second for it.
+/// user), under no_new_privs: in a default box, a privileged one and one whose command
+/// changes user. The init does this as the command starts, so the probe waits up to a
+/// second for it.
 #[test]
-fn the_init_keeps_only_cap_kill() {
-    let Some(env) = Env::new("the_init_keeps_only_cap_kill") else {
+fn the_init_is_no_way_out_of_the_box() {
+    let Some(env) = Env::new("the_init_is_no_way_out_of_the_box") else {
         return;
     };
     let probe =
         "i=0; while [ $i -lt 100 ] && ! grep -q '^CapEff:.*0000000000000020$' /proc/1/status; \
-                 do sleep 0.01; i=$((i+1)); done; grep -E '^Cap(Prm|Eff)' /proc/1/status";
-    for flags in [&[][..], &["--privileged"], &["--user", "1000"]] {
+                 do sleep 0.01; i=$((i+1)); done; grep -E '^(Cap(Prm|Eff)|NoNewPrivs)' /proc/1/status; \
+                 readlink /proc/1/cwd 2>/dev/null || echo cwd-refused";
+    // It is not dumpable either, so the box cannot follow its cwd (or trace it): only
+    // a privileged box, with CAP_SYS_PTRACE, sees that cwd is /.
+    for (flags, cwd) in [
+        (&[][..], "cwd-refused"),
+        (&["--privileged"], "/"),
+        (&["--user", "1000"], "cwd-refused"),
+    ] {
         let mut args = flags.to_vec();
         args.extend(["--", "/bin/sh", "-c", probe]);
         assert_eq!(
             squeezed(&env.run(&args).ok()),
-            ["CapPrm: 0000000000000020", "CapEff: 0000000000000020"],
+            [
+                "CapPrm: 0000000000000020",
+                "CapEff: 0000000000000020",
+                "NoNewPrivs: 1",
+                cwd
+            ],
             "{flags:?}"
         );
     }

@@ -146,6 +146,25 @@ fn probe() {
         out.insert(name, open_errno(&path));
     }
     out.insert("sysrq", open_for_write("/proc/sysrq-trigger"));
+    // The box's pid 1, isol's init: its cwd (a directory of the caller's, outside a
+    // rootfs) and ptrace (which would let the box run code as it).
+    out.insert(
+        "init_cwd",
+        match std::fs::read_link("/proc/1/cwd") {
+            Ok(p) => p.display().to_string(),
+            Err(e) => e.raw_os_error().unwrap_or(0).to_string(),
+        },
+    );
+    // SAFETY: integer arguments; a tracee stopped by a successful attach is waited for
+    // and let go at once.
+    let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0) };
+    out.insert("ptrace_init", errno_of(r));
+    if r == 0 {
+        unsafe {
+            libc::waitpid(1, std::ptr::null_mut(), libc::__WALL);
+            libc::ptrace(libc::PTRACE_DETACH, 1, 0, 0);
+        }
+    }
     let sys_flags = nix::sys::statvfs::statvfs("/sys").map(|s| s.flags());
     out.insert(
         "sys",
@@ -311,6 +330,9 @@ fn a_default_box_cannot_reach_the_host() {
     assert_eq!(b.get("seccomp"), "2");
     // The caller's /sys, read-only in the box's mount namespace.
     assert_eq!(b.get("sys"), "ro");
+    // Its init cannot be traced, nor its cwd followed.
+    assert_eq!(b.errno("ptrace_init"), libc::EPERM);
+    assert_eq!(b.errno("init_cwd"), libc::EACCES);
     // keyctl needs no privilege: only seccomp refuses it.
     assert_eq!(b.errno("keyctl"), libc::EPERM);
     assert_eq!(b.errno("kexec"), libc::EPERM);
@@ -377,6 +399,8 @@ fn a_privileged_box_gets_it_all_back() {
     assert_eq!(b.get("nonewprivs"), "0");
     assert_eq!(b.get("seccomp"), "0");
     assert_eq!(b.get("sys"), "rw");
+    // With CAP_SYS_PTRACE, the init's cwd: "/" (it leaves the caller's directory).
+    assert_eq!(b.get("init_cwd"), "/");
     assert_ne!(b.errno("keyctl"), libc::EPERM);
     let kexec_disabled = std::fs::read_to_string("/proc/sys/kernel/kexec_load_disabled")
         .is_ok_and(|v| v.trim() == "1");
