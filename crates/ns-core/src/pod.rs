@@ -55,11 +55,6 @@ pub fn default_share() -> NamespaceSet {
     NamespaceSet::from_iter([NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Uts])
 }
 
-/// The program the holder runs: it only has to stay alive (`sleep`, looked up in `PATH`;
-/// coreutils and busybox both take this many seconds, about 68 years).
-const HOLDER_PROGRAM: &str = "sleep";
-const HOLDER_ARG: &str = "2147483647";
-
 /// A persisted namespace file of the pod.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NsFile {
@@ -284,16 +279,18 @@ impl Pod {
         undo.entry_dir = Some(state.create_entry_dir(KIND, name)?);
 
         let long_lived = share.contains(NamespaceKind::Pid);
-        let mut cmd = Command::new(HOLDER_PROGRAM);
-        cmd.arg(HOLDER_ARG)
-            .stdin(Stdio::Null)
+        // No program (none of the host's to look up): it holds on, not dumpable, so that
+        // no member, which shares its pid namespace, can trace it or follow its
+        // /proc/PID/root to the host's files.
+        let mut cmd = Command::hold();
+        cmd.stdin(Stdio::Null)
             .stdout(Stdio::Null)
             .stderr(Stdio::Null)
             .new_namespaces(share);
         if share.contains(NamespaceKind::Uts) {
             cmd.hostname(name);
         }
-        // It only sleeps, and with a shared pid namespace every member sees it: no
+        // It only waits, and with a shared pid namespace every member sees it: no
         // capabilities, no new privileges, docker's seccomp filter. (Nothing to mask: it
         // has no mount namespace of its own.)
         cmd.security(SecurityPolicy {

@@ -156,6 +156,8 @@ pub struct Command {
     persist: Vec<(NamespaceKind, PathBuf)>,
     security: Option<SecurityPolicy>,
     die_with_parent: bool,
+    /// [`Command::hold`]: no program.
+    hold: bool,
 }
 
 impl Command {
@@ -178,6 +180,19 @@ impl Command {
             persist: Vec::new(),
             security: None,
             die_with_parent: false,
+            hold: false,
+        }
+    }
+
+    /// No program: a process that takes every step of a command (namespaces, ids,
+    /// hardening) and then, instead of `execve`, holds on — not dumpable, without an fd,
+    /// waiting for a signal — until it is killed. It keeps namespaces alive (a pod's pid
+    /// namespace) without a program of the host's, and nothing that shares a namespace
+    /// with it can trace it or follow its `/proc/PID/root` out.
+    pub fn hold() -> Command {
+        Command {
+            hold: true,
+            ..Command::new("")
         }
     }
 
@@ -448,7 +463,11 @@ impl Command {
             Some(root) => View::rooted(root),
             None => View::new(mnt),
         };
-        let exec_path = resolve(&self.program, &view, &env)?;
+        let exec_path = if self.hold {
+            PathBuf::from("/")
+        } else {
+            resolve(&self.program, &view, &env)?
+        };
         let mut prog = Program::default();
         let mut keep: Vec<OwnedFd> = Vec::new();
         // Armed first, re-armed after the leader's namespace changes (setns into a user
@@ -754,7 +773,9 @@ impl Command {
             close_first: &close_first,
             close_in_init: &close_in_init,
             init,
-            command_shares_memory: !enters_time_ns,
+            // A holding command never execs: the init must not wait for it in vfork.
+            command_shares_memory: !enters_time_ns && !self.hold,
+            hold: self.hold,
         };
         let (pid, pidfd) = sys::clone(clone_flags, into_fd, &prep).map_err(|e| Error::Spawn {
             step: "clone3",

@@ -106,6 +106,8 @@ pub(crate) struct Prepared<'a> {
     /// command enters another time namespace, whose clock offsets live in a vDSO data
     /// page of their own (the kernel refuses `CLONE_VM` there with EINVAL).
     pub command_shares_memory: bool,
+    /// No `execve`: the command holds on instead ([`super::Command::hold`]).
+    pub hold: bool,
 }
 
 /// `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND | ns_flags [| CLONE_INTO_CGROUP])`, fork-like
@@ -332,9 +334,28 @@ unsafe fn command_main(p: &Prepared<'_>, report: RawFd) -> ! {
             fail(report, s.id, e);
         }
     }
+    if p.hold {
+        hold(report);
+    }
     cloexec_from(3);
     libc::execve(p.exec_path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
     fail(report, p.exec_id, errno())
+}
+
+/// [`super::Command::hold`]'s end, where a command would exec: closes every fd (`report`
+/// among them, which tells the waiting side the steps succeeded, as an exec would),
+/// makes itself non-dumpable and waits for signals until one ends it.
+unsafe fn hold(report: RawFd) -> ! {
+    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    libc::close(report);
+    if libc::syscall(libc::SYS_close_range, 0, libc::c_uint::MAX, 0) != 0 {
+        for fd in 0..4096 {
+            libc::close(fd);
+        }
+    }
+    loop {
+        libc::pause();
+    }
 }
 
 /// Marks every fd from `first` on close-on-exec (`close_range(2)` with
