@@ -136,6 +136,21 @@ fn probe() {
         )
     };
     out.insert("kexec", errno_of(r));
+    // socket(AF_VSOCK): the hypervisor's services, outside any network namespace.
+    // SAFETY: integer arguments; a socket made is closed at once.
+    let r = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) };
+    out.insert("vsock", errno_of(r as libc::c_long));
+    if r >= 0 {
+        unsafe { libc::close(r) };
+    }
+    // ioctl(TIOCSTI) on stdin (not a terminal here: ENOTTY when the filter lets it by),
+    // with bits above the 32 the tty layer reads.
+    let c = b'x';
+    #[allow(clippy::unnecessary_cast)] // an unsigned long on glibc, an int on musl
+    let request = libc::TIOCSTI as u64 | 1 << 32;
+    // SAFETY: TIOCSTI reads one byte at the pointer, which points at `c`.
+    let r = unsafe { libc::ioctl(0, request as _, &c) };
+    out.insert("tiocsti", errno_of(r as libc::c_long));
     let dir = std::env::var(DIR).unwrap();
     let node = CString::new(format!("{dir}/blk-inside")).unwrap();
     // SAFETY: a valid C string.
@@ -281,6 +296,8 @@ fn run_box(scratch: &Scratch, name: &str, policy: Option<SecurityPolicy>) -> See
     ])
     .env(PROBE, "1")
     .env(DIR, dir.path())
+    // Never a terminal: the probe tries TIOCSTI on its stdin.
+    .stdin(Stdio::Null)
     .stdout(Stdio::Piped)
     .stderr(Stdio::Piped)
     .namespaces(NamespacePlan::new_kinds(
@@ -336,6 +353,8 @@ fn a_default_box_cannot_reach_the_host() {
     // keyctl needs no privilege: only seccomp refuses it.
     assert_eq!(b.errno("keyctl"), libc::EPERM);
     assert_eq!(b.errno("kexec"), libc::EPERM);
+    assert_eq!(b.errno("vsock"), libc::EPERM);
+    assert_eq!(b.errno("tiocsti"), libc::EPERM);
     // CAP_MKNOD is kept: the device cgroup refuses the block node.
     assert_eq!(b.errno("mknod_block"), libc::EPERM);
     // The device cgroup refuses before any driver is asked, so EPERM even where the
@@ -402,6 +421,8 @@ fn a_privileged_box_gets_it_all_back() {
     // With CAP_SYS_PTRACE, the init's cwd: "/" (it leaves the caller's directory).
     assert_eq!(b.get("init_cwd"), "/");
     assert_ne!(b.errno("keyctl"), libc::EPERM);
+    assert_ne!(b.errno("vsock"), libc::EPERM);
+    assert_eq!(b.errno("tiocsti"), libc::ENOTTY);
     let kexec_disabled = std::fs::read_to_string("/proc/sys/kernel/kexec_load_disabled")
         .is_ok_and(|v| v.trim() == "1");
     if !kexec_disabled {
