@@ -360,11 +360,15 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         mounts.push(Mount::tmpfs(t, "mode=1777"));
     }
     // A rootfs gets a /dev of its own: a device granted with --device is bound into it
-    // too, as docker makes the node (the host's /dev has it already).
+    // too, as docker makes the node (the host's /dev has it already), read-only: it
+    // still reads and writes as the device, but its mode and owner are the host's.
     if a.rootfs.is_some() {
         for d in &a.security.device {
             let (node, _) = isol_ns_core::security::device_spec(d);
-            mounts.push(Mount::bind(node, node));
+            mounts.push(Mount {
+                read_only: true,
+                ..Mount::bind(node, node)
+            });
         }
     }
     for m in mounts {

@@ -480,7 +480,15 @@ impl Default for MntNs {
     }
 }
 
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The nodes of a rootfs's /dev: name, major, minor (all mode 0666, as docker makes them).
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 impl MntNs {
     fn inside(&self, path: &Path) -> PathBuf {
@@ -538,7 +546,12 @@ impl MntNs {
         )
     }
 
-    fn dev_steps(p: &mut Program, dev: &Path) -> Result<()> {
+    /// A rootfs's /dev: a tmpfs with the usual nodes, devpts, shm and the links. The
+    /// nodes are made with mknod (the box owns them; a chmod inside stays inside), or,
+    /// where a user namespace forbids mknod, bound from the host's /dev read-only (a
+    /// read-only device node still reads and writes as the device, but its mode and
+    /// owner, the host's, cannot be changed).
+    fn dev_steps(p: &mut Program, dev: &Path, user_ns: bool) -> Result<()> {
         Self::mkdir(p, dev)?;
         Self::mount(
             p,
@@ -549,8 +562,22 @@ impl MntNs {
             MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         )?;
-        for name in DEVICES {
+        for (name, major, minor) in DEVICES {
             let node = dev.join(name);
+            let host = Path::new("/dev").join(name);
+            if !user_ns {
+                p.command(
+                    "mknod",
+                    &node,
+                    Op::Mknod {
+                        path: cpath(&node)?,
+                        host: cpath(&host)?,
+                        dev: libc::makedev(major, minor),
+                        mode: 0o666,
+                    },
+                );
+                continue;
+            }
             p.command(
                 "create device node",
                 &node,
@@ -558,7 +585,6 @@ impl MntNs {
                     path: cpath(&node)?,
                 },
             );
-            let host = Path::new("/dev").join(name);
             Self::mount(
                 p,
                 "bind device",
@@ -568,6 +594,11 @@ impl MntNs {
                 MsFlags::MS_BIND,
                 None,
             )?;
+            p.command(
+                "make read-only",
+                &node,
+                Op::RemountReadOnly { dst: cpath(&node)? },
+            );
         }
         let pts = dev.join("pts");
         Self::mkdir(p, &pts)?;
@@ -707,7 +738,9 @@ impl Namespace for MntNs {
                 )?;
             }
             if self.dev {
-                Self::dev_steps(p, &self.inside(Path::new("/dev")))?;
+                let user_ns = ctx.new.contains(NamespaceKind::User)
+                    || ctx.joined.contains(NamespaceKind::User);
+                Self::dev_steps(p, &self.inside(Path::new("/dev")), user_ns)?;
             }
             if self.sys {
                 let sys = self.inside(Path::new("/sys"));

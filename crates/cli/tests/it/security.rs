@@ -490,6 +490,36 @@ fn inspect_shows_the_security_in_force() {
     assert_eq!(env.snapshot(), before);
 }
 
+/// A rootfs box's device nodes are its own (or read-only binds): a chmod inside does
+/// not reach the host's /dev. The probe sets the mode each already has, and the host's
+/// inode change times show whether it went through.
+#[test]
+fn a_rootfs_boxs_devices_are_not_the_hosts() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(env) = Env::new("a_rootfs_boxs_devices_are_not_the_hosts") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut args = crate::common::rootfs_of_host_programs(root.path());
+    args.extend(["--device".into(), "/dev/kmsg:r".into()]);
+    let changed = |p: &str| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.ctime(), m.ctime_nsec(), m.mode() & 0o7777)
+    };
+    let before = [changed("/dev/null"), changed("/dev/kmsg")];
+    let script = format!(
+        "chmod {:o} /dev/null && echo null-chmod; chmod {:o} /dev/kmsg 2>/dev/null || echo kmsg-refused; echo x > /dev/null && echo null-writes",
+        before[0].2, before[1].2
+    );
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--", "/bin/sh", "-c", &script]);
+    assert_eq!(
+        env.run(&all).ok(),
+        "null-chmod\nkmsg-refused\nnull-writes\n"
+    );
+    assert_eq!([changed("/dev/null"), changed("/dev/kmsg")], before);
+}
+
 /// A box with a rootfs gets a /dev of its own; `--device` puts the granted node there
 /// too (docker's behaviour), and the devices rule lets it be opened.
 #[test]

@@ -71,6 +71,20 @@ pub enum Op {
         /// The file.
         path: CString,
     },
+    /// `mknod(path, S_IFCHR | mode, dev)`, then `chmod(path, mode)` (the umask would
+    /// narrow the mode). Where the device cgroup refuses the mknod (EPERM: a policy
+    /// whose allow-list leaves the device out), `host` is bound there read-only instead,
+    /// as it is in a user namespace, and the allow-list decides who opens it.
+    Mknod {
+        /// The node.
+        path: CString,
+        /// The host's node of the same device.
+        host: CString,
+        /// The character device's number.
+        dev: libc::dev_t,
+        /// Its permission bits.
+        mode: libc::mode_t,
+    },
     /// `symlink(target, link)`; an existing link is fine.
     Symlink {
         /// What it points to.

@@ -660,6 +660,34 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             }
             Ok(())
         }
+        Op::Mknod {
+            path,
+            host,
+            dev,
+            mode,
+        } => match check(libc::mknod(path.as_ptr(), libc::S_IFCHR | *mode, *dev)) {
+            Err(libc::EPERM) => {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
+                check(fd)?;
+                libc::close(fd);
+                check(libc::mount(
+                    host.as_ptr(),
+                    path.as_ptr(),
+                    null(),
+                    libc::MS_BIND,
+                    null(),
+                ))?;
+                crate::security::sys::remount_read_only(path)
+            }
+            r => {
+                r?;
+                check(libc::chmod(path.as_ptr(), *mode))
+            }
+        },
         Op::Touch { path } => {
             let fd = libc::open(
                 path.as_ptr(),
