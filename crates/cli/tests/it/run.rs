@@ -241,16 +241,16 @@ fn an_oom_kill_is_reported_with_the_limit() {
         return;
     };
     let before = env.snapshot();
-    // tail keeps the unterminated "line" of /dev/zero in memory until it is killed.
-    let out = env.run(&[
-        "--name",
-        "hog",
-        "--memory",
-        "32M",
-        "--",
-        "tail",
-        "/dev/zero",
-    ]);
+    // `isol run [--cgroup-parent <scratch>] ARGS --name hog --memory LIMIT -- CMD`; tail
+    // keeps the unterminated "line" of /dev/zero in memory until it is killed.
+    let hog = |args: &[&str], limit: &str, cmd: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--name", "hog", "--memory", limit, "--"]);
+        all.extend(cmd);
+        env.isol(&all)
+    };
+    let scratch = env.run_args(&[]);
+    let out = hog(&scratch, "32M", &["tail", "/dev/zero"]);
     assert_eq!(out.code, 137, "{out:?}");
     assert_eq!(
         out.stderr.trim_end(),
@@ -258,16 +258,8 @@ fn an_oom_kill_is_reported_with_the_limit() {
     );
     assert_eq!(env.snapshot(), before);
     // Another process of the box killed, the command lives on: said as such.
-    let out = env.run(&[
-        "--name",
-        "hog",
-        "--memory",
-        "32M",
-        "--",
-        "/bin/sh",
-        "-c",
-        "tail /dev/zero; echo survived",
-    ]);
+    let script = "tail /dev/zero; echo survived";
+    let out = hog(&scratch, "32M", &["/bin/sh", "-c", script]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "survived\n"),
@@ -280,18 +272,7 @@ fn an_oom_kill_is_reported_with_the_limit() {
     );
     // A pod member is bound by its pod's limit too, which the message names.
     env.pod_create("tight", &["--memory", "32M"]).ok();
-    let out = env.isol(&[
-        "run",
-        "--pod",
-        "tight",
-        "--name",
-        "hog",
-        "--memory",
-        "1G",
-        "--",
-        "tail",
-        "/dev/zero",
-    ]);
+    let out = hog(&["run", "--pod", "tight"], "1G", &["tail", "/dev/zero"]);
     assert_eq!(out.code, 137, "{out:?}");
     assert_eq!(
         out.stderr.trim_end(),
