@@ -311,6 +311,14 @@ unsafe fn child_main(p: &Prepared<'_>) -> ! {
             libc::_exit(127);
         }
     }
+    // Until its execve the child is isol, with isol's fds (cgroup directories, `tasks`
+    // files, namespace files, the state lock) and, once it joins a box's pid namespace
+    // (exec, a pod member), in sight of the box's processes, with their uid and
+    // capabilities: not dumpable, so that none can trace it or open its /proc/PID/fd,
+    // cwd or root. (After the wait: a parent without privilege writes a new user
+    // namespace's maps in /proc/PID, which would be root's.) The init and the command
+    // inherit it; execve makes the command dumpable again as the program it runs.
+    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     for s in &p.program.leader {
         if let Err(e) = run(s, p) {
             fail(p.err_wr, s.id, e);
