@@ -490,6 +490,40 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
+/// Refuses a mount point in `root` reached through a symlink of the rootfs: isol makes
+/// and mounts on it before `pivot_root`, when an absolute link (`/mnt -> /etc`) would
+/// lead to the host's files and a relative one could climb out, so a rootfs that a box
+/// can write could make the next box's mount points on the host. The existing part of
+/// the path is checked; what is missing isol creates. (A rootfs changed while this runs
+/// is not covered: the check is done once, before the clone.)
+fn no_symlink_on_the_way(root: &Path, target: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    for part in target.components() {
+        let std::path::Component::Normal(name) = part else {
+            continue;
+        };
+        at.push(name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(md) if md.file_type().is_symlink() => {
+                let to = std::fs::read_link(&at).unwrap_or_default();
+                let inside = Path::new("/").join(at.strip_prefix(root).unwrap_or(&at));
+                return Err(Error::invalid(
+                    "mount target",
+                    target.display().to_string(),
+                    format!(
+                        "{} is a symlink in the rootfs (to {}): isol does not follow the rootfs's symlinks to the places it mounts on; give the path it stands for",
+                        inside.display(),
+                        to.display()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 impl MntNs {
     fn inside(&self, path: &Path) -> PathBuf {
         match &self.rootfs {
@@ -667,6 +701,20 @@ impl Namespace for MntNs {
                     root.display().to_string(),
                     "give an absolute path",
                 ));
+            }
+        }
+        if let Some(root) = &self.rootfs {
+            let own = [
+                (self.proc, "/proc"),
+                (self.dev, "/dev"),
+                (self.sys, "/sys"),
+                (self.tmp, "/tmp"),
+            ];
+            for (_, at) in own.iter().filter(|(made, _)| *made) {
+                no_symlink_on_the_way(root, Path::new(at))?;
+            }
+            for m in &self.mounts {
+                no_symlink_on_the_way(root, &m.target)?;
             }
         }
         for m in &self.mounts {

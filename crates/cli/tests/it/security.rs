@@ -494,6 +494,47 @@ fn inspect_shows_the_security_in_force() {
     assert_eq!(env.snapshot(), before);
 }
 
+/// A rootfs a box could write may hold symlinks meant for the next box's mount points
+/// (/mnt -> a host directory, /proc -> one): isol would make and mount on them before
+/// pivot_root, on the host's side. It refuses, naming the link, and touches nothing.
+#[test]
+fn a_rootfs_symlink_never_leads_a_mount_out() {
+    let Some(env) = Env::new("a_rootfs_symlink_never_leads_a_mount_out") else {
+        return;
+    };
+    let victim = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let args = crate::common::rootfs_of_host_programs(root.path());
+    std::os::unix::fs::symlink(victim.path(), root.path().join("mnt")).unwrap();
+    let before = env.snapshot();
+    for (extra, link) in [
+        (&["--tmpfs", "/mnt/t"][..], "/mnt"),
+        (&["--bind", "/tmp:/mnt/b"], "/mnt"),
+    ] {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(extra);
+        all.extend(["--", "/bin/true"]);
+        let out = env.run(&all);
+        assert_eq!(out.code, 125, "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("{link} is a symlink in the rootfs")),
+            "{out:?}"
+        );
+    }
+    // The rootfs's own /proc, too.
+    std::os::unix::fs::symlink(victim.path(), root.path().join("proc")).unwrap();
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--", "/bin/true"]);
+    let out = env.run(&all);
+    assert!(
+        out.stderr.contains("/proc is a symlink in the rootfs"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0);
+    assert_eq!(env.snapshot(), before);
+}
+
 /// A rootfs box's device nodes are its own (or read-only binds): a chmod inside does
 /// not reach the host's /dev. The probe sets the mode each already has, and the host's
 /// inode change times show whether it went through.
