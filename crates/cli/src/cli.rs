@@ -411,7 +411,10 @@ pub enum PodCommand {
     Create {
         /// The pod's name.
         name: String,
-        /// The namespaces its members share: net, ipc, uts, and optionally pid.
+        /// The namespaces its members share: net, ipc, uts, and optionally pid (then, as
+        /// in a Kubernetes pod sharing its process namespace, members see each other's
+        /// processes, and through /proc/PID/root each other's files: a member without
+        /// --rootfs, the host's).
         #[arg(long, default_value = "net,ipc,uts", value_name = "LIST")]
         share: String,
         #[command(flatten)]
