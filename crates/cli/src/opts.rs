@@ -28,7 +28,25 @@ pub fn resources(l: &LimitArgs) -> Result<Resources> {
         r.memory.swap_max = Some(parse_size("memory-swap", v)?);
     }
     if let Some(v) = &l.cpus {
-        r.cpu.max = Some(parse_cpus("cpus", v)?);
+        let max = parse_cpus("cpus", v)?;
+        // More than the machine has would read as a limit and be none (docker refuses it
+        // too).
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|t| CpuList::parse("online cpus", t.trim()).ok())
+            .map_or(0, |l| l.iter().count() as u64);
+        if let Limit::Value(quota) = max.quota {
+            let n = online;
+            if n > 0 && quota > n * max.period {
+                return Err(Error::invalid(
+                    "cpus",
+                    v,
+                    format!("{v} cpus is more than this machine's {n}: give at most {n}, or max"),
+                )
+                .into());
+            }
+        }
+        r.cpu.max = Some(max);
     }
     if let Some(v) = &l.cpu_weight {
         r.cpu.weight = Some(number("cpu-weight", v)?);

@@ -101,6 +101,10 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--memory-swap", "-2"], vec!["memory-swap", "-2"]),
         (vec!["--cpus", "abc"], vec!["cpus", "abc"]),
         (vec!["--cpus", "0"], vec!["cpus"]),
+        (
+            vec!["--cpus", "100000"],
+            vec!["cpus", "more than this machine's"],
+        ),
         (vec!["--cpu-weight", "0"], vec!["weight", "0"]),
         (vec!["--cpu-weight", "10001"], vec!["weight", "10001"]),
         (vec!["--cpuset-cpus", "x"], vec!["cpuset-cpus", "x"]),
