@@ -186,7 +186,9 @@ impl Command {
 
     /// No program: a process that takes every step of a command (namespaces, ids,
     /// hardening) and then, instead of `execve`, holds on — not dumpable, without an fd,
-    /// waiting for a signal — until it is killed. It keeps namespaces alive (a pod's pid
+    /// waiting for a signal — until it is killed. With an init (a new pid namespace)
+    /// the init itself takes the steps and holds, as the namespace's first process,
+    /// which no process inside can signal. It keeps namespaces alive (a pod's pid
     /// namespace) without a program of the host's, and nothing that shares a namespace
     /// with it can trace it or follow its `/proc/PID/root` out.
     pub fn hold() -> Command {
@@ -651,7 +653,7 @@ impl Command {
         }
         if let Some(pidfd) = die_with_parent {
             prog.command("prctl PR_SET_PDEATHSIG", "", Op::DieWithParent { pidfd });
-        } else if init && !new.contains(NamespaceKind::Pid) {
+        } else if init && !new.contains(NamespaceKind::Pid) && !self.hold {
             // The init's end ends a new pid namespace's every process; in any other,
             // the command must be told to follow it.
             prog.command("prctl PR_SET_PDEATHSIG", "", Op::DieWithInit);
@@ -773,8 +775,7 @@ impl Command {
             close_first: &close_first,
             close_in_init: &close_in_init,
             init,
-            // A holding command never execs: the init must not wait for it in vfork.
-            command_shares_memory: !enters_time_ns && !self.hold,
+            command_shares_memory: !enters_time_ns,
             hold: self.hold,
         };
         let (pid, pidfd) = sys::clone(clone_flags, into_fd, &prep).map_err(|e| Error::Spawn {

@@ -394,6 +394,67 @@ unsafe fn init_main(p: &Prepared<'_>) -> ! {
     sigmask(libc::SIG_BLOCK, !0u64);
     // An inherited SIG_IGN for SIGCHLD would make the kernel reap the command for us.
     libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    // The command's pid; none when the init holds on itself (`Command::hold`): then it
+    // takes the command's steps, and as the pid namespace's first process no process
+    // in the namespace can signal it away.
+    let pid = if p.hold {
+        for s in &p.program.command {
+            if let Err(e) = run(s, p) {
+                fail(p.err_wr, s.id, e);
+            }
+        }
+        None
+    } else {
+        Some(start_command(p))
+    };
+    close_all_but(p.err_wr);
+    // From here the init only reaps and forwards signals, beside the box's processes,
+    // which must not reach into it: not dumpable (no ptrace, no /proc/1/mem, cwd, root
+    // or environ for them), no directory of the caller's as its cwd, no new privileges
+    // from an exec, and of its creator's capabilities only CAP_KILL (the command may run
+    // as another user). Before the parent hears of the exec, so that a spawn that
+    // returned finds it done.
+    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    libc::chdir(c"/".as_ptr());
+    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if crate::security::sys::capset(1 << crate::security::Capability::KILL.number()).is_err() {
+        let _ = crate::security::sys::capset(0);
+    }
+    send(p.err_wr, TAG_EXEC_OK, 0, pid.unwrap_or(0));
+    let all: u64 = !0;
+    loop {
+        let mut info: libc::siginfo_t = zeroed();
+        let sig = libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &all as *const u64,
+            &mut info as *mut libc::siginfo_t,
+            null::<libc::timespec>(),
+            8usize,
+        ) as i32;
+        if sig <= 0 {
+            continue;
+        }
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut st = 0;
+                let r = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                if r <= 0 {
+                    break;
+                }
+                if Some(r) == pid {
+                    send(p.err_wr, TAG_STATUS, 0, st);
+                    libc::_exit(0);
+                }
+            }
+        } else if let Some(pid) = pid {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Forks the command, waits for its exec and returns its pid; when it fails before the
+/// exec, passes its record on, reaps it and ends the init.
+unsafe fn start_command(p: &Prepared<'_>) -> libc::pid_t {
     let mut exec_pipe = [-1; 2];
     if libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) < 0 {
         fail(p.err_wr, p.fork_id, errno());
@@ -415,56 +476,13 @@ unsafe fn init_main(p: &Prepared<'_>) -> ! {
     }
     let mut rec = [0u8; 16];
     if read_record(exec_pipe[0], &mut rec) == rec.len() {
-        // The command failed before exec: pass its record on, reap it, give up.
         libc::write(p.err_wr, rec.as_ptr() as *const libc::c_void, rec.len());
         let mut st = 0;
         libc::waitpid(pid, &mut st, 0);
         libc::_exit(127);
     }
     libc::close(exec_pipe[0]);
-    close_all_but(p.err_wr);
-    // From here the init only reaps and forwards signals, beside the box's processes,
-    // which must not reach into it: not dumpable (no ptrace, no /proc/1/mem, cwd, root
-    // or environ for them), no directory of the caller's as its cwd, no new privileges
-    // from an exec, and of its creator's capabilities only CAP_KILL (the command may run
-    // as another user). Before the parent hears of the exec, so that a spawn that
-    // returned finds it done.
-    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    libc::chdir(c"/".as_ptr());
-    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    if crate::security::sys::capset(1 << crate::security::Capability::KILL.number()).is_err() {
-        let _ = crate::security::sys::capset(0);
-    }
-    send(p.err_wr, TAG_EXEC_OK, 0, pid);
-    let all: u64 = !0;
-    loop {
-        let mut info: libc::siginfo_t = zeroed();
-        let sig = libc::syscall(
-            libc::SYS_rt_sigtimedwait,
-            &all as *const u64,
-            &mut info as *mut libc::siginfo_t,
-            null::<libc::timespec>(),
-            8usize,
-        ) as i32;
-        if sig <= 0 {
-            continue;
-        }
-        if sig == libc::SIGCHLD {
-            loop {
-                let mut st = 0;
-                let r = libc::waitpid(-1, &mut st, libc::WNOHANG);
-                if r <= 0 {
-                    break;
-                }
-                if r == pid {
-                    send(p.err_wr, TAG_STATUS, 0, st);
-                    libc::_exit(0);
-                }
-            }
-        } else {
-            libc::kill(pid, sig);
-        }
-    }
+    pid
 }
 
 /// What the command's process needs from the init.
