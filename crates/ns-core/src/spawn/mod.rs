@@ -1241,11 +1241,6 @@ impl<'a> View<'a> {
     }
 }
 
-/// Finds `program` as execve will see it: a path with a `/` as is, else the first
-/// executable in `PATH` (the command's, else the usual default), all looked up in the
-/// tree the command will see (rootfs and binds, symlinks followed inside it). Missing is
-/// `NotFound`, present but not executable `PermissionDenied`, both as [`Error::Spawn`]
-/// with step `find program`.
 /// `/proc/PID/root` for a namespace file opened as `/proc/PID/ns/mnt`: where a command
 /// joining it will find its files (the process's root is its mount namespace's, which a
 /// box's pivot_root made its rootfs). `None` for any other file (a persisted one).
@@ -1259,6 +1254,11 @@ fn proc_root_of(ns_file: &Path) -> Option<PathBuf> {
     Some(Path::new("/proc").join(pid).join("root"))
 }
 
+/// Finds `program` as execve will see it: a path with a `/` as is, else the first
+/// executable in `PATH` (the command's, else the usual default), all looked up in the
+/// tree the command will see (rootfs and binds, symlinks followed inside it). Missing is
+/// `NotFound`, present but not executable `PermissionDenied`, both as [`Error::Spawn`]
+/// with step `find program`.
 fn resolve(program: &OsStr, view: &View<'_>, env: &[CString]) -> Result<PathBuf> {
     let err = |path: PathBuf, source: io::Error| Error::Spawn {
         step: "find program",

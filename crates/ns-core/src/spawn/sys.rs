@@ -410,10 +410,11 @@ unsafe fn init_main(p: &Prepared<'_>) -> ! {
     close_all_but(p.err_wr);
     // From here the init only reaps and forwards signals, beside the box's processes,
     // which must not reach into it: not dumpable (no ptrace, no /proc/1/mem, cwd, root
-    // or environ for them), no directory of the caller's as its cwd, no new privileges
-    // from an exec, and of its creator's capabilities only CAP_KILL (the command may run
-    // as another user). Before the parent hears of the exec, so that a spawn that
-    // returned finds it done.
+    // or environ for them; set again, as the command's id change in the memory it
+    // shared with the init until its exec set it to fs.suid_dumpable), no directory of
+    // the caller's as its cwd, no new privileges from an exec, and of its creator's
+    // capabilities only CAP_KILL (the command may run as another user). Before the
+    // parent hears of the exec, so that a spawn that returned finds it done.
     libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     libc::chdir(c"/".as_ptr());
     libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
