@@ -619,19 +619,13 @@ impl MntNs {
                     path: cpath(&node)?,
                 },
             );
-            Self::mount(
-                p,
-                "bind device",
-                Some(&host),
-                &node,
-                None,
-                MsFlags::MS_BIND,
-                None,
-            )?;
             p.command(
-                "make read-only",
+                "bind device read-only",
                 &node,
-                Op::RemountReadOnly { dst: cpath(&node)? },
+                Op::BindReadOnly {
+                    src: cpath(&host)?,
+                    dst: cpath(&node)?,
+                },
             );
         }
         let pts = dev.join("pts");
@@ -849,21 +843,25 @@ impl Namespace for MntNs {
                     } else {
                         p.command("create mount point", &dst, Op::Touch { path: cpath(&dst)? });
                     }
-                    Self::mount(
-                        p,
-                        "bind mount",
-                        Some(src),
-                        &dst,
-                        None,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        None,
-                    )?;
                     if m.read_only {
                         p.command(
-                            "remount read-only",
+                            "bind mount read-only",
                             &dst,
-                            Op::RemountReadOnly { dst: cpath(&dst)? },
+                            Op::BindReadOnly {
+                                src: cpath(src)?,
+                                dst: cpath(&dst)?,
+                            },
                         );
+                    } else {
+                        Self::mount(
+                            p,
+                            "bind mount",
+                            Some(src),
+                            &dst,
+                            None,
+                            MsFlags::MS_BIND | MsFlags::MS_REC,
+                            None,
+                        )?;
                     }
                 }
                 MountSource::Tmpfs(opts) => {

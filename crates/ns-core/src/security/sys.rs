@@ -271,6 +271,68 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// [`crate::spawn::program::Op::BindReadOnly`].
+pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: a C string; the kernel returns a new fd (or an error).
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        let e = errno();
+        if e != libc::ENOSYS {
+            return Err(e);
+        }
+        mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+        return remount_read_only(dst);
+    }
+    let tree = tree as libc::c_int;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the detached tree's fd, an empty C string, a mount_attr on our stack of the
+    // size passed; then the fd and a C string; the fd is ours to close.
+    let r = unsafe {
+        let mut r = check(libc::syscall(
+            libc::SYS_mount_setattr,
+            tree,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ));
+        if r.is_ok() {
+            r = check(libc::syscall(
+                libc::SYS_move_mount,
+                tree,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                dst.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            ));
+        }
+        libc::close(tree);
+        r
+    };
+    match r {
+        // mount_setattr before 5.12: the tree is dropped unattached; bind and remount.
+        Err(libc::ENOSYS) => {
+            mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+            remount_read_only(dst)
+        }
+        r => r,
+    }
+}
+
 /// `statfs(dst)`, then `mount(NULL, dst, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|<its flags>)`:
 /// flags locked by a less privileged mount namespace must be kept. (Also the spawn's
 /// read-only bind mounts.)

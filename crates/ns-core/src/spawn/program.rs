@@ -59,6 +59,16 @@ pub enum Op {
         /// Target.
         dst: CString,
     },
+    /// A recursive bind of `src` at `dst` that is read-only before it is attached:
+    /// `open_tree(OPEN_TREE_CLONE)`, `mount_setattr(MOUNT_ATTR_RDONLY)`, `move_mount`.
+    /// (A bind and then a remount by path could remount something else, should the
+    /// path change in between.) Before 5.12: the bind, then the remount.
+    BindReadOnly {
+        /// Source.
+        src: CString,
+        /// Target.
+        dst: CString,
+    },
     /// `mkdir(path, mode)`; an existing directory is fine.
     Mkdir {
         /// The directory.

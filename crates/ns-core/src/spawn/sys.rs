@@ -681,6 +681,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             opt(data) as *const libc::c_void,
         )),
         Op::RemountReadOnly { dst } => crate::security::sys::remount_read_only(dst),
+        Op::BindReadOnly { src, dst } => crate::security::sys::bind_read_only(src, dst),
         Op::Mkdir { path, mode } => {
             if libc::mkdir(path.as_ptr(), *mode) < 0 && errno() != libc::EEXIST {
                 return Err(errno());
@@ -701,14 +702,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
                 );
                 check(fd)?;
                 libc::close(fd);
-                check(libc::mount(
-                    host.as_ptr(),
-                    path.as_ptr(),
-                    null(),
-                    libc::MS_BIND,
-                    null(),
-                ))?;
-                crate::security::sys::remount_read_only(path)
+                crate::security::sys::bind_read_only(host, path)
             }
             r => {
                 r?;
