@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::spawn::program::{Op, Program};
+use crate::spawn::program::{Beneath, Op, Program};
 use crate::{Error, NamespaceKind, NamespaceSet, Result};
 
 /// What a spawn knows when it asks each namespace for its steps.
@@ -490,6 +490,23 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
+/// `path` split beneath `root` for the child ([`Beneath`]); `None` without a rootfs, or
+/// for a path outside it.
+fn beneath(root: Option<&Path>, path: &Path) -> Result<Option<Beneath>> {
+    let Some(root) = root else { return Ok(None) };
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(None);
+    };
+    let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
+        return Ok(None);
+    };
+    Ok(Some(Beneath {
+        root: cpath(root)?,
+        parent: cpath(parent)?,
+        name: cpath(Path::new(name))?,
+    }))
+}
+
 /// Refuses a mount point in `root` reached through a symlink of the rootfs: isol makes
 /// and mounts on it before `pivot_root`, when an absolute link (`/mnt -> /etc`) would
 /// lead to the host's files and a relative one could climb out, so a rootfs that a box
@@ -555,13 +572,15 @@ impl MntNs {
         Ok(())
     }
 
-    fn mkdir(p: &mut Program, dir: &Path) -> Result<()> {
+    /// `mkdir` of `dir`, made beneath `root` (see [`Beneath`]) when it lies in one.
+    fn mkdir(p: &mut Program, dir: &Path, root: Option<&Path>) -> Result<()> {
         p.command(
             "mkdir",
             dir,
             Op::Mkdir {
                 path: cpath(dir)?,
                 mode: 0o755,
+                beneath: beneath(root, dir)?,
             },
         );
         Ok(())
@@ -585,8 +604,8 @@ impl MntNs {
     /// where a user namespace forbids mknod, bound from the host's /dev read-only (a
     /// read-only device node still reads and writes as the device, but its mode and
     /// owner, the host's, cannot be changed).
-    fn dev_steps(p: &mut Program, dev: &Path, user_ns: bool) -> Result<()> {
-        Self::mkdir(p, dev)?;
+    fn dev_steps(p: &mut Program, dev: &Path, root: &Path, user_ns: bool) -> Result<()> {
+        Self::mkdir(p, dev, Some(root))?;
         Self::mount(
             p,
             "mount /dev tmpfs",
@@ -617,6 +636,7 @@ impl MntNs {
                 &node,
                 Op::Touch {
                     path: cpath(&node)?,
+                    beneath: beneath(Some(root), &node)?,
                 },
             );
             p.command(
@@ -629,7 +649,7 @@ impl MntNs {
             );
         }
         let pts = dev.join("pts");
-        Self::mkdir(p, &pts)?;
+        Self::mkdir(p, &pts, Some(root))?;
         Self::mount(
             p,
             "mount devpts",
@@ -657,7 +677,7 @@ impl MntNs {
             );
         }
         let shm = dev.join("shm");
-        Self::mkdir(p, &shm)?;
+        Self::mkdir(p, &shm, Some(root))?;
         Self::mount(
             p,
             "mount /dev/shm",
@@ -765,7 +785,7 @@ impl Namespace for MntNs {
                 None,
             )?;
             let proc = self.inside(Path::new("/proc"));
-            Self::mkdir(p, &proc)?;
+            Self::mkdir(p, &proc, Some(root))?;
             if pid_new && self.proc {
                 Self::fresh_proc(p, &proc)?;
             } else {
@@ -782,11 +802,11 @@ impl Namespace for MntNs {
             if self.dev {
                 let user_ns = ctx.new.contains(NamespaceKind::User)
                     || ctx.joined.contains(NamespaceKind::User);
-                Self::dev_steps(p, &self.inside(Path::new("/dev")), user_ns)?;
+                Self::dev_steps(p, &self.inside(Path::new("/dev")), root, user_ns)?;
             }
             if self.sys {
                 let sys = self.inside(Path::new("/sys"));
-                Self::mkdir(p, &sys)?;
+                Self::mkdir(p, &sys, Some(root))?;
                 let ro = MsFlags::MS_RDONLY
                     | MsFlags::MS_NOSUID
                     | MsFlags::MS_NODEV
@@ -820,7 +840,7 @@ impl Namespace for MntNs {
             }
             if self.tmp {
                 let tmp = self.inside(Path::new("/tmp"));
-                Self::mkdir(p, &tmp)?;
+                Self::mkdir(p, &tmp, Some(root))?;
                 Self::mount(
                     p,
                     "mount /tmp",
@@ -839,9 +859,13 @@ impl Namespace for MntNs {
             match &m.source {
                 MountSource::Bind(src) => {
                     if src.is_dir() {
-                        Self::mkdir(p, &dst)?;
+                        Self::mkdir(p, &dst, self.rootfs.as_deref())?;
                     } else {
-                        p.command("create mount point", &dst, Op::Touch { path: cpath(&dst)? });
+                        let touch = Op::Touch {
+                            path: cpath(&dst)?,
+                            beneath: beneath(self.rootfs.as_deref(), &dst)?,
+                        };
+                        p.command("create mount point", &dst, touch);
                     }
                     if m.read_only {
                         p.command(
@@ -865,7 +889,7 @@ impl Namespace for MntNs {
                     }
                 }
                 MountSource::Tmpfs(opts) => {
-                    Self::mkdir(p, &dst)?;
+                    Self::mkdir(p, &dst, self.rootfs.as_deref())?;
                     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                     if m.read_only {
                         flags |= MsFlags::MS_RDONLY;

@@ -69,17 +69,23 @@ pub enum Op {
         /// Target.
         dst: CString,
     },
-    /// `mkdir(path, mode)`; an existing directory is fine.
+    /// `mkdir(path, mode)`; an existing directory is fine. In a rootfs (`beneath`), made
+    /// in its parent directory as opened beneath the rootfs without following a symlink.
     Mkdir {
         /// The directory.
         path: CString,
         /// Its mode.
         mode: libc::mode_t,
+        /// Where it lies in a rootfs.
+        beneath: Option<Beneath>,
     },
-    /// `open(path, O_CREAT)` + `close`: an empty file to bind-mount onto.
+    /// `open(path, O_CREAT)` + `close`: an empty file to bind-mount onto. In a rootfs
+    /// (`beneath`), made as [`Op::Mkdir`] is, and never through a symlink.
     Touch {
         /// The file.
         path: CString,
+        /// Where it lies in a rootfs.
+        beneath: Option<Beneath>,
     },
     /// `mknod(path, S_IFCHR | mode, dev)`, then `chmod(path, mode)` (the umask would
     /// narrow the mode). Where the device cgroup refuses the mknod (EPERM: a policy
@@ -242,4 +248,19 @@ impl Program {
     pub fn is_empty(&self) -> bool {
         self.leader.is_empty() && self.command.is_empty()
     }
+}
+
+/// A path in a rootfs, split for a child that must not follow a symlink the rootfs may
+/// hold by then (a box sharing it can swap a directory for one after the parent's check):
+/// the rootfs, the parent directory relative to it (empty: the rootfs itself) and the
+/// last component. The child opens the parent with `openat2(RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS)` and makes the entry there.
+#[derive(Clone, Debug)]
+pub struct Beneath {
+    /// The rootfs (trusted as given).
+    pub root: CString,
+    /// The parent directory, relative to `root`.
+    pub parent: CString,
+    /// The name to make.
+    pub name: CString,
 }

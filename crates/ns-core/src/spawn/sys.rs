@@ -26,7 +26,7 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::null;
 
-use super::program::{Op, Program, Step};
+use super::program::{Beneath, Op, Program, Step};
 use super::ExitStatus;
 
 /// `CLONE_PIDFD`: return a pidfd of the child (Linux 5.2).
@@ -682,11 +682,19 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
         )),
         Op::RemountReadOnly { dst } => crate::security::sys::remount_read_only(dst),
         Op::BindReadOnly { src, dst } => crate::security::sys::bind_read_only(src, dst),
-        Op::Mkdir { path, mode } => {
-            if libc::mkdir(path.as_ptr(), *mode) < 0 && errno() != libc::EEXIST {
-                return Err(errno());
+        Op::Mkdir {
+            path,
+            mode,
+            beneath,
+        } => {
+            let r = match beneath {
+                Some(b) => mkdir_beneath(b, *mode),
+                None => check(libc::mkdir(path.as_ptr(), *mode)),
+            };
+            match r {
+                Err(libc::EEXIST) => Ok(()),
+                r => r,
             }
-            Ok(())
         }
         Op::Mknod {
             path,
@@ -709,12 +717,12 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
                 check(libc::chmod(path.as_ptr(), *mode))
             }
         },
-        Op::Touch { path } => {
-            let fd = libc::open(
-                path.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
-                0o644,
-            );
+        Op::Touch { path, beneath } => {
+            let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+            let fd = match beneath {
+                Some(b) => create_beneath(b, flags)?,
+                None => libc::open(path.as_ptr(), flags, 0o644),
+            };
             check(fd)?;
             libc::close(fd);
             Ok(())
@@ -795,6 +803,80 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
     }
 }
 
+/// `mkdirat` of a [`Beneath`] path in its parent, opened beneath the rootfs.
+unsafe fn mkdir_beneath(b: &Beneath, mode: libc::mode_t) -> Result<(), i32> {
+    let dir = open_beneath(b)?;
+    let r = libc::mkdirat(dir, b.name.as_ptr(), mode);
+    let e = errno();
+    libc::close(dir);
+    if r < 0 {
+        Err(e)
+    } else {
+        Ok(())
+    }
+}
+
+/// `openat(O_CREAT | O_NOFOLLOW | flags)` of a [`Beneath`] path in its parent, opened
+/// beneath the rootfs: ELOOP for a symlink in its place.
+unsafe fn create_beneath(b: &Beneath, flags: libc::c_int) -> Result<RawFd, i32> {
+    let dir = open_beneath(b)?;
+    let fd = libc::openat(dir, b.name.as_ptr(), flags | libc::O_NOFOLLOW, 0o644);
+    let e = errno();
+    libc::close(dir);
+    if fd < 0 {
+        Err(e)
+    } else {
+        Ok(fd)
+    }
+}
+
+/// The parent directory of a [`Beneath`] path, opened (`O_PATH`) beneath its rootfs
+/// without following any symlink (`openat2`, Linux 5.6): ELOOP when the rootfs holds one
+/// on the way, EXDEV when `..` would climb out. Where the kernel lacks openat2 (ENOSYS),
+/// the parent's path as it is.
+unsafe fn open_beneath(b: &Beneath) -> Result<RawFd, i32> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    let dir_flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let root = libc::open(b.root.as_ptr(), dir_flags);
+    check(root)?;
+    if b.parent.as_bytes().is_empty() {
+        return Ok(root);
+    }
+    let how = OpenHow {
+        flags: dir_flags as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    let fd = libc::syscall(
+        libc::SYS_openat2,
+        root,
+        b.parent.as_ptr(),
+        &how as *const OpenHow,
+        size_of::<OpenHow>(),
+    );
+    let e = errno();
+    let fd = if fd < 0 && e == libc::ENOSYS {
+        libc::openat(root, b.parent.as_ptr(), dir_flags) as libc::c_long
+    } else {
+        fd
+    };
+    let e = errno();
+    libc::close(root);
+    if fd < 0 {
+        Err(e)
+    } else {
+        Ok(fd as RawFd)
+    }
+}
+
 /// `pidfd_open(getpid(), 0)`: a pidfd of the calling process (close-on-exec).
 pub(crate) fn pidfd_self() -> io::Result<OwnedFd> {
     // SAFETY: two integer arguments; on success the kernel returns a new fd nobody else owns.
@@ -804,4 +886,47 @@ pub(crate) fn pidfd_self() -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` is a fresh fd that only we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    /// What a box sharing a rootfs could plant there after the parent's check: a
+    /// directory swapped for a symlink to the host, a file for a (dangling) one. The
+    /// child's mkdir and create follow neither; a plain path they follow do.
+    #[test]
+    fn nothing_is_made_through_a_rootfs_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        std::os::unix::fs::symlink(host.path(), root.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(host.path().join("planted"), root.path().join("d/f")).unwrap();
+        let c = |s: &str| CString::new(s).unwrap();
+        let at = |parent: &str, name: &str| Beneath {
+            root: c(root.path().to_str().unwrap()),
+            parent: c(parent),
+            name: c(name),
+        };
+        // SAFETY: system calls on C strings; the fds made are closed.
+        unsafe {
+            assert_eq!(mkdir_beneath(&at("link", "x"), 0o755), Err(libc::ELOOP));
+            assert_eq!(mkdir_beneath(&at("d/../..", "x"), 0o755), Err(libc::EXDEV));
+            let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
+            assert_eq!(create_beneath(&at("d", "f"), flags), Err(libc::ELOOP));
+            assert_eq!(create_beneath(&at("link", "y"), flags), Err(libc::ELOOP));
+            // Where nothing was swapped they make what they should.
+            mkdir_beneath(&at("d", "sub"), 0o755).unwrap();
+            mkdir_beneath(&at("", "top"), 0o755).unwrap();
+            libc::close(create_beneath(&at("d/sub", "file"), flags).unwrap());
+        }
+        assert_eq!(
+            std::fs::read_dir(host.path()).unwrap().count(),
+            0,
+            "nothing on the host's side"
+        );
+        assert!(root.path().join("d/sub/file").is_file());
+        assert!(root.path().join("top").is_dir());
+    }
 }
