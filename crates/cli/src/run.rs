@@ -507,17 +507,9 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             }
         }
         if let Some(dir) = clash {
-            if !dir.is_dir() {
-                bail!(
-                    "box {}: {} is a file of the parent cgroup, so the box's cgroup cannot have that name (choose another --name)",
-                    p.name,
-                    dir.display()
-                );
-            }
-            bail!(
-                "box {}: cgroup {} already exists, and isol only manages cgroups it created (choose another --name, or remove it)",
-                p.name,
-                dir.display()
+            return Err(
+                anyhow::Error::from(isol_ns_core::Error::cgroup_exists(&dir))
+                    .context(format!("box {}", p.name)),
             );
         }
         state.write(BOXES, &p.name, &rec)?;

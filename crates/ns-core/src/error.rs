@@ -158,7 +158,7 @@ impl Error {
         let reason = if dir.is_dir() {
             "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)"
         } else {
-            "that name is one of the parent cgroup's files (pick another name)"
+            "that name is a file of the parent cgroup (pick another name)"
         };
         Error::Refused {
             what: format!("create cgroup {}", dir.display()),
