@@ -703,13 +703,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             mode,
         } => match check(libc::mknod(path.as_ptr(), libc::S_IFCHR | *mode, *dev)) {
             Err(libc::EPERM) => {
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o644,
-                );
-                check(fd)?;
-                libc::close(fd);
+                touch(path, None)?;
                 crate::security::sys::bind_read_only(host, path)
             }
             r => {
@@ -717,16 +711,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
                 check(libc::chmod(path.as_ptr(), *mode))
             }
         },
-        Op::Touch { path, beneath } => {
-            let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
-            let fd = match beneath {
-                Some(b) => create_beneath(b, flags)?,
-                None => libc::open(path.as_ptr(), flags, 0o644),
-            };
-            check(fd)?;
-            libc::close(fd);
-            Ok(())
-        }
+        Op::Touch { path, beneath } => touch(path, beneath.as_ref()),
         Op::Symlink { target, link } => {
             if libc::symlink(target.as_ptr(), link.as_ptr()) < 0 && errno() != libc::EEXIST {
                 return Err(errno());
@@ -801,6 +786,18 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             Ok(())
         }
     }
+}
+
+/// [`Op::Touch`]: an empty file to mount onto, made beneath a rootfs when in one.
+unsafe fn touch(path: &CStr, beneath: Option<&Beneath>) -> Result<(), i32> {
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let fd = match beneath {
+        Some(b) => create_beneath(b, flags)?,
+        None => libc::open(path.as_ptr(), flags, 0o644),
+    };
+    check(fd)?;
+    libc::close(fd);
+    Ok(())
 }
 
 /// `mkdirat` of a [`Beneath`] path in its parent, opened beneath the rootfs.
