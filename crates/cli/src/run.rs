@@ -332,6 +332,9 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     let (program, args) = a.command.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args).new_namespaces(new);
+    if a.security.writable_host && a.rootfs.is_some() {
+        bail!("--writable-host: with --rootfs the box sees only that tree, not the host's files; leave it out");
+    }
     cmd.security(crate::security::policy(&a.security)?);
     if new.contains(NamespaceKind::User) {
         cmd.user_namespace(UserNs::rootless());

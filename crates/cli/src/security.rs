@@ -10,7 +10,8 @@ use isol_ns_core::security::{Capability, Rlimit, SeccompProfile, SecurityPolicy}
 #[command(next_help_heading = "Security")]
 pub struct SecurityArgs {
     /// Keep every capability isol holds, no seccomp filter, no device rules, nothing
-    /// masked (shown by `isol inspect`). Later --cap-drop and --ulimit still apply.
+    /// masked, the host's files writable (shown by `isol inspect`). Later --cap-drop and
+    /// --ulimit still apply.
     #[arg(long)]
     pub privileged: bool,
     /// Add a capability to docker's default set (CHOWN, NET_ADMIN, …, or all that isol
@@ -26,6 +27,10 @@ pub struct SecurityArgs {
     /// The seccomp filter: default, unconfined, or a docker JSON profile.
     #[arg(long, value_name = "default|unconfined|PATH")]
     pub seccomp: Option<String>,
+    /// Let the box write the host's files: without --rootfs its root is the host's,
+    /// which it sees read-only by default (give it --tmpfs or --bind for what it writes).
+    #[arg(long = "writable-host")]
+    pub writable_host: bool,
     /// Allow one more device node: /dev/X[:rwm].
     #[arg(long, value_name = "/dev/X[:PERMS]")]
     pub device: Vec<String>,
@@ -44,6 +49,9 @@ pub fn policy(a: &SecurityArgs) -> Result<SecurityPolicy> {
     capabilities(&mut p, &a.cap_add, &a.cap_drop)?;
     if a.allow_new_privs {
         p.allow_new_privs();
+    }
+    if a.writable_host {
+        p.read_only_host = false;
     }
     if let Some(s) = &a.seccomp {
         p.seccomp(SeccompProfile::parse(s)?);
@@ -142,6 +150,15 @@ pub fn describe(p: &SecurityPolicy) -> Vec<(&'static str, String)> {
         |v: &[std::path::PathBuf]| list(v.iter().map(|x| x.display().to_string()).collect());
     out.push(("masked paths:", paths(&p.masked_paths)));
     out.push(("read-only paths:", paths(&p.readonly_paths)));
+    out.push((
+        "host's files:",
+        if p.read_only_host {
+            "read-only (without --rootfs)"
+        } else {
+            "writable"
+        }
+        .to_string(),
+    ));
     out.push((
         "rlimits:",
         list(p.rlimits.iter().map(|r| r.to_string()).collect()),

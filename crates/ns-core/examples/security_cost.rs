@@ -45,9 +45,11 @@ fn main() {
     let mut no_paths = full.clone();
     no_paths.masked_paths.clear();
     no_paths.readonly_paths.clear();
+    no_paths.read_only_host = false;
     let mut paths_only = SecurityPolicy::privileged();
     paths_only.masked_paths = full.masked_paths.clone();
     paths_only.readonly_paths = full.readonly_paths.clone();
+    paths_only.read_only_host = true;
     let mut no_seccomp = no_paths.clone();
     no_seccomp.seccomp = isol_ns_core::security::SeccompProfile::Unconfined;
     let cases: [(&str, Option<&SecurityPolicy>); 6] = [

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use nix::mount::{MntFlags, MsFlags};
 
+use crate::security::sys::ChildOp;
 use crate::spawn::program::{Beneath, Op, Program};
 use crate::{Error, NamespaceKind, NamespaceSet, Result};
 
@@ -35,6 +36,9 @@ pub struct Context {
     pub joined: NamespaceSet,
     /// Whether the spawning process is root in its user namespace.
     pub privileged: bool,
+    /// A new mount namespace without a rootfs makes its copies of the caller's mounts
+    /// read-only before it mounts anything ([`crate::security::SecurityPolicy::read_only_host`]).
+    pub read_only_host: bool,
 }
 
 /// One kind of namespace with its settings.
@@ -851,9 +855,29 @@ impl Namespace for MntNs {
                     Some("mode=1777"),
                 )?;
             }
-        } else if pid_new && self.proc {
-            Self::fresh_proc(p, Path::new("/proc"))?;
+        } else {
+            if ctx.read_only_host {
+                // The box's root is the caller's: its copies of the caller's mounts go
+                // read-only, all at once, before anything is mounted for it.
+                let op = ChildOp::ReadOnly {
+                    dst: cpath(Path::new("/"))?,
+                    bind: false,
+                };
+                p.command("make the host's mounts read-only", "/", Op::Security(op));
+            }
+            if pid_new && self.proc {
+                Self::fresh_proc(p, Path::new("/proc"))?;
+            }
         }
+        // A writable bind copies the read-only flag of the box's copy of its source: it
+        // gets back the host's writability (of its top mount; what is mounted beneath
+        // the source stays read-only).
+        let rewrite = |src: &Path| {
+            self.rootfs.is_none()
+                && ctx.read_only_host
+                && nix::sys::statvfs::statvfs(src)
+                    .is_ok_and(|v| !v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        };
         for m in &self.mounts {
             let dst = self.inside(&m.target);
             match &m.source {
@@ -886,6 +910,10 @@ impl Namespace for MntNs {
                             MsFlags::MS_BIND | MsFlags::MS_REC,
                             None,
                         )?;
+                        if rewrite(src) {
+                            let op = ChildOp::Writable { dst: cpath(&dst)? };
+                            p.command("make the bind writable", &dst, Op::Security(op));
+                        }
                     }
                 }
                 MountSource::Tmpfs(opts) => {
@@ -1379,6 +1407,7 @@ mod tests {
             new: NamespaceSet::EMPTY,
             joined: NamespaceSet::EMPTY,
             privileged: true,
+            read_only_host: false,
         };
         assert!(bad.check(&ctx).is_err());
     }

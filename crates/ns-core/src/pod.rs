@@ -298,6 +298,7 @@ impl Pod {
             devices: Vec::new(),
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
+            read_only_host: false,
             ..SecurityPolicy::default()
         });
         if long_lived {

@@ -68,6 +68,10 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         ),
         (vec!["--rootfs", missing], vec![missing]),
         (vec!["--ns", "net", "--rootfs", "/"], vec!["rootfs", "mnt"]),
+        (
+            vec!["--writable-host", "--rootfs", "/"],
+            vec!["--writable-host", "--rootfs"],
+        ),
         (vec!["--bind", "/a"], vec!["bind", "/a"]),
         (vec!["--bind", &bind_missing], vec![missing]),
         (vec!["--ns", "net", "--bind", "/a:/b"], vec!["bind", "mnt"]),

@@ -236,6 +236,8 @@ fn a_default_box_cannot_raise_its_own_limits() {
         env.run(&args).ok()
     };
     assert_eq!(probe(&[]), "refused\n5\n");
+    // /sys stays read-only in a box given the host's other files.
+    assert_eq!(probe(&["--writable-host"]), "refused\n5\n");
     // On v2 the kernel itself refuses a write to the root of a cgroup namespace (the
     // box's own cgroup), privileged or not; on v1 only the read-only /sys does.
     let v2 = isol_testkit::host().mode == isol_ns_core::CgroupMode::Unified;
@@ -246,6 +248,49 @@ fn a_default_box_cannot_raise_its_own_limits() {
         mine.lines().any(|l| l.contains(" /sys rw")),
         "the caller's /sys stays writable: {mine}"
     );
+}
+
+/// Without a rootfs a box's root is the caller's: by default the box sees the host's
+/// files read-only (root inside would write /etc, a set-uid program into /dev/shm,
+/// isol's own records). A --bind of a writable host directory stays writable, a --tmpfs
+/// is the box's own, and /dev/null and the box's fresh /proc still take writes.
+/// `--writable-host` and `--privileged` give the host's files back, which shows the
+/// probe can fail.
+#[test]
+fn a_default_box_sees_the_hosts_files_read_only() {
+    let Some(env) = Env::new("a_default_box_sees_the_hosts_files_read_only") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let write = |flags: &[&str], file: &str| {
+        let script = format!("(echo x > {d}/{file}) 2>/dev/null && echo wrote || echo refused");
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", &script]);
+        env.run(&args).ok()
+    };
+    let there = |file: &str| dir.path().join(file).exists();
+    assert_eq!(write(&[], "a"), "refused\n");
+    assert!(!there("a"));
+    let out = env.run(&[
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo x > /dev/null && echo null-writes; echo 0 > /proc/self/oom_score_adj && echo proc-writes",
+    ]);
+    assert_eq!(out.ok(), "null-writes\nproc-writes\n");
+    let bind = format!("{d}:{d}");
+    assert_eq!(write(&["--bind", &bind], "b"), "wrote\n");
+    assert!(there("b"));
+    let ro = format!("{d}:{d}:ro");
+    assert_eq!(write(&["--bind", &ro], "c"), "refused\n");
+    assert_eq!(write(&["--tmpfs", &d], "t"), "wrote\n");
+    assert!(!there("t"), "a tmpfs of the box's own");
+    assert_eq!(write(&["--writable-host"], "w"), "wrote\n");
+    assert_eq!(write(&["--privileged"], "p"), "wrote\n");
+    assert!(there("w") && there("p"));
+    // Only the box's copies changed.
+    std::fs::write(dir.path().join("caller"), "x").unwrap();
 }
 
 #[test]

@@ -21,6 +21,9 @@
 //!   mounts `/sys` read-only itself). A box that would stay in the
 //!   caller's mount namespace, where none of this can be done for it alone, is refused;
 //!   one that joins another's mount namespace finds them there;
+//! - **the host's files read-only**: a box without a rootfs sees the caller's mounts;
+//!   its mount namespace's copies of them are made read-only, recursively, before
+//!   anything is mounted for it (see [`SecurityPolicy::read_only_host`]);
 //! - **rlimits** ([`Rlimit`]).
 //!
 //! [`SecurityPolicy::privileged`] opts out of all but the rlimits, visibly (it serializes
@@ -127,7 +130,7 @@ pub fn default_devices() -> Vec<DeviceRule> {
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityPolicy {
     /// Everything below is off (all capabilities, no filter, all devices, nothing
-    /// masked); rlimits still apply.
+    /// masked, the host's files writable); rlimits still apply.
     pub privileged: bool,
     /// The bounding, effective and permitted sets. Outside a user namespace
     /// of its own a box cannot have one its creator lacks: the spawn refuses such a set
@@ -143,6 +146,13 @@ pub struct SecurityPolicy {
     pub masked_paths: Vec<PathBuf>,
     /// Read-only in `/proc`.
     pub readonly_paths: Vec<PathBuf>,
+    /// Without a rootfs, the box's root is the caller's: root inside would write the
+    /// host's files (`/etc/ld.so.preload`, a set-uid program in `/dev/shm`, isol's own
+    /// records). So its copies of the caller's mounts are read-only, all of them, before
+    /// its own are made: a fresh `/proc`, `tmpfs` mounts, and binds (which stay writable
+    /// where the host's source is). Ignored with a rootfs, whose tree is the caller's
+    /// choice.
+    pub read_only_host: bool,
     /// Resource limits.
     pub rlimits: Vec<Rlimit>,
 }
@@ -157,6 +167,7 @@ impl Default for SecurityPolicy {
             devices: default_devices(),
             masked_paths: MASKED_PATHS.iter().map(PathBuf::from).collect(),
             readonly_paths: READONLY_PATHS.iter().map(PathBuf::from).collect(),
+            read_only_host: true,
             rlimits: Vec::new(),
         }
     }
@@ -164,7 +175,7 @@ impl Default for SecurityPolicy {
 
 impl SecurityPolicy {
     /// `--privileged`: every capability the caller holds, no no_new_privs, no seccomp, no
-    /// device rules, no masked or read-only paths.
+    /// device rules, no masked or read-only paths, the host's files writable.
     pub fn privileged() -> SecurityPolicy {
         SecurityPolicy {
             privileged: true,
@@ -174,6 +185,7 @@ impl SecurityPolicy {
             devices: Vec::new(),
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
+            read_only_host: false,
             rlimits: Vec::new(),
         }
     }
@@ -452,12 +464,14 @@ impl SecurityPolicy {
         // sysctls), /proc/sysrq-trigger and read the masked files: refuse rather than
         // harden in name only. A user namespace does not help when its root is the host's
         // (`--map-root` run by root): global sysctls check for that uid alone.
-        let protects_paths = !self.masked_paths.is_empty() || !self.readonly_paths.is_empty();
+        let protects_paths = !self.masked_paths.is_empty()
+            || !self.readonly_paths.is_empty()
+            || (self.read_only_host && w.rootfs.is_none());
         if w.callers_mnt && protects_paths {
             return Err(Error::invalid(
                 "namespaces",
                 "mnt",
-                "a hardened box needs a mount namespace of its own: in this process's, /proc/sys, /proc/sysrq-trigger and the other read-only and masked paths would stay open to it (add mnt to the namespaces, e.g. --ns mnt,net; or run it unhardened with --privileged)",
+                "a hardened box needs a mount namespace of its own: in this process's, the host's files, /proc/sys, /proc/sysrq-trigger and the other read-only and masked paths would stay open to it (add mnt to the namespaces, e.g. --ns mnt,net; or run it unhardened with --privileged)",
             ));
         }
         use sys::ChildOp;
@@ -538,8 +552,12 @@ impl SecurityPolicy {
             }
             // Without a rootfs the box has the caller's /sys, writable: its own cgroup's
             // limits, every other cgroup, /sys/power/state. (With one, the spawn mounts
-            // /sys read-only itself.)
-            if w.rootfs.is_none() && protects_paths && is_mount(Path::new("/sys")) {
+            // /sys read-only itself; with the host read-only, it is already.)
+            if w.rootfs.is_none()
+                && !self.read_only_host
+                && protects_paths
+                && is_mount(Path::new("/sys"))
+            {
                 mounts.push(MountStep::ReadOnlyMount("/sys".into()));
             }
         }
@@ -704,9 +722,15 @@ mod tests {
         assert!(plan
             .mounts
             .contains(&MountStep::ReadOnly("/proc/sys".into())));
-        // Without a rootfs, the caller's /sys, made read-only in the box.
+        // Without a rootfs the spawn makes all the caller's mounts read-only in the box,
+        // /sys among them; with the host's files left writable, /sys alone.
         let sys = MountStep::ReadOnlyMount("/sys".into());
-        assert_eq!(plan.mounts.last(), Some(&sys));
+        assert!(!plan.mounts.contains(&sys));
+        let writable = SecurityPolicy {
+            read_only_host: false,
+            ..SecurityPolicy::default()
+        };
+        assert_eq!(writable.plan(&w).unwrap().mounts.last(), Some(&sys));
         let masks = |m: Vec<MountStep>| m.into_iter().filter(|m| *m != sys).collect::<Vec<_>>();
         assert!(!plan
             .mounts

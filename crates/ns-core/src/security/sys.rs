@@ -58,6 +58,13 @@ pub enum ChildOp {
         /// only its attributes change.
         bind: bool,
     },
+    /// The mount at the path writable (it alone, not what is beneath): a bind whose
+    /// source the box sees read-only, where the host's is writable.
+    /// `mount_setattr` clearing `MOUNT_ATTR_RDONLY`, or before 5.12 a remount.
+    Writable {
+        /// The path.
+        dst: CString,
+    },
     /// `prctl(PR_CAPBSET_DROP, n)` for every `n ≤ last_cap` not in `keep`.
     DropBounding {
         /// The kernel's highest capability.
@@ -105,6 +112,7 @@ impl ChildOp {
             ChildOp::Setrlimit { .. } => "setrlimit",
             ChildOp::MaskPaths { .. } => "mask",
             ChildOp::ReadOnly { .. } => "make read-only",
+            ChildOp::Writable { .. } => "make writable",
         }
     }
 
@@ -271,6 +279,33 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// `mount_setattr(dirfd, path, flags, {attr_set: set, attr_clr: clr})`.
+fn set_mount_attr(
+    dirfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+    set: u64,
+    clr: u64,
+) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a C string and a mount_attr on our stack, of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+}
+
 /// [`crate::spawn::program::Op::BindReadOnly`].
 pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
@@ -290,26 +325,18 @@ pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
             return Err(e);
         }
         mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
-        return remount_read_only(dst);
+        return remount(dst, true);
     }
     let tree = tree as libc::c_int;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: the detached tree's fd, an empty C string, a mount_attr on our stack of the
-    // size passed; then the fd and a C string; the fd is ours to close.
-    let r = unsafe {
-        let mut r = check(libc::syscall(
-            libc::SYS_mount_setattr,
-            tree,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        ));
+    let mut r = set_mount_attr(
+        tree,
+        c"",
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        MOUNT_ATTR_RDONLY,
+        0,
+    );
+    // SAFETY: the detached tree's fd and a C string; the fd is ours to close.
+    unsafe {
         if r.is_ok() {
             r = check(libc::syscall(
                 libc::SYS_move_mount,
@@ -321,29 +348,31 @@ pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
             ));
         }
         libc::close(tree);
-        r
-    };
+    }
     match r {
         // mount_setattr before 5.12: the tree is dropped unattached; bind and remount.
         Err(libc::ENOSYS) => {
             mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
-            remount_read_only(dst)
+            remount(dst, true)
         }
         r => r,
     }
 }
 
-/// `statfs(dst)`, then `mount(NULL, dst, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|<its flags>)`:
+/// `statfs(dst)`, then `mount(NULL, dst, NULL, MS_BIND|MS_REMOUNT|<MS_RDONLY>|<its flags>)`:
 /// flags locked by a less privileged mount namespace must be kept. (Also the spawn's
 /// read-only bind mounts.)
-pub(crate) fn remount_read_only(dst: &CStr) -> Result<(), i32> {
+pub(crate) fn remount(dst: &CStr, read_only: bool) -> Result<(), i32> {
     // The kernel's 64-bit `struct statfs`: f_flags is the 11th word. (glibc's statvfs
     // may read /proc/mounts, which allocates.)
     let mut st = [0i64; 15];
     // SAFETY: a C string and a buffer the size of the kernel's struct statfs.
     check(unsafe { libc::syscall(libc::SYS_statfs, dst.as_ptr(), st.as_mut_ptr()) })?;
     let f = st[10] as libc::c_ulong;
-    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
+    if read_only {
+        flags |= libc::MS_RDONLY;
+    }
     // ST_* from linux/statfs.h (not all libc targets define them).
     for (st_flag, ms_flag) in [
         (0x0002, libc::MS_NOSUID),
@@ -389,26 +418,22 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
                 Err(libc::ENOENT) => return Ok(()),
                 r => r?,
             }
-            let attr = MountAttr {
-                attr_set: MOUNT_ATTR_RDONLY,
-                attr_clr: 0,
-                propagation: 0,
-                userns_fd: 0,
-            };
-            // SAFETY: a C string and a mount_attr on our stack, of the size passed.
-            let r = check(unsafe {
-                libc::syscall(
-                    libc::SYS_mount_setattr,
-                    libc::AT_FDCWD,
-                    dst.as_ptr(),
-                    libc::AT_RECURSIVE,
-                    &attr as *const MountAttr,
-                    std::mem::size_of::<MountAttr>(),
-                )
-            });
+            let r = set_mount_attr(
+                libc::AT_FDCWD,
+                dst,
+                libc::AT_RECURSIVE,
+                MOUNT_ATTR_RDONLY,
+                0,
+            );
             match r {
                 // Before 5.12, or refused by a seccomp filter that does not know it.
-                Err(libc::ENOSYS) | Err(libc::EPERM) => remount_read_only(dst),
+                Err(libc::ENOSYS) | Err(libc::EPERM) => remount(dst, true),
+                r => r,
+            }
+        }
+        ChildOp::Writable { dst } => {
+            match set_mount_attr(libc::AT_FDCWD, dst, 0, 0, MOUNT_ATTR_RDONLY) {
+                Err(libc::ENOSYS) | Err(libc::EPERM) => remount(dst, false),
                 r => r,
             }
         }

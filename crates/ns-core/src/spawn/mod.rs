@@ -357,7 +357,8 @@ impl Command {
 
     /// Hardens the command with `policy` (see [`crate::security`]): capabilities,
     /// no_new_privs, seccomp, masked and read-only `/proc` paths (when the mount and pid
-    /// namespaces are new), rlimits, and the device allow-list in a cgroup this spawn
+    /// namespaces are new), without a rootfs the caller's mounts read-only in the new
+    /// mount namespace, rlimits, and the device allow-list in a cgroup this spawn
     /// creates (unless its resources name device rules). Without a policy nothing is
     /// hardened: `SecurityPolicy::default()` is docker's default, `privileged()` opts out.
     pub fn security(&mut self, policy: SecurityPolicy) -> &mut Command {
@@ -419,6 +420,7 @@ impl Command {
             new,
             joined,
             privileged,
+            read_only_host: self.security.as_ref().is_some_and(|p| p.read_only_host),
         };
         let namespaces = plan.new_namespaces();
         for ns in &namespaces {

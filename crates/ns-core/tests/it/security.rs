@@ -19,6 +19,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
+use isol_ns_core::namespace::Mount;
 use isol_ns_core::security::{CapSet, SecurityPolicy};
 use isol_ns_core::spawn::{CgroupSpec, Command, ExitStatus, Stdio};
 use isol_ns_core::{registry, Backend, NamespacePlan, NamespaceSet, Resources};
@@ -28,6 +29,8 @@ use crate::common::output;
 
 const PROBE: &str = "ISOL_SECURITY_PROBE";
 const DIR: &str = "ISOL_SECURITY_DIR";
+/// A directory of the host's that the box is not given: it tries to write there.
+const HOST: &str = "ISOL_SECURITY_HOST";
 
 /// The device nodes made outside the box, in the temp dir: a block node of the host's
 /// first disk (loop0 when there is none) and `/dev/net/tun`'s char node, which nothing
@@ -157,6 +160,13 @@ fn probe() {
     let r = unsafe { libc::mknod(node.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 0)) };
     out.insert("mknod_block", errno_of(r as libc::c_long));
     let _ = std::fs::remove_file(format!("{dir}/blk-inside"));
+    let host = std::env::var(HOST).unwrap();
+    let r = std::fs::write(format!("{host}/written-inside"), "x");
+    out.insert(
+        "host_write",
+        r.map_or_else(|e| e.raw_os_error().unwrap_or(-1), |()| 0)
+            .to_string(),
+    );
     for (name, path) in nodes_in(&dir) {
         out.insert(name, open_errno(&path));
     }
@@ -285,6 +295,7 @@ fn node_dir() -> tempfile::TempDir {
 fn run_box(scratch: &Scratch, name: &str, policy: Option<SecurityPolicy>) -> Seen {
     let dir = node_dir();
     let outside = make_nodes(dir.path());
+    let host = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(&exe);
     cmd.args([
@@ -296,6 +307,7 @@ fn run_box(scratch: &Scratch, name: &str, policy: Option<SecurityPolicy>) -> See
     ])
     .env(PROBE, "1")
     .env(DIR, dir.path())
+    .env(HOST, host.path())
     // Never a terminal: the probe tries TIOCSTI on its stdin.
     .stdin(Stdio::Null)
     .stdout(Stdio::Piped)
@@ -303,6 +315,8 @@ fn run_box(scratch: &Scratch, name: &str, policy: Option<SecurityPolicy>) -> See
     .namespaces(NamespacePlan::new_kinds(
         "mnt,pid,net,ipc,uts".parse::<NamespaceSet>().unwrap(),
     ))
+    // The node directory, writable (the host's other files are read-only in a default box).
+    .mount(Mount::bind(dir.path(), dir.path()))
     .cgroup(CgroupSpec::Create {
         backend: backend(),
         parent: scratch.parent(),
@@ -345,8 +359,9 @@ fn a_default_box_cannot_reach_the_host() {
     assert_eq!(b.get("capamb"), "0000000000000000");
     assert_eq!(b.get("nonewprivs"), "1");
     assert_eq!(b.get("seccomp"), "2");
-    // The caller's /sys, read-only in the box's mount namespace.
+    // The caller's files, /sys among them, read-only in the box's mount namespace.
     assert_eq!(b.get("sys"), "ro");
+    assert_eq!(b.errno("host_write"), libc::EROFS);
     // Its init cannot be traced, nor its cwd followed.
     assert_eq!(b.errno("ptrace_init"), libc::EPERM);
     assert_eq!(b.errno("init_cwd"), libc::EACCES);
@@ -418,6 +433,7 @@ fn a_privileged_box_gets_it_all_back() {
     assert_eq!(b.get("nonewprivs"), "0");
     assert_eq!(b.get("seccomp"), "0");
     assert_eq!(b.get("sys"), "rw");
+    assert_eq!(b.errno("host_write"), 0);
     // With CAP_SYS_PTRACE, the init's cwd: "/" (it leaves the caller's directory).
     assert_eq!(b.get("init_cwd"), "/");
     assert_ne!(b.errno("keyctl"), libc::EPERM);
