@@ -864,6 +864,20 @@ impl Namespace for MntNs {
                     bind: false,
                 };
                 p.command("make the host's mounts read-only", "/", Op::Security(op));
+                // The host's daemons keep their sockets in /run (systemd's, dbus's,
+                // docker's), and a read-only mount does not stop a connect: root in the
+                // box would talk to them as the host's root. It gets a /run of its own.
+                if Path::new("/run").is_dir() {
+                    Self::mount(
+                        p,
+                        "mount a /run of the box's own",
+                        Some(Path::new("tmpfs")),
+                        Path::new("/run"),
+                        Some("tmpfs"),
+                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                        Some("mode=755"),
+                    )?;
+                }
             }
             if pid_new && self.proc {
                 Self::fresh_proc(p, Path::new("/proc"))?;

@@ -253,9 +253,9 @@ fn a_default_box_cannot_raise_its_own_limits() {
 /// Without a rootfs a box's root is the caller's: by default the box sees the host's
 /// files read-only (root inside would write /etc, a set-uid program into /dev/shm,
 /// isol's own records). A --bind of a writable host directory stays writable, a --tmpfs
-/// is the box's own, and /dev/null and the box's fresh /proc still take writes.
-/// `--writable-host` and `--privileged` give the host's files back, which shows the
-/// probe can fail.
+/// is the box's own, and /dev/null and the box's fresh /proc still take writes; /run
+/// is the box's own (the host's holds its daemons' sockets). `--writable-host` and
+/// `--privileged` give the host's files back, which shows the probe can fail.
 #[test]
 fn a_default_box_sees_the_hosts_files_read_only() {
     let Some(env) = Env::new("a_default_box_sees_the_hosts_files_read_only") else {
@@ -291,6 +291,26 @@ fn a_default_box_sees_the_hosts_files_read_only() {
     assert!(there("w") && there("p"));
     // Only the box's copies changed.
     std::fs::write(dir.path().join("caller"), "x").unwrap();
+
+    // /run, where the host's daemons keep their sockets, is the box's own (and writable).
+    let host_run = tempfile::Builder::new()
+        .prefix("isol-test-run")
+        .tempfile_in("/run")
+        .unwrap();
+    let name = host_run.path().display().to_string();
+    let mine = format!("{name}-box");
+    let script = format!(
+        "[ -e {name} ] && echo seen || echo hidden; (echo x > {mine}) 2>/dev/null && echo run-writes"
+    );
+    let look = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", &script]);
+        env.run(&args).ok()
+    };
+    assert_eq!(look(&[]), "hidden\nrun-writes\n");
+    assert!(!std::path::Path::new(&mine).exists());
+    assert!(look(&["--writable-host"]).starts_with("seen\n"));
+    let _ = std::fs::remove_file(&mine);
 }
 
 #[test]

@@ -23,7 +23,8 @@
 //!   one that joins another's mount namespace finds them there;
 //! - **the host's files read-only**: a box without a rootfs sees the caller's mounts;
 //!   its mount namespace's copies of them are made read-only, recursively, before
-//!   anything is mounted for it (see [`SecurityPolicy::read_only_host`]);
+//!   anything is mounted for it, and it gets a `/run` of its own, without the host's
+//!   daemons' sockets (see [`SecurityPolicy::read_only_host`]);
 //! - **rlimits** ([`Rlimit`]).
 //!
 //! [`SecurityPolicy::privileged`] opts out of all but the rlimits, visibly (it serializes
@@ -150,8 +151,9 @@ pub struct SecurityPolicy {
     /// host's files (`/etc/ld.so.preload`, a set-uid program in `/dev/shm`, isol's own
     /// records). So its copies of the caller's mounts are read-only, all of them, before
     /// its own are made: a fresh `/proc`, `tmpfs` mounts, and binds (which stay writable
-    /// where the host's source is). Ignored with a rootfs, whose tree is the caller's
-    /// choice.
+    /// where the host's source is). And `/run` is a tmpfs of its own: the host's holds
+    /// its daemons' sockets, which a read-only mount does not close. Ignored with a
+    /// rootfs, whose tree is the caller's choice.
     pub read_only_host: bool,
     /// Resource limits.
     pub rlimits: Vec<Rlimit>,
