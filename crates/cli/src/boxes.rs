@@ -275,7 +275,14 @@ pub fn stats(state: &StateDir, name: &str, json: bool, watch: bool) -> Result<u8
     let cg = rec.open_cgroup()?;
     let mut header = true;
     loop {
-        let st = rec.state();
+        let st = match rec.state() {
+            s @ (BoxState::Running | BoxState::Frozen) => s,
+            // Ended since the record was read: what its supervisor has recorded since.
+            s => match state.read::<BoxRecord>(BOXES, name)? {
+                Some(now) => now.state(),
+                None => s,
+            },
+        };
         let stats = cg.stats()?;
         let out = StatsOut {
             name: rec.name.clone(),
@@ -433,14 +440,26 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
 
 /// `isol kill`.
 pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) -> Result<u8> {
-    let sig = opts::signal(signal)?;
+    // 0, as kill(1) takes it: only whether the box runs (exit 0), or an error.
+    let probe = signal.trim() == "0";
+    let sig = if probe {
+        None
+    } else {
+        Some(opts::signal(signal)?)
+    };
     if let Some(t) = timeout.filter(|t| !(0.0..=1e6).contains(t)) {
         bail!("timeout: {t} is not a number of seconds from 0 to 1000000");
+    }
+    if probe && timeout.is_some() {
+        bail!("signal 0 only asks whether the box runs: leave out --timeout");
     }
     let rec = record::load(state, name)?;
     if rec.liveness() != BoxState::Running {
         bail!("box {name} is not running");
     }
+    let Some(sig) = sig else {
+        return Ok(0);
+    };
     // A frozen box takes SIGKILL only once thawed on v1 (v2 lets it through): thawed
     // after it, as `docker kill` unpauses, so that the kill is not left pending.
     let thaw_after = sig == nix::sys::signal::Signal::SIGKILL && rec.state() == BoxState::Frozen;

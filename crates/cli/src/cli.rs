@@ -190,7 +190,8 @@ Examples:
     Kill {
         /// The box.
         name: String,
-        /// The signal: a name (TERM, SIGTERM) or a number.
+        /// The signal: a name (TERM, SIGTERM) or a number; 0 sends none and only
+        /// succeeds when the box runs.
         #[arg(short = 's', long, default_value = "TERM", value_name = "SIG")]
         signal: String,
         /// Wait this many seconds for the box to end, then SIGKILL it.

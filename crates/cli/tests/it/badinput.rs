@@ -300,6 +300,10 @@ fn every_command_refuses_an_unknown_or_invalid_name_and_bad_values() {
             vec!["signal", "BOGUS"],
         ),
         (vec!["kill", "-s", "99", "alive"], vec!["signal", "99"]),
+        (
+            vec!["kill", "-s", "0", "-t", "1", "alive"],
+            vec!["signal 0", "--timeout"],
+        ),
         (vec!["kill", "-t", "nan", "alive"], vec!["timeout", "NaN"]),
         (vec!["kill", "-t", "-1", "alive"], vec!["-1"]),
         (vec!["kill", "-t", "soon", "alive"], vec!["soon"]),

@@ -211,6 +211,9 @@ fn a_detached_box_from_start_to_rm() {
     assert!(out.stderr.contains("running"), "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1);
 
+    // kill -s 0, as kill(1): the box runs (and is not signalled).
+    env.isol(&["kill", "-s", "0", "web"]).ok();
+    assert_eq!(state_of(&env, "web"), "running");
     // kill + wait: the status (SIGTERM → 143) is passed through.
     env.isol(&["kill", "web"]).ok();
     let out = env.isol(&["wait", "web"]);
@@ -221,6 +224,9 @@ fn a_detached_box_from_start_to_rm() {
     assert!(!alive(row.pid));
     // wait again: the kept status.
     assert_eq!(env.isol(&["wait", "web"]).code, 143);
+    let out = env.isol(&["kill", "-s", "0", "web"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("not running"), "{out:?}");
 
     env.isol(&["rm", "web"]).ok();
     assert!(ps(&env).is_empty());
@@ -281,6 +287,32 @@ fn a_command_shows_as_one_line_a_shell_reads_back() {
         serde_json::json!(["/bin/sh", "-c", script])
     );
     env.isol(&["rm", "-f", "multi"]).ok();
+}
+
+/// `stats --watch` follows a box to its end and says how it ended as `ps` does.
+#[test]
+fn stats_watch_ends_as_ps_says() {
+    let Some(env) = Env::new("stats_watch_ends_as_ps_says") else {
+        return;
+    };
+    env.run(&["-d", "--name", "brief", "--", "sleep", "1"]).ok();
+    let out = env.isol(&["stats", "--watch", "--json", "brief"]).ok();
+    let states: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"].to_string())
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("\"running\""),
+        "{out}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("\"exited\""),
+        "{out}"
+    );
+    assert_eq!(state_of(&env, "brief"), "exited");
+    env.isol(&["rm", "brief"]).ok();
 }
 
 /// `exec` finds its command where the box would: in a rootfs box, along PATH inside it.
