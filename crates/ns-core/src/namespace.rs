@@ -743,6 +743,24 @@ impl Namespace for MntNs {
                     "give an absolute path (inside the rootfs)",
                 ));
             }
+            // Over the root the mount would hide nothing from a process whose root stays
+            // the old one, and steps that look the path up again would find the old one.
+            let at_root = m
+                .target
+                .components()
+                .all(|c| !matches!(c, std::path::Component::Normal(_)))
+                || (self.rootfs.is_none()
+                    && std::fs::canonicalize(&m.target).is_ok_and(|t| t == Path::new("/")));
+            if at_root {
+                return Err(Error::invalid(
+                    "mount target",
+                    m.target.display().to_string(),
+                    format!(
+                        "{} is /: a mount over / would not become the box's root (give the tree as its rootfs instead)",
+                        m.target.display()
+                    ),
+                ));
+            }
             if let MountSource::Bind(src) = &m.source {
                 if let Err(e) = std::fs::symlink_metadata(src) {
                     return Err(Error::Spawn {

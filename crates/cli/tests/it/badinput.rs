@@ -76,6 +76,9 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
         (vec!["--bind", &bind_missing], vec![missing]),
         (vec!["--ns", "net", "--bind", "/a:/b"], vec!["bind", "mnt"]),
         (vec!["--tmpfs", "relative"], vec!["absolute"]),
+        // Over / a bind would not be the box's root (and the host's would stay).
+        (vec!["--bind", "/tmp:/"], vec!["/", "rootfs"]),
+        (vec!["--tmpfs", "/./.."], vec!["/./..", "rootfs"]),
         // Without --rootfs no mount point is made on the host.
         (
             vec!["--tmpfs", "/isol-no-such-dir"],

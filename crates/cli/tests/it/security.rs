@@ -3,8 +3,9 @@
 //! `--cap-drop` and `--ulimit` change exactly what they say.
 //!
 //! # Safety
-//! One test starts isol through a `pre_exec` hook that makes a single `prctl` (dropping
-//! a capability from the bounding set) between fork and exec: no allocation, no locks.
+//! Two tests start isol through a `pre_exec` hook that makes a single `prctl` (dropping
+//! a capability from the bounding set; installing a seccomp filter) between fork and
+//! exec: no allocation, no locks.
 
 use crate::common::{Env, Out};
 
@@ -311,6 +312,82 @@ fn a_default_box_sees_the_hosts_files_read_only() {
     assert!(!std::path::Path::new(&mine).exists());
     assert!(look(&["--writable-host"]).starts_with("seen\n"));
     let _ = std::fs::remove_file(&mine);
+}
+
+/// On a kernel without mount_setattr (before 5.12; simulated by a seccomp filter on
+/// isol that answers ENOSYS) a remount would make only the top of the host's mounts
+/// read-only, leaving /sys, the cgroup trees and /dev/shm writable: the spawn fails
+/// instead, naming the step, and leaves nothing. A privileged box, which makes nothing
+/// read-only, still runs.
+#[test]
+fn without_mount_setattr_a_box_fails_closed() {
+    use std::os::unix::process::CommandExt;
+    let Some(env) = Env::new("without_mount_setattr_a_box_fails_closed") else {
+        return;
+    };
+    // ld [nr]; jeq mount_setattr → ERRNO(ENOSYS); ALLOW (x86_64 and aarch64 share 442).
+    let filter = [
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_mount_setattr as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x0005_0000 | libc::ENOSYS as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        },
+    ];
+    let old_kernel = |args: &[&str]| {
+        let mut cmd = env.command(&env.run_args(args));
+        // The filter's address, for the hook (which must be Send); `filter` outlives it.
+        let (addr, len) = (filter.as_ptr() as usize, filter.len() as u16);
+        #[allow(unsafe_code)]
+        // SAFETY: the hook makes one system call between fork and exec; the program it
+        // points at lives in the parent's memory, copied into the child by fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let prog = libc::sock_fprog {
+                    len,
+                    filter: addr as *mut libc::sock_filter,
+                };
+                let p = &prog as *const libc::sock_fprog;
+                if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, p, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().expect("run isol");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let before = env.snapshot();
+    for flags in [&[][..], &["--writable-host"]] {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/true"]);
+        let out = old_kernel(&args);
+        assert_one_line_error(&out, "read-only", &format!("{flags:?}"));
+        assert_eq!(env.snapshot(), before, "{flags:?}");
+    }
+    assert_eq!(old_kernel(&["--privileged", "--", "/bin/true"]).code, 0);
 }
 
 #[test]

@@ -48,9 +48,11 @@ pub enum ChildOp {
         paths: Vec<MaskedPath>,
     },
     /// Binds the path onto itself (with what is mounted beneath) and makes it all
-    /// read-only: `mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE)`, or where the kernel
-    /// lacks that (before 5.12) `statfs` and a read-only remount of the top that keeps
-    /// the locked flags. An absent path is skipped.
+    /// read-only: `mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE)`. Where the kernel
+    /// lacks that (before 5.12), a bind gets `statfs` and a read-only remount of its top
+    /// that keeps the locked flags; a mount already there (`bind: false`: /sys, the
+    /// host's), whose submounts a remount would leave writable, fails with `ENOSYS`.
+    /// An absent path is skipped.
     ReadOnly {
         /// The path.
         dst: CString,
@@ -426,8 +428,11 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
                 0,
             );
             match r {
-                // Before 5.12, or refused by a seccomp filter that does not know it.
-                Err(libc::ENOSYS) | Err(libc::EPERM) => remount(dst, true),
+                // Before 5.12, or refused by a seccomp filter that does not know it: a
+                // remount makes the top read-only, which is all a fresh bind of a /proc
+                // path is. A mount with others beneath it (/sys, or all the host's) would
+                // keep them writable: refused (the spawn fails and says so).
+                Err(libc::ENOSYS) | Err(libc::EPERM) if *bind => remount(dst, true),
                 r => r,
             }
         }
