@@ -536,6 +536,7 @@ fn start(state: &StateDir, mut p: Prepared, detached: bool) -> Result<(Child, Bo
             .stderr(Stdio::Fd(err));
         rec.log = Some(path);
     }
+    own_session(&mut p.cmd, !detached);
     // A box lives no longer than its `isol run` or its supervisor: killed with it, it
     // is found dead by the next `isol gc` or `ps`, which removes the rest.
     p.cmd.die_with_parent();
@@ -758,6 +759,19 @@ fn supervise(
     0
 }
 
+/// A hardened box's command gets a session of its own: in the caller's, a `kill(0)`
+/// inside would reach the caller's process group (a script running isol, its other
+/// commands), and `/dev/tty` the caller's terminal even with stdio redirected. Not when
+/// its stdin is the caller's terminal, which it is given to work with (job control,
+/// prompts on /dev/tty) and holds anyway.
+fn own_session(cmd: &mut Command, stdin_inherited: bool) {
+    let hardened = cmd.security_policy().is_some_and(|p| !p.privileged);
+    let on_terminal = stdin_inherited && nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+    if hardened && !on_terminal {
+        cmd.new_session();
+    }
+}
+
 fn pipe() -> Result<(std::fs::File, std::fs::File)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
     Ok((r.into(), w.into()))
@@ -797,6 +811,7 @@ pub fn exec(
     if let Some(u) = rec.user {
         set_user(&mut cmd, u);
     }
+    own_session(&mut cmd, true);
     // Join every namespace in which the box differs from us. The handles are opened
     // through the box's pid; the check below that the process is still the box's
     // (same start time) makes them the box's.

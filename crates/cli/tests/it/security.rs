@@ -390,6 +390,50 @@ fn without_mount_setattr_a_box_fails_closed() {
     assert_eq!(old_kernel(&["--privileged", "--", "/bin/true"]).code, 0);
 }
 
+/// A hardened box has a session of its own: `kill -9 0` inside ends the box, not the
+/// process group of whoever ran isol (a script, its other commands). A privileged box
+/// stays in the caller's, where the same kill reaches them: the probe can fail.
+#[test]
+fn kill_0_in_a_box_stays_in_the_box() {
+    use std::os::unix::process::CommandExt;
+    let Some(env) = Env::new("kill_0_in_a_box_stays_in_the_box") else {
+        return;
+    };
+    let run = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", "kill -9 0"]);
+        let isol = env.command(&env.run_args(&args));
+        // sh leads a new process group, leaves a sleep in it and becomes isol.
+        let mut sh = std::process::Command::new("/bin/sh");
+        sh.args([
+            "-c",
+            "sleep 30 >/dev/null 2>&1 & echo $!; exec \"$@\"",
+            "sh",
+        ])
+        .arg(isol.get_program())
+        .args(isol.get_args())
+        .process_group(0)
+        .stdin(std::process::Stdio::null());
+        for (k, v) in isol.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        let out = sh.output().expect("run sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let sleeper: i32 = text.lines().next().unwrap().trim().parse().unwrap();
+        let survived = crate::common::alive(sleeper as u32);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sleeper),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        (out.status.code(), survived)
+    };
+    assert_eq!(run(&[]), (Some(137), true));
+    // isol itself is killed with its group.
+    assert_eq!(run(&["--privileged"]), (None, false));
+}
+
 #[test]
 fn cap_drop_all_and_ulimit_do_what_they_say() {
     let Some(env) = Env::new("cap_drop_all_and_ulimit_do_what_they_say") else {

@@ -156,6 +156,7 @@ pub struct Command {
     persist: Vec<(NamespaceKind, PathBuf)>,
     security: Option<SecurityPolicy>,
     die_with_parent: bool,
+    new_session: bool,
     /// [`Command::hold`]: no program.
     hold: bool,
 }
@@ -180,6 +181,7 @@ impl Command {
             persist: Vec::new(),
             security: None,
             die_with_parent: false,
+            new_session: false,
             hold: false,
         }
     }
@@ -381,6 +383,14 @@ impl Command {
     /// prctl(2) `PR_SET_PDEATHSIG`, pidfd_open(2).
     pub fn die_with_parent(&mut self) -> &mut Command {
         self.die_with_parent = true;
+        self
+    }
+
+    /// The command starts a session of its own (`setsid`): out of the caller's process
+    /// group, which a `kill(0)` inside would otherwise reach, and without the caller's
+    /// controlling terminal, which `/dev/tty` would otherwise open.
+    pub fn new_session(&mut self) -> &mut Command {
+        self.new_session = true;
         self
     }
 
@@ -615,6 +625,9 @@ impl Command {
                 );
                 child_ends.push(fd);
             }
+        }
+        if self.new_session {
+            prog.command("setsid", "", Op::Setsid);
         }
         if let Some(dir) = &self.cwd {
             prog.command(

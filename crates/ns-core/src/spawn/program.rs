@@ -152,6 +152,9 @@ pub enum Op {
         /// A pidfd of the spawning process.
         pidfd: RawFd,
     },
+    /// `setsid()`: the command leaves the caller's session and process group (a
+    /// `kill(0)` inside reaches only the box) and its controlling terminal.
+    Setsid,
     /// In the command under an init that is not its pid namespace's first process:
     /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`, so that killing the init (`Child::kill`)
     /// takes the command along; ESRCH if the init (its parent) was gone already.

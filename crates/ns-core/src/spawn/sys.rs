@@ -740,6 +740,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             check(libc::chdir(c"/".as_ptr()))
         }
         Op::Chdir { path } => check(libc::chdir(path.as_ptr())),
+        Op::Setsid => check(libc::setsid()),
         Op::Dup2 { fd, to } => {
             if fd == to {
                 check(libc::fcntl(*fd, libc::F_SETFD, 0))
