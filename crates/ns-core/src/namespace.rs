@@ -39,6 +39,9 @@ pub struct Context {
     /// A new mount namespace without a rootfs makes its copies of the caller's mounts
     /// read-only before it mounts anything ([`crate::security::SecurityPolicy::read_only_host`]).
     pub read_only_host: bool,
+    /// The spawn is hardened (a policy, not privileged): a new mount namespace without a
+    /// rootfs gets a devpts of its own, out of reach of the host's terminals.
+    pub hardened: bool,
 }
 
 /// One kind of namespace with its settings.
@@ -900,6 +903,21 @@ impl Namespace for MntNs {
             if pid_new && self.proc {
                 Self::fresh_proc(p, Path::new("/proc"))?;
             }
+            // The host's devpts holds every session's terminal, which the device
+            // allow-list lets a box open (and read what is typed there): a devpts of its
+            // own instead, where /dev/ptmx (which opens the devpts at `pts` beside it)
+            // makes its new terminals.
+            if ctx.hardened && Path::new("/dev/pts").is_dir() {
+                Self::mount(
+                    p,
+                    "mount a devpts of the box's own",
+                    Some(Path::new("devpts")),
+                    Path::new("/dev/pts"),
+                    Some("devpts"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                    Some("newinstance,ptmxmode=0666,mode=0620"),
+                )?;
+            }
         }
         // A writable bind copies the read-only flag of the box's copy of its source: it
         // gets back the host's writability (of its top mount; what is mounted beneath
@@ -1440,6 +1458,7 @@ mod tests {
             joined: NamespaceSet::EMPTY,
             privileged: true,
             read_only_host: false,
+            hardened: false,
         };
         assert!(bad.check(&ctx).is_err());
     }

@@ -434,6 +434,33 @@ fn kill_0_in_a_box_stays_in_the_box() {
     assert_eq!(run(&["--privileged"]), (None, false));
 }
 
+/// The host's devpts holds every session's terminal, which the device allow-list lets a
+/// box open: a default box without a rootfs has a devpts of its own, where /dev/ptmx
+/// makes its terminals. A privileged box sees the host's (the probe can fail).
+#[test]
+fn a_box_cannot_reach_the_hosts_terminals() {
+    let Some(env) = Env::new("a_box_cannot_reach_the_hosts_terminals") else {
+        return;
+    };
+    let host = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::read_link(format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd;
+        host.slave.as_raw_fd()
+    }))
+    .unwrap();
+    let slave = slave.display().to_string();
+    let script = format!(
+        "[ -e {slave} ] && echo seen || echo hidden; exec 3<>/dev/ptmx && ls /dev/pts | tr '\\n' ' '"
+    );
+    let look = |flags: &[&str]| {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", &script]);
+        env.run(&args).ok()
+    };
+    assert_eq!(look(&[]), "hidden\n0 ptmx ");
+    assert!(look(&["--privileged"]).starts_with("seen\n"));
+}
+
 #[test]
 fn cap_drop_all_and_ulimit_do_what_they_say() {
     let Some(env) = Env::new("cap_drop_all_and_ulimit_do_what_they_say") else {

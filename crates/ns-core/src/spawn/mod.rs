@@ -431,6 +431,7 @@ impl Command {
             joined,
             privileged,
             read_only_host: self.security.as_ref().is_some_and(|p| p.read_only_host),
+            hardened: self.security.as_ref().is_some_and(|p| !p.privileged),
         };
         let namespaces = plan.new_namespaces();
         for ns in &namespaces {
