@@ -61,8 +61,8 @@ pub enum ChildOp {
         bind: bool,
     },
     /// The mount at the path writable (it alone, not what is beneath): a bind whose
-    /// source the box sees read-only, where the host's is writable.
-    /// `mount_setattr` clearing `MOUNT_ATTR_RDONLY`, or before 5.12 a remount.
+    /// source the box sees read-only, where the host's is writable. `mount_setattr`
+    /// clearing `MOUNT_ATTR_RDONLY` (needed anyway to make the host's mounts read-only).
     Writable {
         /// The path.
         dst: CString,
@@ -327,7 +327,7 @@ pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
             return Err(e);
         }
         mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
-        return remount(dst, true);
+        return remount_read_only(dst);
     }
     let tree = tree as libc::c_int;
     let mut r = set_mount_attr(
@@ -355,26 +355,23 @@ pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
         // mount_setattr before 5.12: the tree is dropped unattached; bind and remount.
         Err(libc::ENOSYS) => {
             mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
-            remount(dst, true)
+            remount_read_only(dst)
         }
         r => r,
     }
 }
 
-/// `statfs(dst)`, then `mount(NULL, dst, NULL, MS_BIND|MS_REMOUNT|<MS_RDONLY>|<its flags>)`:
+/// `statfs(dst)`, then `mount(NULL, dst, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|<its flags>)`:
 /// flags locked by a less privileged mount namespace must be kept. (Also the spawn's
 /// read-only bind mounts.)
-pub(crate) fn remount(dst: &CStr, read_only: bool) -> Result<(), i32> {
+pub(crate) fn remount_read_only(dst: &CStr) -> Result<(), i32> {
     // The kernel's 64-bit `struct statfs`: f_flags is the 11th word. (glibc's statvfs
     // may read /proc/mounts, which allocates.)
     let mut st = [0i64; 15];
     // SAFETY: a C string and a buffer the size of the kernel's struct statfs.
     check(unsafe { libc::syscall(libc::SYS_statfs, dst.as_ptr(), st.as_mut_ptr()) })?;
     let f = st[10] as libc::c_ulong;
-    let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
-    if read_only {
-        flags |= libc::MS_RDONLY;
-    }
+    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
     // ST_* from linux/statfs.h (not all libc targets define them).
     for (st_flag, ms_flag) in [
         (0x0002, libc::MS_NOSUID),
@@ -432,16 +429,11 @@ pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
                 // remount makes the top read-only, which is all a fresh bind of a /proc
                 // path is. A mount with others beneath it (/sys, or all the host's) would
                 // keep them writable: refused (the spawn fails and says so).
-                Err(libc::ENOSYS) | Err(libc::EPERM) if *bind => remount(dst, true),
+                Err(libc::ENOSYS) | Err(libc::EPERM) if *bind => remount_read_only(dst),
                 r => r,
             }
         }
-        ChildOp::Writable { dst } => {
-            match set_mount_attr(libc::AT_FDCWD, dst, 0, 0, MOUNT_ATTR_RDONLY) {
-                Err(libc::ENOSYS) | Err(libc::EPERM) => remount(dst, false),
-                r => r,
-            }
-        }
+        ChildOp::Writable { dst } => set_mount_attr(libc::AT_FDCWD, dst, 0, 0, MOUNT_ATTR_RDONLY),
         ChildOp::DropBounding { last_cap, keep } => {
             for cap in 0..=*last_cap {
                 if keep & (1u64 << cap) != 0 {

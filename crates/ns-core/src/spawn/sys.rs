@@ -680,7 +680,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
             *flags,
             opt(data) as *const libc::c_void,
         )),
-        Op::RemountReadOnly { dst } => crate::security::sys::remount(dst, true),
+        Op::RemountReadOnly { dst } => crate::security::sys::remount_read_only(dst),
         Op::BindReadOnly { src, dst } => crate::security::sys::bind_read_only(src, dst),
         Op::Mkdir {
             path,
