@@ -26,6 +26,16 @@ pub struct Out {
 }
 
 impl Out {
+    /// Runs `cmd` (an isol made by [`Env::command`], perhaps with a hook) to its end.
+    pub fn of(mut cmd: Command) -> Out {
+        let out = cmd.output().expect("run isol");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Asserts exit 0 and returns stdout.
     pub fn ok(self) -> String {
         assert_eq!(self.code, 0, "isol failed: {}", self.stderr);
@@ -132,12 +142,7 @@ impl Env {
 
     /// `isol --state-dir DIR ARGS…`.
     pub fn isol(&self, args: &[&str]) -> Out {
-        let out = self.command(args).output().expect("run isol");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(self.command(args))
     }
 
     /// `isol run --cgroup-parent <scratch> ARGS…`.

@@ -372,12 +372,7 @@ fn without_mount_setattr_a_box_fails_closed() {
                 Ok(())
             });
         }
-        let out = cmd.output().expect("run isol");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(cmd)
     };
     let before = env.snapshot();
     for flags in [&[][..], &["--writable-host"]] {
@@ -537,12 +532,7 @@ fn capabilities_isol_lacks_are_refused_and_all_is_what_it_holds() {
                 Ok(())
             });
         }
-        let out = cmd.output().expect("run isol");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(cmd)
     };
     let before = env.snapshot();
     let out = without(&["--cap-add", "SYS_RESOURCE", "--", "/bin/true"]);
