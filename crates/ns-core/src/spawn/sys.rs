@@ -659,13 +659,7 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
                 req.flags |= libc::IFF_UP as libc::c_short;
                 r = libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &mut req as *mut IfReqFlags);
             }
-            let e = errno();
-            libc::close(sock);
-            if r < 0 {
-                Err(e)
-            } else {
-                Ok(())
-            }
+            closing(sock, r.into()).map(drop)
         }
         Op::Mount {
             src,
@@ -804,14 +798,7 @@ unsafe fn touch(path: &CStr, beneath: Option<&Beneath>) -> Result<(), i32> {
 /// `mkdirat` of a [`Beneath`] path in its parent, opened beneath the rootfs.
 unsafe fn mkdir_beneath(b: &Beneath, mode: libc::mode_t) -> Result<(), i32> {
     let dir = open_beneath(b)?;
-    let r = libc::mkdirat(dir, b.name.as_ptr(), mode);
-    let e = errno();
-    libc::close(dir);
-    if r < 0 {
-        Err(e)
-    } else {
-        Ok(())
-    }
+    closing(dir, libc::mkdirat(dir, b.name.as_ptr(), mode).into()).map(drop)
 }
 
 /// `openat(O_CREAT | O_NOFOLLOW | flags)` of a [`Beneath`] path in its parent, opened
@@ -819,13 +806,7 @@ unsafe fn mkdir_beneath(b: &Beneath, mode: libc::mode_t) -> Result<(), i32> {
 unsafe fn create_beneath(b: &Beneath, flags: libc::c_int) -> Result<RawFd, i32> {
     let dir = open_beneath(b)?;
     let fd = libc::openat(dir, b.name.as_ptr(), flags | libc::O_NOFOLLOW, 0o644);
-    let e = errno();
-    libc::close(dir);
-    if fd < 0 {
-        Err(e)
-    } else {
-        Ok(fd)
-    }
+    closing(dir, fd.into()).map(|fd| fd as RawFd)
 }
 
 /// The parent directory of a [`Beneath`] path, opened (`O_PATH`) beneath its rootfs
@@ -866,12 +847,18 @@ unsafe fn open_beneath(b: &Beneath) -> Result<RawFd, i32> {
     } else {
         fd
     };
+    closing(root, fd).map(|fd| fd as RawFd)
+}
+
+/// `r`, the result of a call made with `fd` (negative on failure: its errno is read
+/// first), once `fd` is closed.
+unsafe fn closing(fd: RawFd, r: libc::c_long) -> Result<libc::c_long, i32> {
     let e = errno();
-    libc::close(root);
-    if fd < 0 {
+    libc::close(fd);
+    if r < 0 {
         Err(e)
     } else {
-        Ok(fd as RawFd)
+        Ok(r)
     }
 }
 
