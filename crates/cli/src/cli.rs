@@ -122,8 +122,8 @@ Examples:
     Exec {
         /// The box.
         name: String,
-        /// Environment variables for the command (K=V, repeatable), over the box's own
-        /// --env ones.
+        /// Environment variables for the command (K=V, or K for your value of K;
+        /// repeatable), over the box's own.
         #[arg(long = "env", short = 'e', value_name = "K=V")]
         env: Vec<String>,
         /// The working directory inside (default: the box's --workdir, or /).
@@ -336,9 +336,14 @@ pub struct RunArgs {
     /// A new user namespace in which your uid is root.
     #[arg(long)]
     pub map_root: bool,
-    /// Environment variables for the command (K=V, repeatable).
+    /// Environment variables for the command (K=V, or K for your value of K;
+    /// repeatable). The command gets only these, PATH, HOME and TERM.
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     pub env: Vec<String>,
+    /// Give the command your whole environment (and exec's command its caller's), as
+    /// unshare and bwrap do.
+    #[arg(long)]
+    pub inherit_env: bool,
     /// The working directory inside.
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workdir: Option<PathBuf>,

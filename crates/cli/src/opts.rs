@@ -168,12 +168,17 @@ pub fn user(v: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-/// `--env K=V`.
-pub fn env(v: &str) -> Result<(String, String)> {
-    v.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| Error::invalid("env", v, format!("{v:?} is not K=V")).into())
+/// `--env K=V`, or `--env K` for the caller's value of K (`None`).
+pub fn env(v: &str) -> Result<(String, Option<String>)> {
+    let (k, val) = match v.split_once('=') {
+        Some((k, val)) => (k, Some(val.to_string())),
+        None => (v, None),
+    };
+    if k.is_empty() {
+        let why = format!("{v:?} is not K=V or K (a variable's name is not empty)");
+        return Err(Error::invalid("env", v, why).into());
+    }
+    Ok((k.to_string(), val))
 }
 
 /// What `--share KIND=TARGET` points at.
@@ -309,8 +314,11 @@ mod tests {
         assert_eq!(user("1000:100").unwrap(), (1000, Some(100)));
         assert_eq!(user("7").unwrap(), (7, None));
         assert!(user("bob").is_err());
-        assert_eq!(env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(env("A=b=c").unwrap(), ("A".into(), Some("b=c".into())));
+        assert_eq!(env("A=").unwrap(), ("A".into(), Some(String::new())));
+        assert_eq!(env("A").unwrap(), ("A".into(), None));
         assert!(env("=x").is_err());
+        assert!(env("").is_err());
         assert_eq!(
             share("net=box:web").unwrap(),
             (NamespaceKind::Net, ShareTarget::Box("web".into()))

@@ -153,9 +153,14 @@ pub struct BoxRecord {
     /// The user given with `--user` (`None`: root, or the caller in a user namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<BoxUser>,
-    /// The variables given with `--env` (`K=V`), which `exec` sets too.
+    /// The variables given with `--env` (`K=V`; a bare `K` as the caller's value was),
+    /// which `exec` sets too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// `--inherit-env`: the command took the caller's environment, and `exec`'s takes
+    /// its caller's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inherit_env: bool,
     /// The working directory given with `--workdir`, where `exec` starts too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<PathBuf>,

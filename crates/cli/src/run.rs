@@ -52,8 +52,9 @@ struct Prepared {
     /// The pod the box joins as a member (`--pod`).
     pod_handle: Option<isol_ns_core::Pod>,
     user: Option<BoxUser>,
-    /// `--env` and `--workdir`, recorded for `exec`.
+    /// `--env` (as `K=V`), `--inherit-env` and `--workdir`, recorded for `exec`.
     env: Vec<String>,
+    inherit_env: bool,
     workdir: Option<PathBuf>,
 }
 
@@ -410,10 +411,8 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         }
         set_user(&mut cmd, u);
     }
-    for e in &a.env {
-        let (k, v) = opts::env(e)?;
-        cmd.env(k, v);
-    }
+    let env = resolve_env(&a.env)?;
+    set_env(&mut cmd, a.inherit_env, user, &env)?;
     if let Some(w) = &a.workdir {
         cmd.current_dir(w);
     }
@@ -442,7 +441,8 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         pod: a.pod.clone(),
         pod_handle: pod,
         user,
-        env: a.env.clone(),
+        env,
+        inherit_env: a.inherit_env,
         workdir: a.workdir.clone(),
     })
 }
@@ -609,8 +609,54 @@ fn placeholder(p: &Prepared, detached: bool) -> BoxRecord {
         security: p.cmd.security_policy().cloned(),
         user: p.user,
         env: p.env.clone(),
+        inherit_env: p.inherit_env,
         workdir: p.workdir.clone(),
     }
+}
+
+/// PATH for a box's command that does not take the caller's environment (docker's).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The `--env` values as `K=V`: a bare `K` takes the caller's value, and is left out
+/// when the caller has none (docker's `-e K`).
+fn resolve_env(given: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in given {
+        let (k, v) = opts::env(e)?;
+        if v.is_some() {
+            out.push(e.clone());
+        } else if let Some(v) = std::env::var_os(&k) {
+            let v = v.into_string().map_err(|_| {
+                anyhow::anyhow!(
+                    "--env {k}: your value of {k} is not UTF-8; give it as --env {k}=VALUE"
+                )
+            })?;
+            out.push(format!("{k}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+/// The command's environment. With `--inherit-env`, the caller's; otherwise PATH, HOME
+/// and the caller's TERM alone, so that nothing else of the caller's (tokens, agent
+/// sockets, proxies) reaches the box unless `--env` names it. Then `vars` (`K=V`), the
+/// later over the earlier.
+fn set_env(cmd: &mut Command, inherit: bool, user: Option<BoxUser>, vars: &[String]) -> Result<()> {
+    if !inherit {
+        cmd.env_clear();
+        cmd.env("PATH", DEFAULT_PATH);
+        let root = user.is_none_or(|u| u.uid == 0);
+        cmd.env("HOME", if root { "/root" } else { "/" });
+        if let Some(term) = std::env::var_os("TERM") {
+            cmd.env("TERM", term);
+        }
+    }
+    for e in vars {
+        if let (k, Some(v)) = opts::env(e)? {
+            cmd.env(k, v);
+        }
+    }
+    Ok(())
 }
 
 fn set_user(cmd: &mut Command, u: BoxUser) {
@@ -795,11 +841,9 @@ pub fn exec(
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    // The box's --env and --workdir, then exec's own (docker exec's way).
-    for e in rec.env.iter().chain(env) {
-        let (k, v) = opts::env(e)?;
-        cmd.env(k, v);
-    }
+    // The box's environment and --workdir, then exec's own (docker exec's way).
+    let env: Vec<String> = rec.env.iter().cloned().chain(resolve_env(env)?).collect();
+    set_env(&mut cmd, rec.inherit_env, rec.user, &env)?;
     if let Some(w) = workdir.or(rec.workdir.as_deref()) {
         cmd.current_dir(w);
     }

@@ -82,14 +82,19 @@ impl Env {
     }
 
     /// `isol --state-dir DIR ARGS…`, not started yet. It carries [`MARK`] in its
-    /// environment, which every box inherits, so that [`Env::marked`] finds whatever
-    /// came of it, however it forked or escaped.
+    /// environment, and passes it on to the boxes that `run` and `exec` start
+    /// (`--env MARK`), so that [`Env::marked`] finds whatever came of it, however it
+    /// forked or escaped.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_isol"));
-        cmd.arg("--state-dir")
-            .arg(self.state.path())
-            .args(args)
-            .env(MARK, self.mark());
+        cmd.arg("--state-dir").arg(self.state.path());
+        match args.split_first() {
+            Some((sub, rest)) if *sub == "run" || *sub == "exec" => {
+                cmd.arg(sub).args(["--env", MARK]).args(rest)
+            }
+            _ => cmd.args(args),
+        };
+        cmd.env(MARK, self.mark());
         cmd
     }
 

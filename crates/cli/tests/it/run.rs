@@ -1,5 +1,6 @@
 //! `isol run` in the foreground: exit statuses, bad input, limits, cleanup.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::common::{Env, Out};
@@ -113,6 +114,82 @@ fn a_name_in_use_is_refused_without_touching_the_box() {
     assert_eq!(env.snapshot(), during, "the refusal changed something");
     env.isol(&["rm", "-f", "taken"]).ok();
     assert_eq!(env.snapshot(), before);
+}
+
+/// The variables a box's command was given, from `env` in it.
+fn env_in_box(env: &Env, args: &[&str], caller: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut all = env.run_args(args);
+    all.extend(["--", "env"]);
+    let mut cmd = env.command(&all);
+    cmd.env_remove("UNSET_HERE");
+    for (k, v) in caller {
+        cmd.env(k, v);
+    }
+    parse_env(&Out::of(cmd).ok())
+}
+
+fn parse_env(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .map(|l| l.split_once('=').expect("K=V"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A box's command gets PATH, HOME, TERM and what `--env` names, nothing else of the
+/// caller's; `--inherit-env` gives it everything; `exec` follows the box.
+#[test]
+fn a_box_gets_only_the_environment_it_is_given() {
+    let Some(env) = Env::new("a_box_gets_only_the_environment_it_is_given") else {
+        return;
+    };
+    let caller = [
+        ("SECRET_TOKEN", "s3cret"),
+        ("PASSED", "from caller"),
+        ("TERM", "xterm-test"),
+    ];
+    let given = ["-e", "GIVEN=1", "-e", "PASSED", "-e", "UNSET_HERE"];
+    let seen = env_in_box(&env, &given, &caller);
+    let expected: BTreeMap<String, String> = [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+        ("TERM", "xterm-test"),
+        ("GIVEN", "1"),
+        ("PASSED", "from caller"),
+        (crate::common::MARK, &env.mark()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+
+    // Another user's HOME is /; --env goes over the defaults.
+    let seen = env_in_box(&env, &["--user", "1000", "-e", "PATH=/bin"], &caller);
+    assert_eq!(
+        (seen["HOME"].as_str(), seen["PATH"].as_str()),
+        ("/", "/bin")
+    );
+
+    let seen = env_in_box(&env, &["--inherit-env", "-e", "GIVEN=1"], &caller);
+    assert_eq!(seen.get("SECRET_TOKEN").map(String::as_str), Some("s3cret"));
+    assert_eq!(seen.get("GIVEN").map(String::as_str), Some("1"));
+
+    // exec: the box's variables (PASSED as the box's caller had it) and exec's own,
+    // nothing else of exec's caller's.
+    let mut run = env.command(&env.run_args(&[
+        "-d", "--name", "envbox", "-e", "PASSED", "--", "sleep", "60",
+    ]));
+    run.env("PASSED", "at run");
+    Out::of(run).ok();
+    let mut exec = env.command(&["exec", "envbox", "-e", "MINE=2", "--", "env"]);
+    exec.env("SECRET_TOKEN", "s3cret").env("PASSED", "at exec");
+    let seen = parse_env(&Out::of(exec).ok());
+    assert_eq!(seen.get("PASSED").map(String::as_str), Some("at run"));
+    assert_eq!(seen.get("MINE").map(String::as_str), Some("2"));
+    assert_eq!(seen.get("SECRET_TOKEN"), None);
+    env.isol(&["rm", "-f", "envbox"]).ok();
 }
 
 #[test]
