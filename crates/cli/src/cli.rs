@@ -124,7 +124,7 @@ Examples:
         name: String,
         /// Environment variables for the command (K=V, or K for your value of K;
         /// repeatable), over the box's own.
-        #[arg(long = "env", short = 'e', value_name = "K=V")]
+        #[arg(long = "env", short = 'e', value_name = "K[=V]")]
         env: Vec<String>,
         /// The working directory inside (default: the box's --workdir, or /).
         #[arg(long, short = 'w', value_name = "DIR")]
@@ -338,7 +338,7 @@ pub struct RunArgs {
     pub map_root: bool,
     /// Environment variables for the command (K=V, or K for your value of K;
     /// repeatable). The command gets only these, PATH, HOME and TERM.
-    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    #[arg(long = "env", short = 'e', value_name = "K[=V]")]
     pub env: Vec<String>,
     /// Give the command your whole environment (and exec's command its caller's), as
     /// unshare and bwrap do.

@@ -175,7 +175,7 @@ pub fn env(v: &str) -> Result<(String, Option<String>)> {
         None => (v, None),
     };
     if k.is_empty() {
-        let why = format!("{v:?} is not K=V or K (a variable's name is not empty)");
+        let why = format!("{v:?} is not K=V or K: the variable's name is empty");
         return Err(Error::invalid("env", v, why).into());
     }
     Ok((k.to_string(), val))
