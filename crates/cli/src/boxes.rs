@@ -76,6 +76,12 @@ pub struct Inspect {
     pub security: Option<SecurityPolicy>,
     /// `--user`, when given.
     pub user: Option<BoxUser>,
+    /// `--env` (`K=V`), over PATH, HOME and TERM, or over the caller's environment
+    /// (`inherit_env`).
+    pub env: Vec<String>,
+    pub inherit_env: bool,
+    /// `--workdir`, when given.
+    pub workdir: Option<PathBuf>,
 }
 
 /// A live box and its state.
@@ -190,6 +196,9 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         log: rec.log.clone(),
         security: rec.security.clone(),
         user: rec.user,
+        env: rec.env.clone(),
+        inherit_env: rec.inherit_env,
+        workdir: rec.workdir.clone(),
     };
     if json {
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
@@ -222,6 +231,26 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
             Some(g) => outln!("user:       {}:{g}", u.uid)?,
             None => outln!("user:       {}", u.uid)?,
         }
+    }
+    // The names alone: values may be secrets, and `--json` has them.
+    let base = if out.inherit_env {
+        "the caller's"
+    } else {
+        "PATH, HOME, TERM"
+    };
+    let given: Vec<&str> = out
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    if given.is_empty() {
+        outln!("env:        {base}")?;
+    } else {
+        outln!("env:        {base}; given: {}", given.join(", "))?;
+    }
+    if let Some(w) = &out.workdir {
+        outln!("workdir:    {}", w.display())?;
     }
     outln!("backend:    {}", s.backend)?;
     if let Some(log) = &out.log {

@@ -189,6 +189,17 @@ fn a_box_gets_only_the_environment_it_is_given() {
     assert_eq!(seen.get("PASSED").map(String::as_str), Some("at run"));
     assert_eq!(seen.get("MINE").map(String::as_str), Some("2"));
     assert_eq!(seen.get("SECRET_TOKEN"), None);
+    // inspect names the variables given, not their values.
+    let shown = env.isol(&["inspect", "envbox"]).ok();
+    let line = shown.lines().find(|l| l.starts_with("env:")).unwrap();
+    assert!(
+        line.starts_with("env:        PATH, HOME, TERM; given: "),
+        "{line}"
+    );
+    assert!(
+        line.contains("PASSED") && !line.contains("at run"),
+        "{line}"
+    );
     env.isol(&["rm", "-f", "envbox"]).ok();
 }
 
