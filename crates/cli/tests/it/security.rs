@@ -290,6 +290,15 @@ fn a_default_box_sees_the_hosts_files_read_only() {
     assert_eq!(write(&["--writable-host"], "w"), "wrote\n");
     assert_eq!(write(&["--privileged"], "p"), "wrote\n");
     assert!(there("w") && there("p"));
+    // A file bound over a host file that exists: the mount point is there to use, not
+    // to create (a create would meet the read-only host), read-only or not.
+    std::fs::write(dir.path().join("target"), "host\n").unwrap();
+    std::fs::write(dir.path().join("mine"), "mine\n").unwrap();
+    for suffix in ["", ":ro"] {
+        let bind = format!("{d}/mine:{d}/target{suffix}");
+        let out = env.run(&["--bind", &bind, "--", "cat", &format!("{d}/target")]);
+        assert_eq!(out.ok(), "mine\n", "--bind {bind}");
+    }
     // Only the box's copies changed.
     std::fs::write(dir.path().join("caller"), "x").unwrap();
 

@@ -783,9 +783,11 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
     }
 }
 
-/// [`Op::Touch`]: an empty file to mount onto, made beneath a rootfs when in one.
+/// [`Op::Touch`]: an empty file to mount onto, made beneath a rootfs when in one. Opened
+/// for reading: a file already there is used as it is, also on a read-only mount (where
+/// opening it for writing fails).
 unsafe fn touch(path: &CStr, beneath: Option<&Beneath>) -> Result<(), i32> {
-    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let flags = libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
     let fd = match beneath {
         Some(b) => create_beneath(b, flags)?,
         None => libc::open(path.as_ptr(), flags, 0o644),
