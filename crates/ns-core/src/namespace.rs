@@ -471,6 +471,10 @@ pub struct MntNs {
     /// `--no-pivot`, for roots on a ramdisk). The old root then stays reachable to a
     /// process that can escape a chroot (it needs `CAP_SYS_CHROOT`).
     pub no_pivot: bool,
+    /// Nothing but an empty read-only tmpfs as the root, the caller's mounts detached,
+    /// and nothing else mounted: for a process that needs no files (a pod's holder,
+    /// whose `/proc/PID/mountinfo` every member can read). The other fields are ignored.
+    pub empty_root: bool,
 }
 
 impl Default for MntNs {
@@ -483,6 +487,7 @@ impl Default for MntNs {
             sys: true,
             tmp: true,
             no_pivot: false,
+            empty_root: false,
         }
     }
 }
@@ -795,6 +800,25 @@ impl Namespace for MntNs {
             MsFlags::MS_REC | MsFlags::MS_PRIVATE,
             None,
         )?;
+        if self.empty_root {
+            // Stacked on `/`, the tmpfs is what `/..` leads to from the old root.
+            Self::mount(
+                p,
+                "mount an empty root",
+                Some(Path::new("tmpfs")),
+                Path::new("/"),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,mode=555"),
+            )?;
+            let root = Path::new("/..");
+            let op = Op::PivotRoot {
+                root: cpath(root)?,
+                pivot: true,
+            };
+            p.command("pivot_root into it", root, op);
+            return Ok(());
+        }
         // A fresh /proc shows the pid namespace the command runs in: a new one, or one it
         // joined (a pod's shared pid namespace); only an inherited one keeps the host's.
         let pid_new =

@@ -290,9 +290,13 @@ impl Pod {
         if share.contains(NamespaceKind::Uts) {
             cmd.hostname(name);
         }
+        // A mount namespace of its own with nothing in it: a member that shares its pid
+        // namespace reads its /proc/PID/mountinfo (no ptrace check guards that), which
+        // would list the host's mounts.
+        cmd.plan_mut().mnt.new_mut().empty_root = true;
         // It only waits, and with a shared pid namespace every member sees it: no
-        // capabilities, no new privileges, docker's seccomp filter. (Nothing to mask: it
-        // has no mount namespace of its own.)
+        // capabilities, no new privileges, docker's seccomp filter. (Nothing to mask in
+        // its empty mount namespace.)
         cmd.security(SecurityPolicy {
             capabilities: CapSet::EMPTY,
             devices: Vec::new(),

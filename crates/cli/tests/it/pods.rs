@@ -132,3 +132,29 @@ fn a_pod_whose_pid_holder_died_says_so_and_refuses_members() {
     env.isol(&["pod", "rm", "-f", "pq"]).ok();
     eventually("nothing is left", || env.snapshot() == before);
 }
+
+/// A pod's holder is pid 1 of a shared pid namespace, and any member reads its
+/// /proc/1/mountinfo (no ptrace check guards it): the holder's mount namespace holds
+/// one empty read-only tmpfs, nothing of the host's (the state directory's pod files
+/// among them). Its root link stays closed to the member.
+#[test]
+fn a_pods_holder_shows_its_members_no_host_mount() {
+    let Some(env) = Env::new("a_pods_holder_shows_its_members_no_host_mount") else {
+        return;
+    };
+    env.pod_create("mnts", &["--share", "net,pid"]).ok();
+    let probe = "cat /proc/1/mountinfo; readlink /proc/1/root || echo root-closed";
+    let out = env.isol(&["run", "--pod", "mnts", "--", "/bin/sh", "-c", probe]);
+    env.isol(&["pod", "rm", "-f", "mnts"]).ok();
+    let out = out.ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let fields: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!((fields[4], fields[8]), ("/", "tmpfs"), "{out}");
+    assert!(fields[5].starts_with("ro,"), "{out}");
+    assert_eq!(lines[1], "root-closed");
+    assert!(
+        !out.contains(&env.mark()),
+        "the state directory shows: {out}"
+    );
+}
