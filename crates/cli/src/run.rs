@@ -78,6 +78,7 @@ pub fn run(state: &StateDir, a: RunArgs) -> Result<u8> {
             return Err(e);
         }
     };
+    tracing::debug!("box {}: its command ended: {status:?}", rec.name);
     if oom_killed(&child) {
         eprintln!("{}", oom_message(state, &rec, status));
     }
@@ -129,8 +130,9 @@ fn oom_killed(child: &Child) -> bool {
 
 /// Removes a foreground box: its cgroup, namespace files and record.
 fn cleanup(state: &StateDir, rec: &BoxRecord, child: &Child) {
-    if let Err(e) = record::remove_box(state, rec, child.cgroup()) {
-        eprintln!("isol: {e:#}");
+    match record::remove_box(state, rec, child.cgroup()) {
+        Ok(()) => tracing::debug!("box {}: cgroup and record removed", rec.name),
+        Err(e) => eprintln!("isol: {e:#}"),
     }
 }
 

@@ -518,3 +518,27 @@ fn the_callers_open_fds_stay_outside() {
     assert!(rest.is_empty());
     env.isol(&["rm", "-f", name.trim()]).ok();
 }
+
+/// `-v` logs the spawn's steps, in plain text when stderr is not a terminal.
+#[test]
+fn verbose_says_what_isol_does_without_colour_codes() {
+    let Some(env) = Env::new("verbose_says_what_isol_does_without_colour_codes") else {
+        return;
+    };
+    let out = env.run(&["-v", "--", "true"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for what in [
+        "created cgroup",
+        "cloned pid",
+        "its command ended",
+        "record removed",
+    ] {
+        assert!(
+            out.stderr.contains(what),
+            "{what:?} missing: {}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+    assert_eq!(env.run(&["--", "true"]).stderr, "", "quiet without -v");
+}

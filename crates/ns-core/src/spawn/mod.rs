@@ -730,6 +730,9 @@ impl Command {
             .and_then(|c| c.clone_into_fd())
             .filter(|_| features.clone_into_cgroup);
         if let Some(cg) = &cgroup {
+            if created {
+                tracing::debug!("created cgroup {}", cg.path());
+            }
             let files = cg.self_attach_files(into_fd.is_some())?;
             for (f, dir) in files.iter().rev() {
                 prog.leader_first("join the cgroup", dir, Op::JoinCgroup { fd: f.as_raw_fd() });
@@ -800,6 +803,11 @@ impl Command {
             source: e,
         })?;
         guard.pidfd = Some((pid, pidfd));
+        let (leader_steps, command_steps) = prog.len();
+        tracing::debug!(
+            "cloned pid {pid}, new namespaces [{new}]; {leader_steps} steps there, {command_steps} before {:?}",
+            self.program
+        );
         drop(err_wr);
         drop(child_ends);
         drop(keep);
