@@ -156,7 +156,7 @@ impl Error {
     /// the cgroups it created. (Every backend's wording.)
     pub fn cgroup_exists(dir: &std::path::Path) -> Self {
         let reason = if dir.is_dir() {
-            "it already exists, and isol only manages cgroups it created (pick another name, or destroy it first)"
+            "it already exists, and isol did not make it for this box (another program's, or a box's of another state directory): isol touches only cgroups it made; pick another name"
         } else {
             "that name is a file of the parent cgroup (pick another name)"
         };
