@@ -226,6 +226,17 @@ impl Resources {
     /// Checks every set value against the bounds the kernel accepts, so that a bad value
     /// is refused before any cgroup is created. Errors name the field and the value.
     pub fn validate(&self) -> Result<()> {
+        // The kernel's PID_MAX_LIMIT: pids.max takes no more (nor could more exist).
+        const PIDS_MAX: u64 = 4 * 1024 * 1024;
+        if let Some(Limit::Value(n)) = self.pids.max {
+            if n > PIDS_MAX {
+                return Err(Error::invalid(
+                    "pids.max",
+                    n.to_string(),
+                    format!("{n} is more tasks than Linux can have ({PIDS_MAX}); give at most that, or max for no limit"),
+                ));
+            }
+        }
         if let Some(w) = self.cpu.weight {
             check_weight("cpu.weight", w)?;
         }
