@@ -395,6 +395,9 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         }
         cmd.mount(m);
     }
+    if let Some(tty) = console(&cmd, a) {
+        cmd.console(tty);
+    }
     let user = match &a.user {
         Some(u) => {
             let (uid, gid) = opts::user(u)?;
@@ -805,6 +808,21 @@ fn supervise(
         }
     }
     0
+}
+
+/// The caller's terminal, when a foreground hardened box's stdin is one: such a box has
+/// a devpts of its own at /dev/pts, where the terminal's name (/dev/pts/N, the host's)
+/// finds nothing, so `ttyname` fails (`tty`, sudo, ssh prompts). Bound at /dev/console,
+/// as docker and runc put a container's terminal, the same node is there to find.
+fn console(cmd: &Command, a: &RunArgs) -> Option<PathBuf> {
+    let hardened = cmd.security_policy().is_some_and(|p| !p.privileged);
+    if !hardened || a.detach || !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        return None;
+    }
+    let tty = std::fs::read_link("/proc/self/fd/0").ok()?;
+    let console = Path::new("/dev/console");
+    let there = a.rootfs.is_some() || console.exists();
+    (tty.starts_with("/dev/pts/") && there).then_some(tty)
 }
 
 /// A hardened box's command gets a session of its own: in the caller's, a `kill(0)`

@@ -475,6 +475,11 @@ pub struct MntNs {
     /// and nothing else mounted: for a process that needs no files (a pod's holder,
     /// whose `/proc/PID/mountinfo` every member can read). The other fields are ignored.
     pub empty_root: bool,
+    /// A terminal of the caller's (`/dev/pts/N`, the command's stdin) to bind at
+    /// `/dev/console`, taken before the box's own devpts covers the caller's: there
+    /// `ttyname` finds it, where its own name leads into the box's devpts. Applies
+    /// without a rootfs, and with one when `dev` makes its `/dev`.
+    pub console: Option<PathBuf>,
 }
 
 impl Default for MntNs {
@@ -488,6 +493,7 @@ impl Default for MntNs {
             tmp: true,
             no_pivot: false,
             empty_root: false,
+            console: None,
         }
     }
 }
@@ -616,6 +622,29 @@ impl MntNs {
     /// where a user namespace forbids mknod, bound from the host's /dev read-only (a
     /// read-only device node still reads and writes as the device, but its mode and
     /// owner, the host's, cannot be changed).
+    /// [`MntNs::console`]: the terminal bound at `/dev/console` (made in a rootfs's
+    /// `/dev`).
+    fn console_step(&self, p: &mut Program, root: Option<&Path>) -> Result<()> {
+        let Some(tty) = &self.console else {
+            return Ok(());
+        };
+        let console = self.inside(Path::new("/dev/console"));
+        let touch = Op::Touch {
+            path: cpath(&console)?,
+            beneath: beneath(root, &console)?,
+        };
+        p.command("create mount point", &console, touch);
+        Self::mount(
+            p,
+            "bind the terminal at /dev/console",
+            Some(tty),
+            &console,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )
+    }
+
     fn dev_steps(p: &mut Program, dev: &Path, root: &Path, user_ns: bool) -> Result<()> {
         Self::mkdir(p, dev, Some(root))?;
         Self::mount(
@@ -852,6 +881,7 @@ impl Namespace for MntNs {
                 let user_ns = ctx.new.contains(NamespaceKind::User)
                     || ctx.joined.contains(NamespaceKind::User);
                 Self::dev_steps(p, &self.inside(Path::new("/dev")), root, user_ns)?;
+                self.console_step(p, Some(root))?;
             }
             if self.sys {
                 let sys = self.inside(Path::new("/sys"));
@@ -931,6 +961,7 @@ impl Namespace for MntNs {
             // allow-list lets a box open (and read what is typed there): a devpts of its
             // own instead, where /dev/ptmx (which opens the devpts at `pts` beside it)
             // makes its new terminals.
+            self.console_step(p, None)?;
             if ctx.hardened && Path::new("/dev/pts").is_dir() {
                 Self::mount(
                     p,

@@ -476,6 +476,31 @@ fn a_box_cannot_reach_the_hosts_terminals() {
     assert!(look(&["--privileged"]).starts_with("seen\n"));
 }
 
+/// The caller's terminal, given to an interactive box as its stdin, keeps a name there:
+/// its own (the host's /dev/pts/N) leads into the box's devpts, so it is bound at
+/// /dev/console, where `ttyname` finds the same node. Not for a box whose stdin is no
+/// terminal, nor for a privileged box, which sees the host's devpts.
+#[test]
+fn an_interactive_box_finds_its_terminal_at_dev_console() {
+    let Some(env) = Env::new("an_interactive_box_finds_its_terminal_at_dev_console") else {
+        return;
+    };
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let probe = "[ /dev/console -ef /proc/self/fd/0 ] && echo console || echo other";
+    let look = |flags: &[&str], on_terminal: bool| {
+        let mut args = env.run_args(flags);
+        args.extend(["--", "/bin/sh", "-c", probe]);
+        let mut cmd = env.command(&args);
+        if on_terminal {
+            cmd.stdin(pty.slave.try_clone().unwrap());
+        }
+        Out::of(cmd).ok()
+    };
+    assert_eq!(look(&[], true), "console\n");
+    assert_eq!(look(&[], false), "other\n");
+    assert_eq!(look(&["--privileged"], true), "other\n");
+}
+
 #[test]
 fn cap_drop_all_and_ulimit_do_what_they_say() {
     let Some(env) = Env::new("cap_drop_all_and_ulimit_do_what_they_say") else {

@@ -327,6 +327,13 @@ impl Command {
         self
     }
 
+    /// The caller's terminal (`/dev/pts/N`) bound at `/dev/console` (new mount
+    /// namespace; see [`namespace::MntNs::console`]).
+    pub fn console(&mut self, tty: impl Into<PathBuf>) -> &mut Command {
+        self.plan.mnt.new_mut().console = Some(tty.into());
+        self
+    }
+
     /// An extra mount (new mount namespace).
     pub fn mount(&mut self, m: namespace::Mount) -> &mut Command {
         self.plan.mnt.new_mut().mounts.push(m);

@@ -783,32 +783,41 @@ unsafe fn run(s: &Step, p: &Prepared<'_>) -> Result<(), i32> {
     }
 }
 
-/// [`Op::Touch`]: an empty file to mount onto, made beneath a rootfs when in one. Opened
-/// for reading: a file already there is used as it is, also on a read-only mount (where
-/// opening it for writing fails).
+/// [`Op::Touch`]: an empty file to mount onto, made beneath a rootfs when in one
+/// (`O_CREAT | O_EXCL`). A file already there is used as it is, never opened: a device
+/// node would open the device, which the box's device list may refuse, and a file on a
+/// read-only mount refuses opening for writing. Beneath a rootfs, a symlink in its place
+/// is refused (ELOOP), since the mount would follow it.
 unsafe fn touch(path: &CStr, beneath: Option<&Beneath>) -> Result<(), i32> {
-    let flags = libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
-    let fd = match beneath {
-        Some(b) => create_beneath(b, flags)?,
-        None => libc::open(path.as_ptr(), flags, 0o644),
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let Some(b) = beneath else {
+        let fd = libc::open(path.as_ptr(), flags, 0o644);
+        return match check(fd) {
+            Err(libc::EEXIST) => Ok(()),
+            r => r.map(|()| drop(libc::close(fd))),
+        };
     };
-    check(fd)?;
-    libc::close(fd);
-    Ok(())
+    let dir = open_beneath(b)?;
+    let fd = libc::openat(dir, b.name.as_ptr(), flags | libc::O_NOFOLLOW, 0o644);
+    let r = match check(fd) {
+        Ok(()) => check(libc::close(fd)),
+        Err(libc::EEXIST) => {
+            let mut st: libc::stat = std::mem::zeroed();
+            let found = libc::fstatat(dir, b.name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW);
+            match check(found) {
+                Ok(()) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => Err(libc::ELOOP),
+                r => r,
+            }
+        }
+        Err(e) => Err(e),
+    };
+    closing(dir, 0).and(r)
 }
 
 /// `mkdirat` of a [`Beneath`] path in its parent, opened beneath the rootfs.
 unsafe fn mkdir_beneath(b: &Beneath, mode: libc::mode_t) -> Result<(), i32> {
     let dir = open_beneath(b)?;
     closing(dir, libc::mkdirat(dir, b.name.as_ptr(), mode).into()).map(drop)
-}
-
-/// `openat(O_CREAT | O_NOFOLLOW | flags)` of a [`Beneath`] path in its parent, opened
-/// beneath the rootfs: ELOOP for a symlink in its place.
-unsafe fn create_beneath(b: &Beneath, flags: libc::c_int) -> Result<RawFd, i32> {
-    let dir = open_beneath(b)?;
-    let fd = libc::openat(dir, b.name.as_ptr(), flags | libc::O_NOFOLLOW, 0o644);
-    closing(dir, fd.into()).map(|fd| fd as RawFd)
 }
 
 /// The parent directory of a [`Beneath`] path, opened (`O_PATH`) beneath its rootfs
@@ -879,6 +888,7 @@ pub(crate) fn pidfd_self() -> io::Result<OwnedFd> {
 mod tests {
     use super::*;
     use std::ffi::CString;
+    use std::os::unix::fs::PermissionsExt;
 
     /// What a box sharing a rootfs could plant there after the parent's check: a
     /// directory swapped for a symlink to the host, a file for a (dangling) one. The
@@ -900,13 +910,20 @@ mod tests {
         unsafe {
             assert_eq!(mkdir_beneath(&at("link", "x"), 0o755), Err(libc::ELOOP));
             assert_eq!(mkdir_beneath(&at("d/../..", "x"), 0o755), Err(libc::EXDEV));
-            let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
-            assert_eq!(create_beneath(&at("d", "f"), flags), Err(libc::ELOOP));
-            assert_eq!(create_beneath(&at("link", "y"), flags), Err(libc::ELOOP));
-            // Where nothing was swapped they make what they should.
+            let p = c("unused");
+            assert_eq!(touch(&p, Some(&at("d", "f"))), Err(libc::ELOOP));
+            assert_eq!(touch(&p, Some(&at("link", "y"))), Err(libc::ELOOP));
+            // Where nothing was swapped they make what they should, and a file there
+            // already is taken as it is, even one that cannot be opened.
             mkdir_beneath(&at("d", "sub"), 0o755).unwrap();
             mkdir_beneath(&at("", "top"), 0o755).unwrap();
-            libc::close(create_beneath(&at("d/sub", "file"), flags).unwrap());
+            touch(&p, Some(&at("d/sub", "file"))).unwrap();
+            std::fs::set_permissions(root.path().join("d/sub/file"), PermissionsExt::from_mode(0))
+                .unwrap();
+            touch(&p, Some(&at("d/sub", "file"))).unwrap();
+            let fifo = root.path().join("fifo");
+            assert_eq!(libc::mkfifo(c(fifo.to_str().unwrap()).as_ptr(), 0o600), 0);
+            touch(&c(fifo.to_str().unwrap()), None).unwrap();
         }
         assert_eq!(
             std::fs::read_dir(host.path()).unwrap().count(),
