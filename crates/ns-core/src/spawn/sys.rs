@@ -793,8 +793,9 @@ unsafe fn touch(path: &CStr, beneath: Option<&Beneath>) -> Result<(), i32> {
     let Some(b) = beneath else {
         let fd = libc::open(path.as_ptr(), flags, 0o644);
         return match check(fd) {
+            Ok(()) => check(libc::close(fd)),
             Err(libc::EEXIST) => Ok(()),
-            r => r.map(|()| drop(libc::close(fd))),
+            Err(e) => Err(e),
         };
     };
     let dir = open_beneath(b)?;
