@@ -89,8 +89,9 @@ type Listed = (BoxRecord, BoxState);
 
 /// Reads every box record, cleaning up the dead ones (pid gone or reused and nobody
 /// recorded an exit) and what writers that died left in the state directory. Holds the
-/// lock while it reads. The live boxes, and a line for each thing removed.
-fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
+/// lock while it reads. The live boxes, and a line for each thing removed; with `tell`,
+/// each dead box removed is said on stderr too (its output went with it).
+fn all_boxes(state: &StateDir, tell: bool) -> Result<(Vec<Listed>, Vec<String>)> {
     let mut out = Vec::new();
     let mut dead = Vec::new();
     let mut removed = Vec::new();
@@ -121,7 +122,12 @@ fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
     for rec in dead {
         match record::remove_box(state, &rec, None) {
             Ok(()) => {
-                tracing::info!("cleaned up dead box {}", rec.name);
+                if tell {
+                    eprintln!(
+                        "isol: box {} was dead (its isol was killed before it could record the end): removed, with its cgroup and output",
+                        rec.name
+                    );
+                }
                 removed.push(format!("removed dead box {}", rec.name));
             }
             Err(e) => eprintln!("isol: {e:#}"),
@@ -132,7 +138,7 @@ fn all_boxes(state: &StateDir) -> Result<(Vec<Listed>, Vec<String>)> {
 
 /// `isol gc`: what `ps` cleans up on the way, said line by line.
 pub fn gc(state: &StateDir) -> Result<u8> {
-    let (_, removed) = all_boxes(state)?;
+    let (_, removed) = all_boxes(state, false)?;
     for line in removed {
         outln!("{line}")?;
     }
@@ -141,7 +147,7 @@ pub fn gc(state: &StateDir) -> Result<u8> {
 
 /// `isol ps`.
 pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
-    let rows: Vec<PsEntry> = all_boxes(state)?
+    let rows: Vec<PsEntry> = all_boxes(state, true)?
         .0
         .iter()
         .map(|(r, s)| PsEntry::of(r, *s))

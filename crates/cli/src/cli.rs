@@ -136,7 +136,8 @@ Examples:
     /// List the boxes.
     #[command(
         after_help = "Boxes whose processes are gone without a trace (isol was killed) are \
-cleaned up: their cgroup is destroyed and their record removed.
+cleaned up: their cgroup is destroyed, their record and output removed, and a line on stderr \
+says so.
 
 Examples:
   isol ps

@@ -514,8 +514,16 @@ fn dead_entries_are_cleaned_up_by_ps() {
         before,
         "the record and cgroup are still there"
     );
-    assert!(ps(&env).is_empty(), "a dead box is not listed");
+    let out = env.isol(&["ps", "--json"]);
+    assert!(
+        out.stderr.starts_with("isol: box orphan was dead") && out.stderr.contains("output"),
+        "ps says what it removed: {:?}",
+        out.stderr
+    );
+    let rows: Vec<PsRow> = serde_json::from_value(out.json()).unwrap();
+    assert!(rows.is_empty(), "a dead box is not listed");
     assert_eq!(env.snapshot(), before, "ps cleaned it up");
+    assert_eq!(env.isol(&["ps"]).stderr, "", "once");
 }
 
 #[test]
