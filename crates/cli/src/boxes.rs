@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::opts;
 use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, BOXES};
-use crate::render::{command_line, outln, print_table};
+use crate::render::{command_line, outln, print_rows, print_table};
 
 /// One row of `isol ps --json`. Field names are stable; fields are only ever added.
 #[derive(Serialize)]
@@ -367,18 +367,16 @@ fn print_stats(out: &StatsOut, header: bool) -> Result<()> {
     let oom = mem
         .map(|m| m.events.oom_kill.to_string())
         .unwrap_or("-".into());
-    let mut rows = Vec::new();
-    if header {
-        rows.push([
-            "NAME".to_string(),
-            "STATE".into(),
-            "MEMORY".into(),
-            "LIMIT".into(),
-            "CPU TIME".into(),
-            "PIDS".into(),
-            "OOM KILLS".into(),
-        ]);
-    }
+    // The header counts for the widths even when printed once, above a --watch.
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "STATE".into(),
+        "MEMORY".into(),
+        "LIMIT".into(),
+        "CPU TIME".into(),
+        "PIDS".into(),
+        "OOM KILLS".into(),
+    ]];
     rows.push([
         out.name.clone(),
         out.state.to_string(),
@@ -388,7 +386,7 @@ fn print_stats(out: &StatsOut, header: bool) -> Result<()> {
         pids,
         oom,
     ]);
-    print_table(&rows)
+    print_rows(&rows, usize::from(!header))
 }
 
 /// `isol events`: the backend's event stream, then the box's exit.

@@ -13,13 +13,19 @@ pub(crate) use outln;
 
 /// Prints rows with columns padded to the widest cell; the last column is not padded.
 pub fn print_table<const N: usize>(rows: &[[String; N]]) -> anyhow::Result<()> {
+    print_rows(rows, 0)
+}
+
+/// [`print_table`] without its first `skip` rows, which still count for the widths (a
+/// header printed once, above rows that come later).
+pub fn print_rows<const N: usize>(rows: &[[String; N]], skip: usize) -> anyhow::Result<()> {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for row in rows {
+    for row in rows.iter().skip(skip) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i + 1 == N {
