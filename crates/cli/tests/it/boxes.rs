@@ -313,6 +313,17 @@ fn stats_watch_ends_as_ps_says() {
     );
     assert_eq!(state_of(&env, "brief"), "exited");
     env.isol(&["rm", "brief"]).ok();
+
+    // As a table, every row keeps the header's columns.
+    env.run(&["-d", "--name", "table", "--", "sleep", "1"]).ok();
+    let out = env.isol(&["stats", "--watch", "table"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 2, "{out}");
+    let column = |l: &str| l.find("running").or_else(|| l.find("exited"));
+    for l in &lines[1..] {
+        assert_eq!(column(l), lines[0].find("STATE"), "{out}");
+    }
+    env.isol(&["rm", "table"]).ok();
 }
 
 /// `exec` finds its command where the box would: in a rootfs box, along PATH inside it.
