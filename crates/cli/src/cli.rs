@@ -345,7 +345,7 @@ pub struct RunArgs {
     /// unshare and bwrap do.
     #[arg(long)]
     pub inherit_env: bool,
-    /// The working directory inside.
+    /// The working directory inside (default: yours without --rootfs, / with one).
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workdir: Option<PathBuf>,
     #[command(flatten)]
@@ -452,8 +452,11 @@ pub enum PodCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a pod (with -f, its members too).
-    #[command(after_help = "Examples:\n  isol pod rm web\n  isol pod rm -f web")]
+    /// Remove a pod (with -f, its running members too).
+    #[command(
+        after_help = "Without -f a pod with a running member is refused; members that have \
+ended are removed with it.\n\nExamples:\n  isol pod rm web\n  isol pod rm -f web"
+    )]
     Rm {
         /// The pod.
         name: String,

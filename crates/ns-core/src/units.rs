@@ -105,11 +105,12 @@ pub fn parse_size(field: &str, s: &str) -> Result<Limit> {
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
         "p" | "pb" | "pib" => 50,
+        "e" | "eb" | "eib" => 60,
         _ => {
             return Err(Error::invalid(
                 field,
                 s,
-                format!("unknown unit {unit:?} in {s:?} (use K, M, G, T)"),
+                format!("unknown unit {unit:?} in {s:?} (use K, M, G, T, P or E)"),
             ))
         }
     };
@@ -125,7 +126,7 @@ pub fn parse_size(field: &str, s: &str) -> Result<Limit> {
         Error::invalid(
             field,
             s,
-            format!("{s:?} is too large (at most 16E, or max)"),
+            format!("{s:?} is too large (less than 16E, or max)"),
         )
     })
 }
@@ -401,6 +402,7 @@ mod tests {
             ("0.5k", Limit::Value(512)),
             (".5k", Limit::Value(512)),
             ("2T", Limit::Value(2 << 40)),
+            ("1E", Limit::Value(1 << 60)),
             (" 8m ", Limit::Value(8 << 20)),
             ("100b", Limit::Value(100)),
             ("max", Limit::Max),
@@ -418,7 +420,7 @@ mod tests {
         let cases = [
             (
                 "12XB",
-                "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T)",
+                "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T, P or E)",
             ),
             ("", "memory: empty size"),
             ("M", "is not a size"),
@@ -426,6 +428,7 @@ mod tests {
             ("-5M", "is not a size"),
             ("99999999999999999999", "too large"),
             ("17000P", "too large"),
+            ("16E", "too large"),
         ];
         for (input, want) in cases {
             let err = parse_size("memory", input).unwrap_err().to_string();
