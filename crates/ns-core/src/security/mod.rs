@@ -427,6 +427,23 @@ fn host_kind(path: &Path) -> Option<bool> {
     kind
 }
 
+/// The kernel refuses more open files than `fs.nr_open` (unlimited among them) with a
+/// bare EPERM: said here, with the ceiling.
+fn check_nr_open(r: &Rlimit, most: u64) -> Result<()> {
+    let path = Path::new("/proc/sys/fs/nr_open");
+    let Ok(ceiling) = crate::parse::read_text(path).map(|t| t.trim().parse::<u64>()) else {
+        return Ok(());
+    };
+    match ceiling {
+        Ok(n) if most > n => Err(Error::invalid(
+            "ulimit",
+            r.to_string(),
+            format!("{r}: the kernel allows at most {n} open files (fs.nr_open; unlimited is more); give at most {n}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `path` is where a filesystem is mounted, told by its device differing from
 /// its parent's (a bind of the same filesystem would not show, but holds nothing of the
 /// kernel's either).
@@ -481,6 +498,9 @@ impl SecurityPolicy {
         let mut after = Vec::new();
         for r in &self.rlimits {
             let (soft, hard) = r.raw();
+            if r.resource()? == libc::RLIMIT_NOFILE as u32 {
+                check_nr_open(r, soft.max(hard))?;
+            }
             before.push(ChildOp::Setrlimit {
                 resource: r.resource()?,
                 soft,
