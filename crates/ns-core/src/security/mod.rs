@@ -498,7 +498,7 @@ impl SecurityPolicy {
         let mut after = Vec::new();
         for r in &self.rlimits {
             let (soft, hard) = r.raw();
-            if r.resource()? == libc::RLIMIT_NOFILE as u32 {
+            if r.name == "nofile" {
                 check_nr_open(r, soft.max(hard))?;
             }
             before.push(ChildOp::Setrlimit {
