@@ -264,7 +264,7 @@ mod tests {
         };
         assert_eq!(
             resources(&bad).unwrap_err().to_string(),
-            "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T)"
+            "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T, P or E)"
         );
         let bad = LimitArgs {
             cpu_weight: Some("0".into()),

@@ -24,7 +24,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A value given by the caller is not acceptable. `reason` says what would be.
-    #[error("{field}: {reason}")]
+    /// The message names the value too, unless the reason does already.
+    #[error("{field}: {}", with_value(value, reason))]
     Invalid {
         /// The setting, e.g. `memory` or `cpu.max`.
         field: String,
@@ -187,5 +188,14 @@ impl Error {
             | Error::Spawn { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+/// `reason`, after the value it is about unless it names it (or there is none).
+fn with_value(value: &str, reason: &str) -> String {
+    if value.is_empty() || reason.contains(value) {
+        reason.to_string()
+    } else {
+        format!("{value:?}: {reason}")
     }
 }

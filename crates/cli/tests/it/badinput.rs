@@ -105,10 +105,6 @@ fn every_run_flag_with_a_wrong_value_is_refused_in_one_line_leaving_nothing() {
             vec!["--pids", "99999999999"],
             vec!["pids", "99999999999", "4194304"],
         ),
-        (
-            vec!["--ulimit", "nofile=unlimited"],
-            vec!["nofile=unlimited", "fs.nr_open"],
-        ),
         (vec!["--memory", "-5M"], vec!["-5"]),
         (vec!["--memory-swap", "1Q"], vec!["memory-swap", "1Q"]),
         // A negative size other than -1 (unlimited) is the value's error, not clap's.

@@ -54,10 +54,16 @@ fn bad_input_gets_its_code_one_line_and_leaves_nothing() {
     let cases: &[(&[&str], i32, &str)] = &[
         (&["--", "isol-no-such-command"], 127, "isol-no-such-command"),
         (&["--", &noexec], 126, "Permission denied"),
+        (&["--", "/tmp"], 126, "/tmp: Is a directory"),
         (
             &["--memory", "12XB", "--", "true"],
             125,
-            "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T)",
+            "memory: unknown unit \"XB\" in \"12XB\" (use K, M, G, T, P or E)",
+        ),
+        (
+            &["--seccomp", "Default", "--", "true"],
+            125,
+            "\"Default\" is neither default",
         ),
         (&["--ns", "bogus", "--", "true"], 125, "\"bogus\""),
         (

@@ -91,6 +91,13 @@ impl SeccompProfile {
         match s {
             "default" => Ok(SeccompProfile::Default),
             "unconfined" => Ok(SeccompProfile::Unconfined),
+            path if !Path::new(path).exists() => Err(Error::invalid(
+                "seccomp",
+                path,
+                format!(
+                    "{path:?} is neither default, unconfined, nor a file (a docker JSON profile)"
+                ),
+            )),
             path => SeccompProfile::from_docker_json(path),
         }
     }

@@ -1268,6 +1268,9 @@ impl<'a> View<'a> {
     fn executable(&self, path: &Path) -> io::Result<bool> {
         let (_, host) = self.resolve(path)?;
         let md = std::fs::metadata(host)?;
+        if md.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
         Ok(md.is_file() && md.permissions().mode() & 0o111 != 0)
     }
 }
