@@ -319,7 +319,7 @@ pub struct RunArgs {
     /// a cgroup beneath the pod's.
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
-    /// The host name inside (needs a new uts namespace).
+    /// The host name inside (needs a new uts namespace; default: the box's name).
     #[arg(long)]
     pub hostname: Option<String>,
     /// The root filesystem: a directory to pivot_root into.

@@ -345,7 +345,13 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     for (_, h) in shares {
         cmd.join(h);
     }
-    if let Some(h) = &a.hostname {
+    // A new UTS namespace is named after the box (docker names it after the container),
+    // unless --hostname says otherwise.
+    let hostname = a
+        .hostname
+        .clone()
+        .or_else(|| new.contains(NamespaceKind::Uts).then(|| name.clone()));
+    if let Some(h) = &hostname {
         cmd.hostname(h.clone());
     }
     if let Some(r) = &a.rootfs {
@@ -442,7 +448,7 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         resources,
         new,
         argv: a.command.clone(),
-        hostname: a.hostname.clone(),
+        hostname,
         pod: a.pod.clone(),
         pod_handle: pod,
         user,

@@ -244,6 +244,14 @@ fn hostname_namespaces_and_limits_are_what_the_box_sees() {
         assert!(l.ends_with(":/"), "cgroup namespace root expected: {l}");
     }
 
+    // Without --hostname a new uts namespace is named after the box; without one, the
+    // host's name stays.
+    let named = env.run(&["--name", "named-box", "--", "hostname"]).ok();
+    assert_eq!(named, "named-box\n");
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let shared = env.run(&["--ns", "mnt,net", "--", "hostname"]).ok();
+    assert_eq!(shared, format!("{host}\n"));
+
     // The limits as the kernel holds them, read from the box's cgroup directories while
     // it runs, by isol's record and by cgroups-rs.
     let name = env
