@@ -392,36 +392,51 @@ fn print_stats(out: &StatsOut, header: bool) -> Result<()> {
 /// `isol events`: the backend's event stream, then the box's exit.
 pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
     let rec = record::load(state, name)?;
-    if !matches!(rec.liveness(), BoxState::Running) {
-        bail!("box {name} is not running");
-    }
-    let cg = rec.open_cgroup()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("start the event loop")?;
-    let emit = |event: serde_json::Value| -> Result<()> {
+    let emit_at = |time: String, event: serde_json::Value| -> Result<()> {
         if json {
-            let mut v = serde_json::json!({ "time": record::now_rfc3339(), "box": name });
+            let mut v = serde_json::json!({ "time": time, "box": name });
             if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), event) {
                 o.extend(e);
             }
             outln!("{v}")?;
         } else {
             let kind = event["event"].as_str().unwrap_or("?").to_string();
-            let rest: Vec<String> = event
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| *k != "event")
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            outln!("{} {name} {kind} {}", record::now_rfc3339(), rest.join(" "))?;
+            let mut line = format!("{time} {name} {kind}");
+            for (k, v) in event.as_object().into_iter().flatten() {
+                if k != "event" {
+                    line.push_str(&format!(" {k}={v}"));
+                }
+            }
+            outln!("{line}")?;
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
         Ok(())
     };
+    let exit_event = |exit: Option<Exit>| {
+        let mut v = serde_json::json!({ "event": "exit" });
+        if let Some(e) = exit {
+            v["status"] = e.status.into();
+            v["oom_killed"] = e.oom_killed.into();
+        }
+        v
+    };
+    match rec.liveness() {
+        BoxState::Running => {}
+        // Its end, as recorded: what a watcher would have seen last.
+        _ if rec.exit.is_some() => {
+            let time = rec.finished.clone().unwrap_or_else(record::now_rfc3339);
+            emit_at(time, exit_event(rec.exit))?;
+            return Ok(0);
+        }
+        _ => bail!("box {name} is not running"),
+    }
+    let emit = |event: serde_json::Value| emit_at(record::now_rfc3339(), event);
+    let cg = rec.open_cgroup()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the event loop")?;
     rt.block_on(async {
         let mut stream = cg.events().await?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -457,12 +472,7 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                             }
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
-                        let mut v = serde_json::json!({ "event": "exit" });
-                        if let Some(e) = exit {
-                            v["status"] = e.status.into();
-                            v["oom_killed"] = e.oom_killed.into();
-                        }
-                        emit(v)?;
+                        emit(exit_event(exit))?;
                         return Ok(0);
                     }
                 }

@@ -175,7 +175,8 @@ Examples:
     },
     /// Follow a box's events: OOM kills, refused forks, freezes, its exit.
     #[command(
-        after_help = "Ends when the box's process exits.\n\nExamples:\n  isol events web\n  isol events web --json"
+        after_help = "Ends when the box's process exits. For a box that has exited, says only \
+how it ended (as recorded).\n\nExamples:\n  isol events web\n  isol events web --json"
     )]
     Events {
         /// The box.

@@ -614,3 +614,31 @@ fn kill_ends_a_frozen_box() {
     eventually("the frozen box to die", || !alive(pid));
     env.isol(&["rm", "-f", "cold"]).ok();
 }
+
+/// `events` on a box that has exited says how it ended, as recorded, in the form a
+/// watcher saw last, with the time it ended.
+#[test]
+fn events_of_an_exited_box_replay_its_end() {
+    let Some(env) = Env::new("events_of_an_exited_box_replay_its_end") else {
+        return;
+    };
+    env.run(&["-d", "--name", "gone", "--", "/bin/sh", "-c", "exit 3"])
+        .ok();
+    eventually("the box exited", || state_of(&env, "gone") == "exited");
+    let finished = env.isol(&["inspect", "gone", "--json"]).json()["finished"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = env.isol(&["events", "gone"]).ok();
+    assert_eq!(
+        text,
+        format!("{finished} gone exit oom_killed=false status=3\n")
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(env.isol(&["events", "gone", "--json"]).ok().trim()).unwrap();
+    assert_eq!(
+        (v["event"].as_str(), v["status"].as_i64()),
+        (Some("exit"), Some(3))
+    );
+    env.isol(&["rm", "gone"]).ok();
+}
