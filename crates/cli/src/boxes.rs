@@ -389,6 +389,39 @@ fn print_stats(out: &StatsOut, header: bool) -> Result<()> {
     print_rows(&rows, usize::from(!header))
 }
 
+/// `isol logs`: the output file of a detached box; with `follow`, what it writes next
+/// too, until its process is gone (then what is left in the file).
+pub fn logs(state: &StateDir, name: &str, follow: bool) -> Result<u8> {
+    use std::io::{Read, Write};
+    let rec = record::load(state, name)?;
+    let Some(path) = &rec.log else {
+        bail!("box {name} has no output file: only a detached box (run -d) has one, and a foreground box's output goes where its isol's went");
+    };
+    let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut ended = !follow;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("read {}", path.display()))?;
+        if n > 0 {
+            out.write_all(&buf[..n])
+                .context("write to standard output")?;
+            continue;
+        }
+        if ended {
+            return Ok(0);
+        }
+        out.flush().context("write to standard output")?;
+        // Read once more after the process is gone: what it wrote last.
+        ended = !rec.process.alive();
+        if !ended {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// `isol events`: the backend's event stream, then the box's exit.
 pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
     let rec = record::load(state, name)?;

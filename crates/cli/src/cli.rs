@@ -173,6 +173,19 @@ Examples:
         #[arg(long)]
         watch: bool,
     },
+    /// Print a detached box's output (its stdout and stderr, as written).
+    #[command(
+        after_help = "Only a detached box (run -d) has an output file: a foreground box's output \
+goes to the terminal or files that ran it. The file goes with the box (isol rm).\n\nExamples:\n  \
+isol logs web\n  isol logs -f web"
+    )]
+    Logs {
+        /// The box.
+        name: String,
+        /// Keep printing what the box writes until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Follow a box's events: OOM kills, refused forks, freezes, its exit.
     #[command(
         after_help = "Ends when the box's process exits. For a box that has exited, says only \

@@ -111,6 +111,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Ps { .. }
             | Command::Inspect { .. }
             | Command::Stats { .. }
+            | Command::Logs { .. }
             | Command::Events { .. }
             | Command::Backends { .. }
             | Command::Check { .. }
@@ -130,6 +131,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Ps { json } => boxes::ps(&state()?, json),
         Command::Inspect { name, json } => boxes::inspect(&state()?, &name, json),
         Command::Stats { name, json, watch } => boxes::stats(&state()?, &name, json, watch),
+        Command::Logs { name, follow } => boxes::logs(&state()?, &name, follow),
         Command::Events { name, json } => boxes::events(&state()?, &name, json),
         Command::Kill {
             name,

@@ -642,3 +642,39 @@ fn events_of_an_exited_box_replay_its_end() {
     );
     env.isol(&["rm", "gone"]).ok();
 }
+
+/// `logs` prints a detached box's output file, stdout and stderr as written; `-f` keeps
+/// printing until the box ends. A foreground box has none, which `logs` says.
+#[test]
+fn logs_print_and_follow_a_detached_boxs_output() {
+    let Some(env) = Env::new("logs_print_and_follow_a_detached_boxs_output") else {
+        return;
+    };
+    let script = "echo one; echo two >&2; sleep 0.5; echo three";
+    env.run(&["-d", "--name", "talk", "--", "/bin/sh", "-c", script])
+        .ok();
+    // Followed from the start, it ends with the box, and nothing is missing.
+    assert_eq!(env.isol(&["logs", "-f", "talk"]).ok(), "one\ntwo\nthree\n");
+    assert_eq!(state_of(&env, "talk"), "exited");
+    assert_eq!(env.isol(&["logs", "talk"]).ok(), "one\ntwo\nthree\n");
+    env.isol(&["rm", "talk"]).ok();
+
+    let mut fg = env
+        .command(&env.run_args(&["--name", "fg", "--", "sleep", "30"]))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the foreground box runs", || {
+        ps(&env).iter().any(|r| r.name == "fg")
+    });
+    let out = env.isol(&["logs", "fg"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("only a detached box"), "{out:?}");
+    // isol forwards SIGTERM to the box and ends with it: a process this test started.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fg.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    fg.wait().unwrap();
+}
