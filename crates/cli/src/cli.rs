@@ -129,6 +129,9 @@ Examples:
         /// The working directory inside (default: the box's --workdir, or /).
         #[arg(long, short = 'w', value_name = "DIR")]
         workdir: Option<PathBuf>,
+        /// Run as this user (and group) inside (default: the box's --user).
+        #[arg(long, short = 'u', value_name = "UID[:GID]")]
+        user: Option<String>,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<String>,

@@ -404,22 +404,8 @@ fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
     if let Some(tty) = console(&cmd, a) {
         cmd.console(tty);
     }
-    let user = match &a.user {
-        Some(u) => {
-            let (uid, gid) = opts::user(u)?;
-            Some(BoxUser { uid, gid })
-        }
-        None => None,
-    };
+    let user = box_user(a.user.as_deref(), new.contains(NamespaceKind::User))?;
     if let Some(u) = user {
-        // The user namespace made for the box maps one id, the caller's, to 0.
-        let unmapped = u.uid != 0 || u.gid.is_some_and(|g| g != 0);
-        if new.contains(NamespaceKind::User) && unmapped {
-            bail!(
-                "user: {} does not exist in the box's user namespace, which maps only root (0) to you; drop --user or use --user 0",
-                a.user.as_deref().unwrap_or_default()
-            );
-        }
         set_user(&mut cmd, u);
     }
     let env = resolve_env(&a.env)?;
@@ -670,6 +656,21 @@ fn set_env(cmd: &mut Command, inherit: bool, user: Option<BoxUser>, vars: &[Stri
     Ok(())
 }
 
+/// `--user UID[:GID]`, checked against the box's user namespace when it has one of its
+/// own (`user_ns`): the one isol makes maps one id, the caller's, to 0.
+fn box_user(given: Option<&str>, user_ns: bool) -> Result<Option<BoxUser>> {
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    let (uid, gid) = opts::user(given)?;
+    if user_ns && (uid != 0 || gid.is_some_and(|g| g != 0)) {
+        bail!(
+            "user: {given} does not exist in the box's user namespace, which maps only root (0) to you; drop --user or use --user 0"
+        );
+    }
+    Ok(Some(BoxUser { uid, gid }))
+}
+
 fn set_user(cmd: &mut Command, u: BoxUser) {
     cmd.uid(u.uid);
     if let Some(g) = u.gid {
@@ -855,6 +856,7 @@ pub fn exec(
     name: &str,
     env: &[String],
     workdir: Option<&Path>,
+    user: Option<&str>,
     command: &[String],
 ) -> Result<u8> {
     let rec = record::load(state, name)?;
@@ -869,16 +871,21 @@ pub fn exec(
     cmd.args(args);
     // The box's environment and --workdir, then exec's own (docker exec's way).
     let env: Vec<String> = rec.env.iter().cloned().chain(resolve_env(env)?).collect();
-    set_env(&mut cmd, rec.inherit_env, rec.user, &env)?;
+    // The box's --user unless exec names another.
+    let user = match user {
+        Some(u) => box_user(Some(u), rec.new_namespaces.contains(NamespaceKind::User))?,
+        None => rec.user,
+    };
+    set_env(&mut cmd, rec.inherit_env, user, &env)?;
     if let Some(w) = workdir.or(rec.workdir.as_deref()) {
         cmd.current_dir(w);
     }
-    // As hardened as the box, as the same user (docker exec's defaults). The masked
-    // paths are already in the box's mount namespace, which the command joins.
+    // As hardened as the box, as its user unless told (docker exec's defaults). The
+    // masked paths are already in the box's mount namespace, which the command joins.
     if let Some(policy) = &rec.security {
         cmd.security(policy.clone());
     }
-    if let Some(u) = rec.user {
+    if let Some(u) = user {
         set_user(&mut cmd, u);
     }
     own_session(&mut cmd, true);

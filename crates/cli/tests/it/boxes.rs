@@ -360,8 +360,8 @@ fn exec_looks_up_its_command_inside_the_box() {
     env.isol(&["rm", "-f", "rooted"]).ok();
 }
 
-/// `exec` starts where the box's command did: with the box's --env (under its own)
-/// and in its --workdir unless told otherwise.
+/// `exec` starts where the box's command did: with the box's --env (under its own),
+/// in its --workdir and as its user unless told otherwise.
 #[test]
 fn exec_takes_the_boxs_env_and_workdir() {
     let Some(env) = Env::new("exec_takes_the_boxs_env_and_workdir") else {
@@ -376,6 +376,13 @@ fn exec_takes_the_boxs_env_and_workdir() {
     assert_eq!(out.ok(), "box exec\n/tmp\n");
     let out = env.isol(&["exec", "wd", "-w", "/", "--", "/bin/sh", "-c", probe]);
     assert_eq!(out.ok(), "box box\n/\n");
+    // Another user when asked (the box's otherwise), with that user's HOME and no
+    // capability.
+    let ids = "id -u; id -g; echo $HOME; grep CapEff /proc/self/status";
+    let out = env.isol(&["exec", "wd", "-u", "1000:1000", "--", "/bin/sh", "-c", ids]);
+    assert_eq!(out.ok(), "1000\n1000\n/\nCapEff:\t0000000000000000\n");
+    let out = env.isol(&["exec", "wd", "--", "id", "-u"]);
+    assert_eq!(out.ok(), "0\n");
     env.isol(&["rm", "-f", "wd"]).ok();
 }
 
