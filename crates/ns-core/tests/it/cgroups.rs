@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use isol_ns_core::spawn::{CgroupSpec, ExitStatus};
+use isol_ns_core::spawn::{CgroupSpec, ExitStatus, Stdio};
 use isol_ns_core::units::Limit;
 use isol_ns_core::{registry, Backend, Error, NamespacePlan, Resources};
 use isol_testkit::{require_root, Scratch};
@@ -68,21 +68,24 @@ fn the_command_runs_in_its_cgroup_and_sees_it_as_root() {
     );
 
     // With pid and cgroup namespaces: the init was placed before it forked the command,
-    // and the command sees its cgroup as /.
-    let mut cmd = sh("cat /proc/self/cgroup");
-    cmd.namespaces(NamespacePlan::container())
+    // and the command sees its cgroup as /. The command waits for its stdin to close, so
+    // that the init is still there to be looked for.
+    let mut cmd = sh("read _; cat /proc/self/cgroup");
+    cmd.stdin(Stdio::Piped)
+        .namespaces(NamespacePlan::container())
         .cgroup(CgroupSpec::Create {
             backend: backend.clone(),
             parent: scratch.parent(),
             name: "box2".into(),
             resources: r,
         });
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     let leader = child.pid();
     assert!(
         child.cgroup().unwrap().pids().unwrap().contains(&leader),
         "the init is in the cgroup"
     );
+    drop(child.stdin.take());
     let (st, out, err) = output(child);
     assert_eq!(st, ExitStatus::Exited(0), "{err}");
     assert!(
