@@ -259,6 +259,9 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         outln!("workdir:    {}", w.display())?;
     }
     outln!("backend:    {}", s.backend)?;
+    if !out.resources.is_empty() {
+        outln!("limits:     {}", crate::render::limits_line(&out.resources))?;
+    }
     if let Some(log) = &out.log {
         outln!("output:     {}", log.display())?;
     }

@@ -173,10 +173,7 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             println!("cgroup:   {}", out.summary.cgroup.unwrap_or_default());
             println!("created:  {}", out.summary.created);
             if !out.resources.is_empty() {
-                println!(
-                    "limits:   {}",
-                    serde_json::to_string(&out.resources).unwrap_or_default()
-                );
+                println!("limits:   {}", crate::render::limits_line(&out.resources));
             }
             println!();
             let mut t = vec![["NAMESPACE".to_string(), "INODE".into(), "FILE".into()]];

@@ -258,6 +258,12 @@ fn hostname_namespaces_and_limits_are_what_the_box_sees() {
         .run(&["-d", "--memory", "48M", "--pids", "33", "--", "sleep", "30"])
         .ok();
     let name = name.trim();
+    let text = env.isol(&["inspect", name]).ok();
+    assert!(
+        text.lines()
+            .any(|l| l == "limits:     memory.max=48M pids.max=33"),
+        "{text}"
+    );
     let v = env.isol(&["inspect", name, "--json"]).json();
     let dirs: Vec<std::path::PathBuf> = v["cgroup_dirs"]
         .as_array()
