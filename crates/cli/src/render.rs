@@ -75,6 +75,41 @@ fn shell_word(w: &str) -> String {
     out
 }
 
+/// A cgroup's limits on one line, the fields set as `--json` names them, sizes with
+/// units: `memory.max=64M pids.max=64 cpu.weight=50`.
+pub fn limits_line(r: &isol_ns_core::Resources) -> String {
+    fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    flatten(&p, v, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    flatten(&format!("{path}[{i}]"), v, out);
+                }
+            }
+            serde_json::Value::Number(n) if path.starts_with("memory.") => {
+                let size = n.as_u64().map(isol_ns_core::units::format_size);
+                out.push(format!("{path}={}", size.unwrap_or_else(|| n.to_string())));
+            }
+            serde_json::Value::String(s) => out.push(format!("{path}={s}")),
+            other => out.push(format!("{path}={other}")),
+        }
+    }
+    let mut parts = Vec::new();
+    if let Ok(v) = serde_json::to_value(r) {
+        flatten("", &v, &mut parts);
+    }
+    parts.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,39 +159,4 @@ mod tests {
             assert_eq!(back, words, "{line}");
         }
     }
-}
-
-/// A cgroup's limits on one line, the fields set as `--json` names them, sizes with
-/// units: `memory.max=64M pids.max=64 cpu.weight=50`.
-pub fn limits_line(r: &isol_ns_core::Resources) -> String {
-    fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    flatten(&p, v, out);
-                }
-            }
-            serde_json::Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    flatten(&format!("{path}[{i}]"), v, out);
-                }
-            }
-            serde_json::Value::Number(n) if path.starts_with("memory.") => {
-                let size = n.as_u64().map(isol_ns_core::units::format_size);
-                out.push(format!("{path}={}", size.unwrap_or_else(|| n.to_string())));
-            }
-            serde_json::Value::String(s) => out.push(format!("{path}={s}")),
-            other => out.push(format!("{path}={other}")),
-        }
-    }
-    let mut parts = Vec::new();
-    if let Ok(v) = serde_json::to_value(r) {
-        flatten("", &v, &mut parts);
-    }
-    parts.join(" ")
 }
