@@ -817,13 +817,17 @@ fn supervise(
     0
 }
 
+/// Whether the command runs hardened (a policy, not privileged).
+fn hardened(cmd: &Command) -> bool {
+    cmd.security_policy().is_some_and(|p| !p.privileged)
+}
+
 /// The caller's terminal, when a foreground hardened box's stdin is one: such a box has
 /// a devpts of its own at /dev/pts, where the terminal's name (/dev/pts/N, the host's)
 /// finds nothing, so `ttyname` fails (`tty`, sudo, ssh prompts). Bound at /dev/console,
 /// as docker and runc put a container's terminal, the same node is there to find.
 fn console(cmd: &Command, a: &RunArgs) -> Option<PathBuf> {
-    let hardened = cmd.security_policy().is_some_and(|p| !p.privileged);
-    if !hardened || a.detach || !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+    if !hardened(cmd) || a.detach || !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
         return None;
     }
     let tty = std::fs::read_link("/proc/self/fd/0").ok()?;
@@ -838,9 +842,8 @@ fn console(cmd: &Command, a: &RunArgs) -> Option<PathBuf> {
 /// its stdin is the caller's terminal, which it is given to work with (job control,
 /// prompts on /dev/tty) and holds anyway.
 fn own_session(cmd: &mut Command, stdin_inherited: bool) {
-    let hardened = cmd.security_policy().is_some_and(|p| !p.privileged);
     let on_terminal = stdin_inherited && nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-    if hardened && !on_terminal {
+    if hardened(cmd) && !on_terminal {
         cmd.new_session();
     }
 }
