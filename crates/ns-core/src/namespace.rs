@@ -645,6 +645,19 @@ impl MntNs {
         )
     }
 
+    /// A devpts of the box's own at `at`: its ptmx opens new terminals there.
+    fn devpts(p: &mut Program, at: &Path) -> Result<()> {
+        Self::mount(
+            p,
+            "mount a devpts of the box's own",
+            Some(Path::new("devpts")),
+            at,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        )
+    }
+
     fn dev_steps(p: &mut Program, dev: &Path, root: &Path, user_ns: bool) -> Result<()> {
         Self::mkdir(p, dev, Some(root))?;
         Self::mount(
@@ -691,15 +704,7 @@ impl MntNs {
         }
         let pts = dev.join("pts");
         Self::mkdir(p, &pts, Some(root))?;
-        Self::mount(
-            p,
-            "mount devpts",
-            Some(Path::new("devpts")),
-            &pts,
-            Some("devpts"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=0620"),
-        )?;
+        Self::devpts(p, &pts)?;
         for (target, link) in [
             ("pts/ptmx", "ptmx"),
             ("/proc/self/fd", "fd"),
@@ -957,21 +962,14 @@ impl Namespace for MntNs {
             if pid_new && self.proc {
                 Self::fresh_proc(p, Path::new("/proc"))?;
             }
+            // Taken while the caller's devpts is still there to take it from.
+            self.console_step(p, None)?;
             // The host's devpts holds every session's terminal, which the device
             // allow-list lets a box open (and read what is typed there): a devpts of its
             // own instead, where /dev/ptmx (which opens the devpts at `pts` beside it)
             // makes its new terminals.
-            self.console_step(p, None)?;
             if ctx.hardened && Path::new("/dev/pts").is_dir() {
-                Self::mount(
-                    p,
-                    "mount a devpts of the box's own",
-                    Some(Path::new("devpts")),
-                    Path::new("/dev/pts"),
-                    Some("devpts"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                    Some("newinstance,ptmxmode=0666,mode=0620"),
-                )?;
+                Self::devpts(p, Path::new("/dev/pts"))?;
             }
         }
         // A writable bind copies the read-only flag of the box's copy of its source: it

@@ -155,6 +155,13 @@ impl Env {
         self.isol(&self.run_args(args))
     }
 
+    /// The stdout of `isol run FLAGS… -- /bin/sh -c SCRIPT`, which must succeed.
+    pub fn sh(&self, flags: &[&str], script: &str) -> String {
+        let mut args = flags.to_vec();
+        args.extend(["--", "/bin/sh", "-c", script]);
+        self.run(&args).ok()
+    }
+
     /// `isol pod create NAME ARGS… --cgroup-parent <scratch>` (its members then need no
     /// `--cgroup-parent`).
     pub fn pod_create(&self, name: &str, args: &[&str]) -> Out {

@@ -312,11 +312,7 @@ fn a_default_box_sees_the_hosts_files_read_only() {
     let script = format!(
         "[ -e {name} ] && echo seen || echo hidden; (echo x > {mine}) 2>/dev/null && echo run-writes"
     );
-    let look = |flags: &[&str]| {
-        let mut args = flags.to_vec();
-        args.extend(["--", "/bin/sh", "-c", &script]);
-        env.run(&args).ok()
-    };
+    let look = |flags: &[&str]| env.sh(flags, &script);
     assert_eq!(look(&[]), "hidden\nrun-writes\n");
     assert!(!std::path::Path::new(&mine).exists());
     assert!(look(&["--writable-host"]).starts_with("seen\n"));
@@ -467,11 +463,7 @@ fn a_box_cannot_reach_the_hosts_terminals() {
     let script = format!(
         "[ -e {slave} ] && echo seen || echo hidden; exec 3<>/dev/ptmx && ls /dev/pts | tr '\\n' ' '"
     );
-    let look = |flags: &[&str]| {
-        let mut args = flags.to_vec();
-        args.extend(["--", "/bin/sh", "-c", &script]);
-        env.run(&args).ok()
-    };
+    let look = |flags: &[&str]| env.sh(flags, &script);
     assert_eq!(look(&[]), "hidden\n0 ptmx ");
     assert!(look(&["--privileged"]).starts_with("seen\n"));
 }
