@@ -63,7 +63,6 @@
 pub mod caps;
 pub mod rlimit;
 pub mod seccomp;
-mod stored_filter;
 pub(crate) mod sys;
 mod syscalls;
 

@@ -1,13 +1,13 @@
 //! Docker's default seccomp filter for docker's default capabilities, stored as
-//! [`super::seccomp`] compiles it, so that the default box does not compile it at each
+//! [`super::layout`] lays it out, so that the default box does not compile it at each
 //! spawn. The test `stored_filter_is_current` fails when the compiler's output differs
 //! from what is stored here; `ISOL_BLESS=1 cargo test -p isol-ns-core stored_filter`
 //! writes it again.
 
 use seccompiler::{sock_filter, BpfProgram};
 
-/// The filter for [`super::caps::CapSet::docker_default`] on this architecture, when one
-/// is stored for it.
+/// The filter for [`CapSet::docker_default`](crate::security::CapSet::docker_default) on
+/// this architecture, when one is stored for it.
 pub(crate) fn docker_default() -> Option<BpfProgram> {
     let stored: &[(u16, u8, u8, u32)] = if cfg!(target_arch = "x86_64") {
         &X86_64
@@ -54,8 +54,8 @@ const X86_64: [(u16, u8, u8, u32); 99] = [
 
 #[cfg(test)]
 mod tests {
-    use super::super::caps::CapSet;
-    use super::super::seccomp::{default_rules, filter};
+    use super::super::{default, layout};
+    use crate::security::caps::CapSet;
     use seccompiler::SeccompAction;
 
     /// What the compiler makes now, as the source of [`super::X86_64`].
@@ -78,12 +78,15 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn stored_filter_is_current() {
-        let made = filter(
+        let made = layout::filter(
             SeccompAction::Allow,
-            &default_rules(CapSet::docker_default()).unwrap(),
+            &default::rules(CapSet::docker_default()).unwrap(),
         )
         .unwrap();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/security/stored_filter.rs");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/security/seccomp/stored_filter.rs"
+        );
         if std::env::var_os("ISOL_BLESS").is_some() {
             let src = std::fs::read_to_string(path).unwrap();
             let start = src.find("const X86_64:").unwrap();
