@@ -3,12 +3,10 @@
 //!
 //! Detection reads mountinfo and `/proc/self/cgroup` and takes the cgroup root as a
 //! parameter, so [`HostInfo::from_files`] can be pointed at fixtures of all three modes.
+//! The kernel features are probed with harmless calls (`sys`, the only code here that
+//! calls the kernel directly) or told by the kernel's version.
 
-#![allow(unsafe_code)]
-//! # Safety
-//! The feature probes call `clone3(NULL, 0)` (which the kernel rejects before doing
-//! anything) and `pidfd_open(getpid())` through `libc::syscall`; neither touches memory
-//! of ours.
+mod sys;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -321,9 +319,9 @@ impl KernelFeatures {
         let version = kernel_version(release);
         let at_least = |maj: u32, min: u32| version >= (maj, min);
         KernelFeatures {
-            clone3: probe_clone3(),
+            clone3: sys::clone3_exists(),
             clone_into_cgroup: at_least(5, 7),
-            pidfd_open: probe_pidfd_open(),
+            pidfd_open: sys::pidfd_open_works(),
             setns_pidfd: at_least(5, 8),
             time_ns: Path::new("/proc/self/ns/time").exists(),
             user_ns: Path::new("/proc/self/ns/user").exists()
@@ -348,25 +346,6 @@ pub fn kernel_version(release: &str) -> (u32, u32) {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|s| s.parse().ok());
     (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
-}
-
-fn probe_clone3() -> bool {
-    // SAFETY: clone3 with a NULL argument and size 0 fails with EINVAL before it does
-    // anything when the call exists, and with ENOSYS when it does not.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) };
-    r == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
-}
-
-fn probe_pidfd_open() -> bool {
-    // SAFETY: pidfd_open takes two integers and returns a new fd we own and close.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    if fd >= 0 {
-        // SAFETY: fd was just returned to us and is not used elsewhere.
-        unsafe { libc::close(fd as libc::c_int) };
-        true
-    } else {
-        false
-    }
 }
 
 #[cfg(test)]
@@ -481,12 +460,5 @@ mod tests {
         assert_eq!(kernel_version("6.18.44-fc-v857"), (6, 18));
         assert_eq!(kernel_version("5.10.0-28-cloud-amd64"), (5, 10));
         assert_eq!(kernel_version(""), (0, 0));
-    }
-
-    #[test]
-    fn probes_the_running_kernel() {
-        // These syscalls exist on every kernel isol supports (≥ 5.3); the probe must see them.
-        assert!(probe_clone3());
-        assert!(probe_pidfd_open());
     }
 }

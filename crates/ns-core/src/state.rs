@@ -15,11 +15,8 @@
 //!
 //! Each record may own a directory `<root>/<kind>/<name>.d/` for files that must live as
 //! long as it (bind-mounted namespace files, sockets).
-//!
-//! # Safety
-//!
-//! One raw system call, `renameat2` (`rename_exchange`), with two C strings that outlive
-//! it.
+
+mod sys;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -165,7 +162,7 @@ impl StateDir {
             };
             f.write_all(&json)?;
             f.write_all(b"\n")?;
-            match rename_exchange(&tmp, &path) {
+            match sys::rename_exchange(&tmp, &path) {
                 // `tmp` now holds the old record. Should the unlink fail, it is a leftover
                 // of a live writer, which `remove_leftovers` takes once this process ends.
                 Ok(()) => {
@@ -280,31 +277,6 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove", &dir, e)),
         }
-    }
-}
-
-/// Atomically exchanges the names `a` and `b`, which must both exist.
-/// (nix wraps `renameat2` only for glibc, and isol's static build links musl.)
-#[allow(unsafe_code)]
-fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both pointers are NUL-terminated strings that outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
