@@ -1,29 +1,22 @@
-//! The hardening system calls the child makes between clone and exec (and
-//! [`probe_last_cap`], which the parent calls before the clone).
+//! The hardening steps the child takes between clone and exec ([`ChildOp`], [`run`]),
+//! and [`probe_last_cap`] and [`permitted_capabilities`], which the parent calls before
+//! the clone.
 //!
-//! # Safety
-//!
-//! [`run`] is called in the cloned child (see `spawn::sys`): it may only make system
-//! calls on data prepared before the clone — no allocation, no lock, no panic. Each
-//! [`ChildOp`] carries plain numbers, C strings or a `Vec` filled before the clone, which
-//! the child only reads; the kernel structures (`__user_cap_header_struct`, `sock_fprog`,
-//! `rlimit64`, `mount_attr`) are built on the child's stack.
-#![allow(unsafe_code)]
+//! [`run`] is called in the cloned child (see `spawn::sys`), so everything here only
+//! makes system calls on data prepared before the clone — no allocation, no lock, no
+//! panic: each [`ChildOp`] carries plain numbers, C strings or a `Vec` filled before the
+//! clone, which the child only reads. The system calls themselves are safe wrappers in
+//! `raw`, the one part that needs unsafe code. Calling [`run`] elsewhere is memory-safe
+//! too, and would harden (or mount in) the calling process.
+
+mod raw;
 
 use std::ffi::{CStr, CString};
-use std::ptr::null;
+use std::os::fd::AsFd;
 
 use seccompiler::BpfProgram;
 
-/// `SECCOMP_FILTER_FLAG_SPEC_ALLOW` (linux/seccomp.h, Linux 4.17): installing a filter
-/// does not also force the Spectre v4 (SSBD) and v2-user (STIBP/IBPB) mitigations on the
-/// task. They guard code against other code *in its own address space* (a browser's JS
-/// sandbox), not a box against the host, and cost ~0.8 ms per spawn of /bin/true on a
-/// VM here; runc (since 1.1.5, PR 3588) and crun set it by default too.
-const SECCOMP_FILTER_FLAG_SPEC_ALLOW: usize = 1 << 2;
-
-/// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): two 32-bit words per set.
-const CAP_V3: u32 = 0x2008_0522;
+pub(crate) use raw::capset;
 
 /// `MOUNT_ATTR_RDONLY` (linux/mount.h).
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -127,25 +120,6 @@ impl ChildOp {
     }
 }
 
-fn errno() -> i32 {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() }
-}
-
-fn check(r: libc::c_long) -> Result<(), i32> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(())
-    }
-}
-
-/// `prctl(option, arg2, 0, 0, 0)` as a raw system call.
-fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), i32> {
-    // SAFETY: integer arguments only.
-    check(unsafe { libc::syscall(libc::SYS_prctl, option, arg2, 0usize, 0usize, 0usize) })
-}
-
 /// The kernel's highest capability number, as `PR_CAPBSET_READ` tells it (it refuses a
 /// higher one with EINVAL): six calls in a binary search, cheaper than opening
 /// `/proc/sys/kernel/cap_last_cap` in a fresh process. `None` if prctl fails otherwise
@@ -154,8 +128,8 @@ pub(crate) fn probe_last_cap() -> Option<u32> {
     let (mut lo, mut hi) = (0u32, 63u32);
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
-        match prctl(libc::PR_CAPBSET_READ, mid as libc::c_ulong) {
-            Ok(()) => lo = mid,
+        match raw::capbset_read(mid) {
+            Ok(_) => lo = mid,
             Err(libc::EINVAL) => hi = mid - 1,
             Err(_) => return None,
         }
@@ -167,89 +141,7 @@ pub(crate) fn probe_last_cap() -> Option<u32> {
 /// The calling thread's permitted capabilities (`capget(2)`): what a box started from
 /// it can keep, unless the box gets a user namespace of its own.
 pub(crate) fn permitted_capabilities() -> std::io::Result<u64> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let mut data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: a v3 header and room for the two data words it fills, on our stack.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut hdr as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
-}
-
-/// `capset(v3)` of the calling thread: effective = permitted = `caps`, inheritable
-/// empty. Only system calls, on the stack: the child runs it between clone and exec, and
-/// tests that need a caller holding less run it on a thread of their own.
-pub(crate) fn capset(caps: u64) -> Result<(), i32> {
-    let hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let word = |w: u32| CapData {
-        effective: w,
-        permitted: w,
-        inheritable: 0,
-    };
-    let data = [word(caps as u32), word((caps >> 32) as u32)];
-    // SAFETY: a v3 header and the two data words it reads, on our stack.
-    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-#[repr(C)]
-struct SockFprog {
-    len: libc::c_ushort,
-    filter: *const seccompiler::sock_filter,
-}
-
-fn opt(c: Option<&CStr>) -> *const libc::c_char {
-    c.map_or(null(), CStr::as_ptr)
-}
-
-/// `mount(src, dst, fstype, flags, data)`.
-fn mount(
-    src: Option<&CStr>,
-    dst: &CStr,
-    fstype: Option<&CStr>,
-    flags: libc::c_ulong,
-    data: Option<&CStr>,
-) -> Result<(), i32> {
-    // SAFETY: NUL-terminated strings (or NULL) that outlive the call.
-    check(unsafe {
-        libc::mount(
-            opt(src),
-            dst.as_ptr(),
-            opt(fstype),
-            flags,
-            opt(data).cast::<libc::c_void>(),
-        )
-    } as libc::c_long)
+    raw::capget_permitted().map_err(std::io::Error::from_raw_os_error)
 }
 
 /// One mask of [`ChildOp::MaskPaths`]; `tmpfs` is where the shared tmpfs was last
@@ -257,11 +149,11 @@ fn mount(
 /// and one above it becomes the new place).
 fn mask<'a>(dst: &'a CStr, dir: bool, tmpfs: &mut Option<&'a CStr>) -> Result<(), i32> {
     if !dir {
-        return mount(Some(c"/dev/null"), dst, None, libc::MS_BIND, None);
+        return raw::mount(Some(c"/dev/null"), dst, None, libc::MS_BIND, None);
     }
     match *tmpfs {
-        Some(src) => mount(Some(src), dst, None, libc::MS_BIND, None)?,
-        None => mount(
+        Some(src) => raw::mount(Some(src), dst, None, libc::MS_BIND, None)?,
+        None => raw::mount(
             Some(c"tmpfs"),
             dst,
             Some(c"tmpfs"),
@@ -273,90 +165,70 @@ fn mask<'a>(dst: &'a CStr, dir: bool, tmpfs: &mut Option<&'a CStr>) -> Result<()
     Ok(())
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+/// [`ChildOp::MaskPaths`].
+fn mask_paths(paths: &[MaskedPath]) -> Result<(), i32> {
+    let mut tmpfs = None;
+    for p in paths {
+        let r = match mask(&p.dst, p.dir, &mut tmpfs) {
+            // A file where a directory was expected, or the other way round.
+            Err(libc::ENOTDIR) => mask(&p.dst, !p.dir, &mut tmpfs),
+            r => r,
+        };
+        match r {
+            // Absent (ENOTDIR both ways: a component is not a directory).
+            Ok(()) | Err(libc::ENOENT) | Err(libc::ENOTDIR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
-/// `mount_setattr(dirfd, path, flags, {attr_set: set, attr_clr: clr})`.
-fn set_mount_attr(
-    dirfd: libc::c_int,
-    path: &CStr,
-    flags: libc::c_int,
-    set: u64,
-    clr: u64,
-) -> Result<(), i32> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: a C string and a mount_attr on our stack, of the size passed.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            dirfd,
-            path.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
+/// [`ChildOp::ReadOnly`].
+fn read_only(dst: &CStr, bind: bool) -> Result<(), i32> {
+    if bind {
+        match raw::mount(Some(dst), dst, None, libc::MS_BIND | libc::MS_REC, None) {
+            Err(libc::ENOENT) => return Ok(()),
+            r => r?,
+        }
+    }
+    match raw::mount_setattr(None, dst, libc::AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0) {
+        // Before 5.12, or refused by a seccomp filter that does not know it: a remount
+        // makes the top read-only, which is all a fresh bind of a /proc path is. A mount
+        // with others beneath it (/sys, or all the host's) would keep them writable:
+        // refused (the spawn fails and says so).
+        Err(libc::ENOSYS) | Err(libc::EPERM) if bind => remount_read_only(dst),
+        r => r,
+    }
 }
 
-/// [`crate::spawn::program::Op::BindReadOnly`].
+/// [`crate::spawn::program::Op::BindReadOnly`]: a detached copy of `src` and what is
+/// mounted beneath it (`open_tree`), made read-only (`mount_setattr`) and attached at
+/// `dst` (`move_mount`); before Linux 5.12, a recursive bind and a remount of its top.
 pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    // SAFETY: a C string; the kernel returns a new fd (or an error).
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
-        )
+    let bind_and_remount = || {
+        raw::mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+        remount_read_only(dst)
     };
-    if tree < 0 {
-        let e = errno();
-        if e != libc::ENOSYS {
-            return Err(e);
-        }
-        mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
-        return remount_read_only(dst);
-    }
-    let tree = tree as libc::c_int;
-    let mut r = set_mount_attr(
-        tree,
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    let tree = match raw::open_tree(src, flags) {
+        Ok(tree) => tree,
+        Err(libc::ENOSYS) => return bind_and_remount(),
+        Err(e) => return Err(e),
+    };
+    let r = raw::mount_setattr(
+        Some(tree.as_fd()),
         c"",
         libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
         MOUNT_ATTR_RDONLY,
         0,
-    );
-    // SAFETY: the detached tree's fd and a C string; the fd is ours to close.
-    unsafe {
-        if r.is_ok() {
-            r = check(libc::syscall(
-                libc::SYS_move_mount,
-                tree,
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                dst.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            ));
-        }
-        libc::close(tree);
-    }
+    )
+    .and_then(|()| raw::move_mount(tree.as_fd(), dst));
+    drop(tree);
     match r {
         // mount_setattr before 5.12: the tree is dropped unattached; bind and remount.
-        Err(libc::ENOSYS) => {
-            mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
-            remount_read_only(dst)
-        }
+        Err(libc::ENOSYS) => bind_and_remount(),
         r => r,
     }
 }
@@ -365,12 +237,7 @@ pub(crate) fn bind_read_only(src: &CStr, dst: &CStr) -> Result<(), i32> {
 /// flags locked by a less privileged mount namespace must be kept. (Also the spawn's
 /// read-only bind mounts.)
 pub(crate) fn remount_read_only(dst: &CStr) -> Result<(), i32> {
-    // The kernel's 64-bit `struct statfs`: f_flags is the 11th word. (glibc's statvfs
-    // may read /proc/mounts, which allocates.)
-    let mut st = [0i64; 15];
-    // SAFETY: a C string and a buffer the size of the kernel's struct statfs.
-    check(unsafe { libc::syscall(libc::SYS_statfs, dst.as_ptr(), st.as_mut_ptr()) })?;
-    let f = st[10] as libc::c_ulong;
+    let f = raw::statfs_flags(dst)?;
     let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
     // ST_* from linux/statfs.h (not all libc targets define them).
     for (st_flag, ms_flag) in [
@@ -385,111 +252,56 @@ pub(crate) fn remount_read_only(dst: &CStr) -> Result<(), i32> {
             flags |= ms_flag;
         }
     }
-    mount(None, dst, None, flags, None)
+    raw::mount(None, dst, None, flags, None)
+}
+
+/// [`ChildOp::DropBounding`].
+fn drop_bounding(last_cap: u32, keep: u64) -> Result<(), i32> {
+    for cap in 0..=last_cap {
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
+        match raw::capbset_drop(cap) {
+            // A capability this kernel does not have.
+            Err(libc::EINVAL) => {}
+            r => r?,
+        }
+    }
+    Ok(())
 }
 
 /// Runs one step in the child; the errno on failure.
 pub(crate) fn run(op: &ChildOp) -> Result<(), i32> {
     match op {
-        ChildOp::MaskPaths { paths } => {
-            let mut tmpfs = None;
-            for p in paths {
-                let r = match mask(&p.dst, p.dir, &mut tmpfs) {
-                    // A file where a directory was expected, or the other way round.
-                    Err(libc::ENOTDIR) => mask(&p.dst, !p.dir, &mut tmpfs),
-                    r => r,
-                };
-                match r {
-                    // Absent (ENOTDIR both ways: a component is not a directory).
-                    Ok(()) | Err(libc::ENOENT) | Err(libc::ENOTDIR) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        }
-        ChildOp::ReadOnly { dst, bind } => {
-            let made = if *bind {
-                mount(Some(dst), dst, None, libc::MS_BIND | libc::MS_REC, None)
-            } else {
-                Ok(())
-            };
-            match made {
-                Err(libc::ENOENT) => return Ok(()),
-                r => r?,
-            }
-            let r = set_mount_attr(
-                libc::AT_FDCWD,
-                dst,
-                libc::AT_RECURSIVE,
-                MOUNT_ATTR_RDONLY,
-                0,
-            );
-            match r {
-                // Before 5.12, or refused by a seccomp filter that does not know it: a
-                // remount makes the top read-only, which is all a fresh bind of a /proc
-                // path is. A mount with others beneath it (/sys, or all the host's) would
-                // keep them writable: refused (the spawn fails and says so).
-                Err(libc::ENOSYS) | Err(libc::EPERM) if *bind => remount_read_only(dst),
-                r => r,
-            }
-        }
-        ChildOp::Writable { dst } => set_mount_attr(libc::AT_FDCWD, dst, 0, 0, MOUNT_ATTR_RDONLY),
-        ChildOp::DropBounding { last_cap, keep } => {
-            for cap in 0..=*last_cap {
-                if keep & (1u64 << cap) != 0 {
-                    continue;
-                }
-                match prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
-                    // A capability this kernel does not have.
-                    Err(libc::EINVAL) => {}
-                    r => r?,
-                }
-            }
-            Ok(())
-        }
-        ChildOp::KeepCaps => prctl(libc::PR_SET_KEEPCAPS, 1),
-        ChildOp::Capset { caps } => capset(*caps),
-        ChildOp::NoNewPrivs => prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
-        ChildOp::Seccomp { program } => {
-            let prog = SockFprog {
-                len: program.len() as libc::c_ushort,
-                filter: program.as_ptr(),
-            };
-            // SAFETY: `prog` points at the instructions compiled before the clone (the
-            // child's copy); the kernel copies them in.
-            check(unsafe {
-                libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-                    &prog as *const SockFprog,
-                )
-            })
-        }
+        ChildOp::MaskPaths { paths } => mask_paths(paths),
+        ChildOp::ReadOnly { dst, bind } => read_only(dst, *bind),
+        ChildOp::Writable { dst } => raw::mount_setattr(None, dst, 0, 0, MOUNT_ATTR_RDONLY),
+        ChildOp::DropBounding { last_cap, keep } => drop_bounding(*last_cap, *keep),
+        ChildOp::KeepCaps => raw::set_keepcaps(),
+        ChildOp::Capset { caps } => raw::capset(*caps),
+        ChildOp::NoNewPrivs => raw::set_no_new_privs(),
+        ChildOp::Seccomp { program } => raw::seccomp_filter(program),
         ChildOp::Setrlimit {
             resource,
             soft,
             hard,
-        } => {
-            let lim = [*soft, *hard];
-            // SAFETY: `lim` is a struct rlimit64 on our stack; the old-limit pointer is NULL.
-            check(unsafe {
-                libc::syscall(
-                    libc::SYS_prlimit64,
-                    0,
-                    *resource,
-                    lim.as_ptr(),
-                    std::ptr::null_mut::<u64>(),
-                )
-            })
-        }
+        } => raw::prlimit(*resource, *soft, *hard),
     }
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     //! The child's steps run for real, in a forked child that makes only system calls
     //! (the test binary has other threads) and reports numbers through a pipe.
+    //!
+    //! # Safety
+    //!
+    //! The tests fork, pipe and make the calls a box would make, through libc; each block
+    //! says what it passes.
+    use std::ptr::null;
+
+    use super::raw::{errno, mount, set_no_new_privs};
     use super::*;
     use crate::security::{CapSet, SeccompProfile};
 
@@ -552,7 +364,7 @@ mod tests {
         let op = ChildOp::Seccomp { program };
         let path = c"/nonexistent-isol-test";
         let out = in_child(|| {
-            if prctl(libc::PR_SET_NO_NEW_PRIVS, 1).is_err() || run(&op).is_err() {
+            if set_no_new_privs().is_err() || run(&op).is_err() {
                 return [i64::MAX; 9];
             }
             // SAFETY: integer arguments, NULL pointers, and a C string; none of these

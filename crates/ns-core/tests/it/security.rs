@@ -144,6 +144,7 @@ fn probe() {
     let r = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) };
     out.insert("vsock", errno_of(r as libc::c_long));
     if r >= 0 {
+        // SAFETY: `r` is the socket just made, which nothing else holds.
         unsafe { libc::close(r) };
     }
     // ioctl(TIOCSTI) on stdin (not a terminal here: ENOTTY when the filter lets it by),
@@ -185,6 +186,8 @@ fn probe() {
     let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0) };
     out.insert("ptrace_init", errno_of(r));
     if r == 0 {
+        // SAFETY: integer arguments and a NULL status pointer: waits for the tracee's
+        // stop, then lets it go.
         unsafe {
             libc::waitpid(1, std::ptr::null_mut(), libc::__WALL);
             libc::ptrace(libc::PTRACE_DETACH, 1, 0, 0);
