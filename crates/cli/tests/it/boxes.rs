@@ -295,8 +295,33 @@ fn stats_watch_ends_as_ps_says() {
     let Some(env) = Env::new("stats_watch_ends_as_ps_says") else {
         return;
     };
-    env.run(&["-d", "--name", "brief", "--", "sleep", "1"]).ok();
-    let out = env.isol(&["stats", "--watch", "--json", "brief"]).ok();
+    // Each box runs until the test lets it end, after `stats --watch` has shown it
+    // running: a box that ends on its own may be gone before the watch starts.
+    let gate = tempfile::tempdir().unwrap();
+    let watch = |name: &str, flags: &[&str]| -> String {
+        let release = gate.path().join(name);
+        let script = format!("while [ ! -e {} ]; do sleep 0.05; done", release.display());
+        env.run(&["-d", "--name", name, "--", "/bin/sh", "-c", &script])
+            .ok();
+        let mut args = vec!["stats", "--watch"];
+        args.extend_from_slice(flags);
+        args.push(name);
+        let mut child = env
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+        std::fs::write(&release, "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert!(child.wait().unwrap().success(), "{first}{rest}");
+        first + &rest
+    };
+
+    let out = watch("brief", &["--json"]);
     let states: Vec<String> = out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"].to_string())
@@ -315,8 +340,7 @@ fn stats_watch_ends_as_ps_says() {
     env.isol(&["rm", "brief"]).ok();
 
     // As a table, every row keeps the header's columns.
-    env.run(&["-d", "--name", "table", "--", "sleep", "1"]).ok();
-    let out = env.isol(&["stats", "--watch", "table"]).ok();
+    let out = watch("table", &[]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.len() >= 2, "{out}");
     let column = |l: &str| l.find("running").or_else(|| l.find("exited"));
