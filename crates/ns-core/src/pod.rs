@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::namespace::Persisted;
+use crate::namespace::{MntNs, Persisted};
 use crate::security::{CapSet, SecurityPolicy};
 use crate::spawn::{CgroupSpec, Child, Command, Stdio};
 use crate::state::{check_name, StateDir};
@@ -293,7 +293,7 @@ impl Pod {
         // A mount namespace of its own with nothing in it: a member that shares its pid
         // namespace reads its /proc/PID/mountinfo (no ptrace check guards that), which
         // would list the host's mounts.
-        cmd.plan_mut().mnt.new_mut().empty_root = true;
+        *cmd.plan_mut().mnt.new_mut() = MntNs::Empty;
         // It only waits, and with a shared pid namespace every member sees it: no
         // capabilities, no new privileges, docker's seccomp filter. (Nothing to mask in
         // its empty mount namespace.)

@@ -35,9 +35,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::namespace::{
-    self, Context, Joinable, Namespace, NamespacePlan, NsHandle, Persisted, Slot,
-};
+use crate::namespace::{self, Context, Joinable, NamespacePlan, NsHandle, Persisted, Slot};
 use crate::security::{self, SecurityPolicy};
 use crate::{
     registry, Backend, Cgroup, Error, HostInfo, NamespaceKind, NamespaceSet, Parent, Resources,
@@ -323,20 +321,20 @@ impl Command {
 
     /// The root filesystem (new mount namespace; `pivot_root`).
     pub fn rootfs(&mut self, dir: impl Into<PathBuf>) -> &mut Command {
-        self.plan.mnt.new_mut().rootfs = Some(dir.into());
+        self.plan.mnt.new_mut().set_rootfs(dir);
         self
     }
 
     /// The caller's terminal (`/dev/pts/N`) bound at `/dev/console` (new mount
-    /// namespace; see [`namespace::MntNs::console`]).
+    /// namespace; see [`namespace::CallersTree::console`]).
     pub fn console(&mut self, tty: impl Into<PathBuf>) -> &mut Command {
-        self.plan.mnt.new_mut().console = Some(tty.into());
+        self.plan.mnt.new_mut().set_console(tty);
         self
     }
 
     /// An extra mount (new mount namespace).
     pub fn mount(&mut self, m: namespace::Mount) -> &mut Command {
-        self.plan.mnt.new_mut().mounts.push(m);
+        self.plan.mnt.new_mut().add_mount(m);
         self
     }
 
@@ -589,8 +587,8 @@ impl Command {
                     new_user_ns: new.contains(NamespaceKind::User),
                     own_mnt: mnt.is_some(),
                     callers_mnt: matches!(plan.mnt, Slot::Inherit),
-                    rootfs: mnt.and_then(|m| m.rootfs.as_deref()),
-                    sys_is_kernels: mnt.is_some_and(|m| m.sys),
+                    rootfs: mnt.and_then(|m| m.rootfs()),
+                    sys_is_kernels: mnt.is_some_and(|m| m.kernels_sys()),
                 };
                 let h = policy.plan(&w)?;
                 security::record_mounts(&h.mounts, &mut prog)?;
@@ -1172,7 +1170,7 @@ impl<'a> View<'a> {
             };
         };
         let mounts = m
-            .mounts
+            .mounts()
             .iter()
             .map(|x| match &x.source {
                 namespace::MountSource::Bind(src) => (x.target.as_path(), Some(src.as_path())),
@@ -1180,7 +1178,7 @@ impl<'a> View<'a> {
             })
             .collect();
         View {
-            rootfs: m.rootfs.as_deref(),
+            rootfs: m.rootfs(),
             mounts,
         }
     }
@@ -1383,11 +1381,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("usr")).unwrap();
         symlink("usr/bin", root.path().join("bin")).unwrap();
-        let mnt = namespace::MntNs {
-            rootfs: Some(root.path().to_path_buf()),
+        let mnt = namespace::MntNs::Rootfs(namespace::Rootfs {
             mounts: vec![namespace::Mount::bind(host.path().join("usr"), "/usr")],
-            ..Default::default()
-        };
+            ..namespace::Rootfs::new(root.path())
+        });
         let view = View::new(Some(&mnt));
         let env = vec![CString::new("PATH=/bin").unwrap()];
         assert_eq!(
@@ -1400,10 +1397,7 @@ mod tests {
         );
         assert_eq!(view.resolve(Path::new("/bin/abs-link")).unwrap().1, prog);
         // Without the bind the rootfs's /usr is empty.
-        let bare = namespace::MntNs {
-            rootfs: Some(root.path().to_path_buf()),
-            ..Default::default()
-        };
+        let bare = namespace::MntNs::Rootfs(namespace::Rootfs::new(root.path()));
         let err = resolve(OsStr::new("prog"), &View::new(Some(&bare)), &env).unwrap_err();
         assert!(
             matches!(&err, Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound),

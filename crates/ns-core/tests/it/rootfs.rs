@@ -1,6 +1,7 @@
 //! A new root: pivot_root (or MS_MOVE + chroot on an initramfs), minimal /dev, /proc,
 //! read-only /sys, /tmp, read-only binds.
 
+use isol_ns_core::namespace::MntNs;
 use isol_ns_core::NamespacePlan;
 use isol_testkit::require_root;
 
@@ -66,7 +67,10 @@ fn container_in_rootfs(no_pivot: bool) {
     for m in &fs.mounts {
         cmd.mount(m.clone());
     }
-    cmd.plan_mut().mnt.new_mut().no_pivot = no_pivot;
+    let MntNs::Rootfs(r) = cmd.plan_mut().mnt.new_mut() else {
+        panic!("a rootfs was given")
+    };
+    r.no_pivot = no_pivot;
     let child = cmd.spawn().unwrap();
     let (status, out, err) = output(child);
     assert_eq!(status, ExitStatus::Exited(0), "{out}\n{err}");
