@@ -11,7 +11,8 @@
 //!
 //! The modules follow the seams: `plan` (the slots and their order), the simple kinds
 //! (`kinds`: uts, ipc, net, pid, cgroup), `user`, `time`, `mount` (the mount plan, a
-//! folder of its own) and `handle` (namespace files, persisted or not).
+//! folder of its own) and `handle` (namespace files, persisted or not); `golden` tests
+//! the steps they record.
 //!
 //! # References
 //! namespaces(7), user_namespaces(7), pid_namespaces(7), time_namespaces(7),
@@ -81,3 +82,6 @@ pub(crate) fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| Error::invalid("path", p.display().to_string(), "must not contain NUL"))
 }
+
+#[cfg(test)]
+mod golden;
