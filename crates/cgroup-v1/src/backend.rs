@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
-    Backend, Cgroup, CgroupLocation, CgroupMode, CgroupPath, Error, HostInfo, Parent,
+    Backend, Cgroup, CgroupLocation, CgroupMode, CgroupPath, Controller, Error, HostInfo, Parent,
     ResourceController, Resources, Result,
 };
 
 use crate::cgroup::{rmdir_tree, V1Cgroup};
-use crate::controllers::{self, cpuset, unsupported, BACKEND};
+use crate::controllers::{self, cpuset, kernel_name, BACKEND};
 
 /// One hierarchy a v1 cgroup spans, keyed as in [`CgroupLocation`].
 #[derive(Clone, Debug)]
@@ -92,7 +92,7 @@ impl V1Backend {
             }
         }
         let memsw = host
-            .v1_hierarchy("memory")
+            .v1_hierarchy(kernel_name(Controller::Memory))
             .is_some_and(|h| h.mount_point.join("memory.memsw.limit_in_bytes").exists());
         Ok(V1Backend {
             hiers: Arc::new(hiers),
@@ -134,25 +134,23 @@ pub(crate) fn check(
 ) -> Result<()> {
     r.validate()?;
     for c in ctrls {
-        if !c.wanted(r) {
+        let Some(setting) = c.controller().first_set(r) else {
             continue;
-        }
+        };
+        let name = kernel_name(c.controller());
         if !hiers
             .iter()
-            .any(|h| h.key != CgroupLocation::UNIFIED && h.h.has(c.name()))
+            .any(|h| h.key != CgroupLocation::UNIFIED && h.h.has(name))
         {
             let elsewhere = if hiers
                 .iter()
-                .any(|h| h.key == CgroupLocation::UNIFIED && h.h.has(c.name()))
+                .any(|h| h.key == CgroupLocation::UNIFIED && h.h.has(name))
             {
-                format!("the {} controller is bound to the unified (v2) hierarchy on this host, not to a v1 one", c.name())
+                format!("the {name} controller is bound to the unified (v2) hierarchy on this host, not to a v1 one")
             } else {
-                format!(
-                    "no v1 hierarchy has the {} controller on this host",
-                    c.name()
-                )
+                format!("no v1 hierarchy has the {name} controller on this host")
             };
-            return Err(unsupported(controllers::setting_of(c.name()), elsewhere));
+            return Err(setting.unsupported(BACKEND, elsewhere));
         }
         c.check(r)?;
     }
@@ -218,7 +216,7 @@ impl Backend for V1Backend {
                         })
                     }
                 }
-                if h.key != CgroupLocation::UNIFIED && h.h.has("cpuset") {
+                if h.key != CgroupLocation::UNIFIED && h.h.has(kernel_name(Controller::Cpuset)) {
                     cpuset::prepare(&dir)?;
                 }
             }
@@ -367,7 +365,7 @@ mod tests {
         r.pids.max = Some(isol_ns_core::units::Limit::Value(1));
         let err = b.check(&r).unwrap_err();
         assert!(
-            matches!(&err, Error::Unsupported { setting, .. } if setting == "pids"),
+            matches!(&err, Error::Unsupported { setting, .. } if setting == "pids.max"),
             "{err}"
         );
         let r = Resources {

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use isol_ns_core::{
-    open_for_attach, parse, Cgroup, CgroupLocation, CgroupPath, Error, EventStream,
-    ResourceController, Resources, Result, Stats,
+    open_for_attach, parse, Cgroup, CgroupLocation, CgroupPath, Controller, Error, EventStream,
+    ResourceController, Resources, Result, Setting, Stats,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::backend::{check, Hier};
-use crate::controllers::{freezer, unsupported, BACKEND};
+use crate::controllers::{freezer, kernel_name, BACKEND};
 use crate::events::V1Events;
 
 /// How long `kill` waits for the cgroup to empty, and `destroy` retries a busy rmdir.
@@ -75,17 +75,19 @@ impl V1Cgroup {
     }
 
     /// The directory of the v1 hierarchy `controller` is bound to.
-    pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+    pub fn dir_for(&self, controller: Controller) -> Option<&Path> {
+        let name = kernel_name(controller);
         self.hiers
             .iter()
             .zip(&self.dirs)
-            .find(|(h, _)| h.key != CgroupLocation::UNIFIED && h.h.has(controller))
+            .find(|(h, _)| h.key != CgroupLocation::UNIFIED && h.h.has(name))
             .map(|(_, (_, d))| d.as_path())
     }
 
     /// The directory whose tasks stand for the cgroup's: memory's, else the first v1 one.
     pub(crate) fn main_dir(&self) -> &Path {
-        self.dir_for("memory").unwrap_or(self.dirs[0].1.as_path())
+        self.dir_for(Controller::Memory)
+            .unwrap_or(self.dirs[0].1.as_path())
     }
 
     /// Every task in the cgroup or beneath it, in any hierarchy.
@@ -100,7 +102,7 @@ impl V1Cgroup {
     fn controller_dirs(&self) -> impl Iterator<Item = (&dyn ResourceController, &Path)> {
         self.controllers
             .iter()
-            .filter_map(|c| Some((c.as_ref(), self.dir_for(c.name())?)))
+            .filter_map(|c| Some((c.as_ref(), self.dir_for(c.controller())?)))
     }
 }
 
@@ -197,7 +199,7 @@ impl Cgroup for V1Cgroup {
     fn apply(&self, r: &Resources) -> Result<()> {
         check(&self.hiers, &self.controllers, r)?;
         for (c, dir) in self.controller_dirs() {
-            if c.wanted(r) {
+            if c.controller().wanted(r) {
                 c.apply(dir, r)?;
             }
         }
@@ -224,14 +226,14 @@ impl Cgroup for V1Cgroup {
     }
 
     fn oom_kills(&self) -> Result<u64> {
-        self.dir_for("memory")
+        self.dir_for(Controller::Memory)
             .map_or(Ok(0), crate::controllers::memory::oom_kills)
     }
 
     fn freeze(&self) -> Result<()> {
-        let dir = self.dir_for("freezer").ok_or_else(|| {
-            unsupported(
-                "frozen",
+        let dir = self.dir_for(Controller::Freezer).ok_or_else(|| {
+            Setting::Frozen.unsupported(
+                BACKEND,
                 "no v1 hierarchy has the freezer controller on this host",
             )
         })?;
@@ -239,9 +241,9 @@ impl Cgroup for V1Cgroup {
     }
 
     fn thaw(&self) -> Result<()> {
-        let dir = self.dir_for("freezer").ok_or_else(|| {
-            unsupported(
-                "frozen",
+        let dir = self.dir_for(Controller::Freezer).ok_or_else(|| {
+            Setting::Frozen.unsupported(
+                BACKEND,
                 "no v1 hierarchy has the freezer controller on this host",
             )
         })?;
@@ -274,7 +276,7 @@ impl Cgroup for V1Cgroup {
         let freezer = if killed_by_twin {
             None
         } else {
-            self.dir_for("freezer").filter(|d| d.exists())
+            self.dir_for(Controller::Freezer).filter(|d| d.exists())
         };
         // If freezing fails (a task stuck in the kernel), kill anyway; thawing below undoes it.
         let _ = freezer.map(|d| freezer::set(d, true));
@@ -341,9 +343,9 @@ impl Cgroup for V1Cgroup {
     async fn events(&self) -> Result<Box<dyn EventStream>> {
         Ok(Box::new(V1Events::new(
             self.main_dir(),
-            self.dir_for("memory"),
-            self.dir_for("freezer"),
-            self.dir_for("pids"),
+            self.dir_for(Controller::Memory),
+            self.dir_for(Controller::Freezer),
+            self.dir_for(Controller::Pids),
         )?))
     }
 

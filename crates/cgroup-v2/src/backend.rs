@@ -14,12 +14,12 @@ use std::path::PathBuf;
 
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
-    Backend, Cgroup, CgroupLocation, CgroupPath, Error, HostInfo, KernelFeatures, Parent,
-    Resources, Result,
+    Backend, Cgroup, CgroupLocation, CgroupPath, Controller, Error, HostInfo, KernelFeatures,
+    Parent, Resources, Result,
 };
 
 use crate::cgroup::V2Cgroup;
-use crate::controllers::{self, DEFAULT_ENABLED, ENABLEABLE};
+use crate::controllers::{self, kernel_name, DEFAULT_ENABLED, ENABLEABLE};
 use crate::files::controller_list;
 use crate::NAME;
 
@@ -91,8 +91,8 @@ impl V2Backend {
 pub(crate) fn enable_controllers(
     hier: &Hierarchy,
     parent: &CgroupPath,
-    wanted: &[&str],
-    required: &[&str],
+    wanted: &[Controller],
+    required: &[Controller],
 ) -> Result<()> {
     // The ancestors from the top of what is mounted down to the parent.
     let mut levels = Vec::new();
@@ -109,13 +109,16 @@ pub(crate) fn enable_controllers(
         p = path.parent();
     }
     levels.reverse();
-    let mut wanted: Vec<&str> = wanted.to_vec();
+    let mut wanted: Vec<(Controller, &str)> = wanted
+        .iter()
+        .filter_map(|&c| Some((c, kernel_name(c)?)))
+        .collect();
     for dir in &levels {
         let available = controller_list(dir, "cgroup.controllers")?;
         let enabled = controller_list(dir, "cgroup.subtree_control")?;
         let mut keep = Vec::new();
-        for c in wanted {
-            let is_required = required.contains(&c);
+        for (controller, c) in wanted {
+            let is_required = required.contains(&controller);
             if !available.iter().any(|a| a == c) {
                 if is_required {
                     return Err(Error::Unsupported {
@@ -131,12 +134,12 @@ pub(crate) fn enable_controllers(
                 continue;
             }
             if enabled.iter().any(|e| e == c) {
-                keep.push(c);
+                keep.push((controller, c));
                 continue;
             }
             let file = dir.join("cgroup.subtree_control");
             match isol_ns_core::parse::write(&file, &format!("+{c}")) {
-                Ok(()) => keep.push(c),
+                Ok(()) => keep.push((controller, c)),
                 Err(e) if !is_required => {
                     tracing::debug!("not enabling {c} in {}: {e}", file.display());
                 }
@@ -159,14 +162,12 @@ pub(crate) fn enable_controllers(
 
 /// The controllers to enable for a cgroup with `resources`: the needed ones and the
 /// defaults, without duplicates.
-pub(crate) fn to_enable(resources: &Resources) -> (Vec<&'static str>, Vec<&'static str>) {
+pub(crate) fn to_enable(resources: &Resources) -> (Vec<Controller>, Vec<Controller>) {
     let required = controllers::needed(resources);
-    let mut wanted: Vec<&'static str> = ENABLEABLE
-        .iter()
-        .copied()
+    let wanted = ENABLEABLE
+        .into_iter()
         .filter(|c| required.contains(c) || DEFAULT_ENABLED.contains(c))
         .collect();
-    wanted.dedup();
     (wanted, required)
 }
 
@@ -186,13 +187,15 @@ impl Backend for V2Backend {
     fn check(&self, resources: &Resources) -> Result<()> {
         for c in controllers::all() {
             c.check(resources)?;
-            if ENABLEABLE.contains(&c.name()) && c.wanted(resources) && !self.hier.has(c.name()) {
+            let Some(name) = kernel_name(c.controller()) else {
+                continue;
+            };
+            if c.controller().wanted(resources) && !self.hier.has(name) {
                 return Err(Error::Unsupported {
-                    setting: c.name().to_string(),
+                    setting: name.to_string(),
                     backend: NAME,
                     reason: format!(
-                        "the {} controller is not available in the cgroup2 hierarchy at {} (it offers: {})",
-                        c.name(),
+                        "the {name} controller is not available in the cgroup2 hierarchy at {} (it offers: {})",
                         self.hier.mount_point.display(),
                         self.hier.controllers.join(" ")
                     ),
@@ -295,14 +298,15 @@ mod tests {
         let hier = fake_hier(&t);
         let parent = CgroupPath::new("/a").unwrap();
         // Already enabled at the root: only a/ is written.
-        enable_controllers(&hier, &parent, &["memory"], &["memory"]).unwrap();
+        let [memory, pids] = [Controller::Memory, Controller::Pids];
+        enable_controllers(&hier, &parent, &[memory], &[memory]).unwrap();
         assert_eq!(t.read("cgroup.subtree_control"), "memory");
         assert_eq!(t.read("a/cgroup.subtree_control"), "+memory");
         // Required but not available in a/ (the fake kernel does not turn the root's write
         // into a/'s cgroup.controllers): the error names the controller and the directory.
         t.file("cgroup.subtree_control", "")
             .file("a/cgroup.subtree_control", "");
-        let err = enable_controllers(&hier, &parent, &["pids"], &["pids"])
+        let err = enable_controllers(&hier, &parent, &[pids], &[pids])
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -316,7 +320,7 @@ mod tests {
         );
         // A default that cannot be enabled is skipped.
         t.file("cgroup.subtree_control", "");
-        enable_controllers(&hier, &parent, &["pids"], &[]).unwrap();
+        enable_controllers(&hier, &parent, &[pids], &[]).unwrap();
         assert_eq!(t.read("a/cgroup.subtree_control"), "");
     }
 
@@ -325,7 +329,8 @@ mod tests {
         let mut r = Resources::default();
         r.cpuset.cpus = Some("0".parse().unwrap());
         let (wanted, required) = to_enable(&r);
-        assert_eq!(required, vec!["cpuset"]);
-        assert_eq!(wanted, vec!["memory", "io", "cpuset", "cpu", "pids"]);
+        assert_eq!(required, vec![Controller::Cpuset]);
+        let names: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
+        assert_eq!(names, vec!["memory", "io", "cpuset", "cpu", "pids"]);
     }
 }

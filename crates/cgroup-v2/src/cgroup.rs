@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
-    parse, Cgroup, CgroupLocation, CgroupPath, Error, EventStream, KernelFeatures, Resources,
-    Result, Stats,
+    parse, Cgroup, CgroupLocation, CgroupPath, Controller, Error, EventStream, KernelFeatures,
+    Resources, Result, Stats,
 };
 
 use crate::backend::{enable_controllers, to_enable};
-use crate::controllers::{self, freezer, kill, ENABLEABLE};
+use crate::controllers::{self, freezer, kernel_name, kill};
 use crate::files::{controller_list, WAIT_TIMEOUT};
 use crate::NAME;
 
@@ -71,10 +71,10 @@ impl V2Cgroup {
             return Ok(());
         }
         let have = controller_list(&self.dir, "cgroup.controllers")?;
-        let missing: Vec<&str> = required
+        let missing: Vec<Controller> = required
             .iter()
             .copied()
-            .filter(|c| !have.iter().any(|h| h == c))
+            .filter(|&c| !have.iter().any(|h| Some(h.as_str()) == kernel_name(c)))
             .collect();
         if missing.is_empty() {
             return Ok(());
@@ -142,7 +142,7 @@ impl Cgroup for V2Cgroup {
         }
         self.ensure_controllers(resources)?;
         for c in controllers::all() {
-            if c.wanted(resources) {
+            if c.controller().wanted(resources) {
                 c.apply(&self.dir, resources)?;
             }
         }
@@ -153,10 +153,11 @@ impl Cgroup for V2Cgroup {
         let enabled = controller_list(&self.dir, "cgroup.controllers")?;
         let mut out = Resources::default();
         for c in controllers::all() {
-            if ENABLEABLE.contains(&c.name()) && !enabled.iter().any(|e| e == c.name()) {
-                continue;
+            let off =
+                kernel_name(c.controller()).is_some_and(|name| !enabled.iter().any(|e| e == name));
+            if !off {
+                c.read(&self.dir, &mut out)?;
             }
-            c.read(&self.dir, &mut out)?;
         }
         Ok(out)
     }

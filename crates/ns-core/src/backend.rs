@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::controller::Controller;
 use crate::resources::Resources;
 use crate::stats::{CgroupEvent, Stats};
 use crate::{Error, Result};
@@ -298,15 +299,14 @@ pub trait EventStream: Send {
 
 /// One controller of one backend (cpu, memory, pids, …), implemented in a file of its
 /// own. The backend calls it with the directory the controller's files live in: the
-/// cgroup's directory on v2, the controller's hierarchy's on v1.
+/// cgroup's directory on v2, the controller's hierarchy's on v1; it calls `apply` only
+/// when the controller is [`Controller::wanted`].
 pub trait ResourceController: Send + Sync {
-    /// The kernel's name for it (`memory`, `cpu`, `pids`).
-    fn name(&self) -> &'static str;
+    /// Which controller it is (the backend knows the kernel's name for it).
+    fn controller(&self) -> Controller;
 
-    /// Whether `resources` sets anything this controller handles (so it must be enabled).
-    fn wanted(&self, resources: &Resources) -> bool;
-
-    /// Refuses the settings this controller cannot honour ([`Error::Unsupported`]).
+    /// Refuses the settings this controller cannot honour ([`Error::Unsupported`], named
+    /// with [`crate::controller::Setting::unsupported`]).
     fn check(&self, _resources: &Resources) -> Result<()> {
         Ok(())
     }
@@ -317,8 +317,11 @@ pub trait ResourceController: Send + Sync {
     /// Reads this controller's settings from `dir` into `out` (see [`Cgroup::read`]).
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()>;
 
-    /// Reads this controller's part of the stats from `dir`.
-    fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()>;
+    /// Reads this controller's part of the stats from `dir`; nothing for a controller
+    /// without usage files.
+    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

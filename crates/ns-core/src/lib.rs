@@ -23,6 +23,7 @@
 //! backend-specific knowledge: a v1 or v2 file name appears only in a backend crate.
 
 pub mod backend;
+pub mod controller;
 pub mod convert;
 mod error;
 pub mod host;
@@ -44,6 +45,7 @@ pub use backend::{
     open_for_attach, Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent,
     ResourceController,
 };
+pub use controller::{Controller, Setting};
 pub use error::{Error, Result};
 pub use host::{CgroupMode, HostInfo, KernelFeatures};
 pub use kind::{NamespaceKind, NamespaceSet};

@@ -18,9 +18,9 @@ use isol_ns_core::convert;
 use isol_ns_core::resources::IoDeviceLimit;
 use isol_ns_core::stats::IoDeviceStats;
 use isol_ns_core::units::Limit;
-use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{Controller, Error, ResourceController, Resources, Result, Setting, Stats};
 
-use super::{optional, read, unsupported, write};
+use super::{optional, read, write, BACKEND};
 
 /// `blkio.*`.
 pub struct Blkio;
@@ -104,20 +104,16 @@ pub fn parse_io_service(path: &Path, text: &str) -> Result<BTreeMap<(u32, u32), 
 }
 
 impl ResourceController for Blkio {
-    fn name(&self) -> &'static str {
-        "blkio"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.io.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Io
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         if let Some(weight) = r.io.weight {
             let Some((file, scale)) = WEIGHT_FILES.iter().find(|(f, _)| dir.join(f).exists())
             else {
-                return Err(unsupported(
-                    "io.weight",
+                return Err(Setting::IoWeight.unsupported(
+                    BACKEND,
                     format!(
                         "{} does not exist: the kernel has no proportional I/O scheduler for cgroup v1 (CFQ or BFQ)",
                         dir.join("blkio.weight").display()

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use isol_ns_core::convert;
 use isol_ns_core::stats::CpuStats;
-use isol_ns_core::{parse, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
 
 use super::{read, read_u64, write};
 
@@ -31,12 +31,8 @@ pub fn weight_of_shares(shares: u64) -> u64 {
 }
 
 impl ResourceController for Cpu {
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.cpu.weight.is_some() || r.cpu.max.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Cpu
     }
 
     /// Writes `cpu.shares` (from the weight) and the bandwidth: the period before the

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use isol_ns_core::stats::CpuStats;
-use isol_ns_core::{parse, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
 
 use super::{optional, read, read_u64};
 
@@ -31,12 +31,8 @@ pub fn ticks_to_usec(path: &Path, text: &str, hz: u64) -> Result<(u64, u64)> {
 }
 
 impl ResourceController for Cpuacct {
-    fn name(&self) -> &'static str {
-        "cpuacct"
-    }
-
-    fn wanted(&self, _r: &Resources) -> bool {
-        false
+    fn controller(&self) -> Controller {
+        Controller::Cpuacct
     }
 
     fn apply(&self, _dir: &Path, _r: &Resources) -> Result<()> {

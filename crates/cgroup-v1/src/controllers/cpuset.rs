@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use isol_ns_core::units::CpuList;
-use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{Controller, Error, ResourceController, Resources, Result};
 
 use super::{read, write};
 
@@ -39,12 +39,8 @@ pub fn prepare(dir: &Path) -> Result<()> {
 }
 
 impl ResourceController for Cpuset {
-    fn name(&self) -> &'static str {
-        "cpuset"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.cpuset.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Cpuset
     }
 
     /// Writes the cpus (after checking that they lie within the parent's effective cpus)
@@ -74,10 +70,6 @@ impl ResourceController for Cpuset {
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
         out.cpuset.cpus = Some(list(dir, "cpuset.cpus")?);
         out.cpuset.mems = Some(list(dir, "cpuset.mems")?);
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use isol_ns_core::resources::DeviceRule;
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
 
 use super::read;
 
@@ -17,12 +17,8 @@ use super::read;
 pub struct Devices;
 
 impl ResourceController for Devices {
-    fn name(&self) -> &'static str {
-        "devices"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.devices.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Devices
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
@@ -68,10 +64,6 @@ impl ResourceController for Devices {
                 })
                 .collect::<Result<_>>()?
         };
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

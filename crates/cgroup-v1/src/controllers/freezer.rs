@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{Controller, Error, ResourceController, Resources, Result};
 
 use super::{read, write};
 
@@ -45,12 +45,8 @@ pub fn set(dir: &Path, frozen: bool) -> Result<()> {
 }
 
 impl ResourceController for Freezer {
-    fn name(&self) -> &'static str {
-        "freezer"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.frozen.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Freezer
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
@@ -63,10 +59,6 @@ impl ResourceController for Freezer {
     /// `FROZEN` is frozen; `THAWED` and `FREEZING` (not yet stopped) are not.
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
         out.frozen = Some(state(dir)? == "FROZEN");
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use isol_ns_core::resources::HugetlbLimit;
-use isol_ns_core::{ResourceController, Resources, Result, Stats};
+use isol_ns_core::{Controller, ResourceController, Resources, Result, Setting};
 
-use super::{bytes_v1, read_bytes_limit, unsupported, write};
+use super::{bytes_v1, read_bytes_limit, write, BACKEND};
 
 /// `hugetlb.<size>.limit_in_bytes`.
 pub struct Hugetlb;
@@ -20,20 +20,16 @@ fn file(size: &str) -> String {
 }
 
 impl ResourceController for Hugetlb {
-    fn name(&self) -> &'static str {
-        "hugetlb"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.hugetlb.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Hugetlb
     }
 
     /// Refuses page sizes the kernel has no file for before writing any.
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         for h in &r.hugetlb {
             if !dir.join(file(&h.page_size)).exists() {
-                return Err(unsupported(
-                    "hugetlb",
+                return Err(Setting::Hugetlb.unsupported(
+                    BACKEND,
                     format!(
                         "{} does not exist: the kernel has no {} huge pages",
                         dir.join(file(&h.page_size)).display(),
@@ -72,10 +68,6 @@ impl ResourceController for Hugetlb {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

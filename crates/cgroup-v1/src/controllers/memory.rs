@@ -20,9 +20,9 @@ use std::path::Path;
 use isol_ns_core::convert;
 use isol_ns_core::stats::{MemoryEvents, MemoryStats};
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
-use super::{bytes_v1, optional, read, read_bytes_limit, read_u64, unsupported, write};
+use super::{bytes_v1, optional, read, read_bytes_limit, read_u64, write, BACKEND};
 
 /// The memory controller. `memsw` says whether the kernel accounts swap
 /// (`memory.memsw.*` exist; not when booted with `swapaccount=0` or built without it).
@@ -60,38 +60,30 @@ impl Memory {
 }
 
 impl ResourceController for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.memory.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Memory
     }
 
     fn check(&self, r: &Resources) -> Result<()> {
         let m = &r.memory;
         let v2_only = "cgroup v1 has no equivalent (use the cgroup-v2 backend)";
         if m.min.is_some() {
-            return Err(unsupported(
-                "memory.min",
-                format!("hard memory protection: {v2_only}"),
-            ));
+            return Err(Setting::MemoryMin
+                .unsupported(BACKEND, format!("hard memory protection: {v2_only}")));
         }
         if m.high.is_some() {
-            return Err(unsupported(
-                "memory.high",
-                format!("a throttling threshold: {v2_only}"),
-            ));
+            return Err(Setting::MemoryHigh
+                .unsupported(BACKEND, format!("a throttling threshold: {v2_only}")));
         }
         if m.oom_group.is_some() {
-            return Err(unsupported(
-                "memory.oom_group",
+            return Err(Setting::MemoryOomGroup.unsupported(
+                BACKEND,
                 format!("killing the whole cgroup on OOM: {v2_only}"),
             ));
         }
         if m.swap_max.is_some() && !self.memsw {
-            return Err(unsupported(
-                "memory.swap_max",
+            return Err(Setting::MemorySwapMax.unsupported(
+                BACKEND,
                 format!("{MEMSW} does not exist: this kernel does not account swap (boot with swapaccount=1)"),
             ));
         }

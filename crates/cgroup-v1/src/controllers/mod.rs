@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, Error, ResourceController, Result};
+use isol_ns_core::{parse, Controller, ResourceController, Result};
 
 pub mod blkio;
 pub mod cpu;
@@ -20,7 +20,7 @@ pub mod hugetlb;
 pub mod memory;
 pub mod pids;
 
-/// The backend's registry name, as it appears in [`Error::Unsupported`].
+/// The backend's registry name, as it appears in [`isol_ns_core::Error::Unsupported`].
 pub const BACKEND: &str = "cgroup-v1";
 
 /// The smallest value the kernel shows for an unlimited page counter.
@@ -47,27 +47,12 @@ pub fn all(memsw: bool) -> Vec<Box<dyn ResourceController>> {
     ]
 }
 
-/// The `Resources` field a controller serves, to name it in errors.
-pub fn setting_of(controller: &str) -> &'static str {
-    match controller {
-        "cpu" | "cpuacct" => "cpu",
-        "cpuset" => "cpuset",
-        "memory" => "memory",
-        "pids" => "pids",
-        "blkio" => "io",
-        "hugetlb" => "hugetlb",
-        "devices" => "devices",
-        "freezer" => "frozen",
-        _ => "resources",
-    }
-}
-
-/// An [`Error::Unsupported`] from this backend.
-pub fn unsupported(setting: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::Unsupported {
-        setting: setting.into(),
-        backend: BACKEND,
-        reason: reason.into(),
+/// The kernel's name of a controller: the one in `/proc/self/cgroup`, the mount options
+/// and [`isol_ns_core::CgroupLocation`]'s hierarchy keys. v1 calls `io` `blkio`.
+pub fn kernel_name(c: Controller) -> &'static str {
+    match c {
+        Controller::Io => "blkio",
+        c => c.name(),
     }
 }
 
@@ -144,9 +129,17 @@ mod tests {
     }
 
     #[test]
-    fn every_controller_names_its_setting() {
-        for c in all(true) {
-            assert_ne!(setting_of(c.name()), "resources", "{}", c.name());
-        }
+    fn kernel_names() {
+        let names: Vec<&str> = all(true)
+            .iter()
+            .map(|c| kernel_name(c.controller()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "cpuset", "cpu", "cpuacct", "memory", "pids", "blkio", "hugetlb", "devices",
+                "freezer"
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use isol_ns_core::stats::PidsStats;
-use isol_ns_core::{parse, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
 
 use super::{optional, read, read_u64, write};
 
@@ -15,12 +15,8 @@ use super::{optional, read, read_u64, write};
 pub struct Pids;
 
 impl ResourceController for Pids {
-    fn name(&self) -> &'static str {
-        "pids"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.pids.max.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Pids
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {

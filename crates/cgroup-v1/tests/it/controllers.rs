@@ -169,7 +169,7 @@ fn cpuset() {
     if !has("cpuset") {
         let mut r = Resources::default();
         r.cpuset.cpus = Some(CpuList::parse("c", "0").unwrap());
-        return assert_unsupported(&r, &s, "cpuset");
+        return assert_unsupported(&r, &s, "cpuset.cpus");
     }
     let mut r = Resources::default();
     r.cpuset.cpus = Some(CpuList::parse("c", "0").unwrap());

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use isol_ns_core::stats::CpuStats;
 use isol_ns_core::units::CpuMax;
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Stats};
 
 use crate::files::{read_optional, write_setting};
 
@@ -14,12 +14,8 @@ use crate::files::{read_optional, write_setting};
 pub struct Cpu;
 
 impl ResourceController for Cpu {
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.cpu.weight.is_some() || r.cpu.max.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Cpu
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {

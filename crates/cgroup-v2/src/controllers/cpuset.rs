@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use isol_ns_core::units::CpuList;
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
 
 use crate::files::{read_optional, write_setting};
 
@@ -14,12 +14,8 @@ use crate::files::{read_optional, write_setting};
 pub struct Cpuset;
 
 impl ResourceController for Cpuset {
-    fn name(&self) -> &'static str {
-        "cpuset"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.cpuset.cpus.is_some() || r.cpuset.mems.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Cpuset
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
@@ -45,10 +41,6 @@ impl ResourceController for Cpuset {
                 *slot = if list.is_empty() { None } else { Some(list) };
             }
         }
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

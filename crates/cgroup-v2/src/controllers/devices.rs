@@ -35,19 +35,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use isol_ns_core::resources::{DeviceRule, DeviceType};
-use isol_ns_core::{Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{Controller, Error, ResourceController, Resources, Result};
 
 /// Applies device rules as an eBPF program.
 #[derive(Debug)]
 pub struct Devices;
 
 impl ResourceController for Devices {
-    fn name(&self) -> &'static str {
-        "devices"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.devices.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Devices
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
@@ -72,10 +68,6 @@ impl ResourceController for Devices {
     }
 
     fn read(&self, _dir: &Path, _out: &mut Resources) -> Result<()> {
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

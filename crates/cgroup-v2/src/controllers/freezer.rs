@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
 
 use crate::files::{read_optional, wait_events_key, write_setting, WAIT_TIMEOUT};
 
@@ -21,12 +21,8 @@ pub fn set_frozen(dir: &Path, frozen: bool, timeout: Duration) -> Result<()> {
 }
 
 impl ResourceController for Freezer {
-    fn name(&self) -> &'static str {
-        "freezer"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.frozen.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Freezer
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
@@ -51,10 +47,6 @@ impl ResourceController for Freezer {
                 },
             );
         }
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use isol_ns_core::resources::HugetlbLimit;
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
 
 use crate::files::write_setting;
 
@@ -13,12 +13,8 @@ use crate::files::write_setting;
 pub struct Hugetlb;
 
 impl ResourceController for Hugetlb {
-    fn name(&self) -> &'static str {
-        "hugetlb"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.hugetlb.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Hugetlb
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
@@ -56,10 +52,6 @@ impl ResourceController for Hugetlb {
         }
         found.sort_by(|a, b| a.page_size.cmp(&b.page_size));
         out.hugetlb = found;
-        Ok(())
-    }
-
-    fn stats(&self, _dir: &Path, _stats: &mut Stats) -> Result<()> {
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use isol_ns_core::resources::IoDeviceLimit;
 use isol_ns_core::stats::IoDeviceStats;
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Stats};
 
 use crate::files::{read_optional, write_setting};
 
@@ -15,12 +15,8 @@ use crate::files::{read_optional, write_setting};
 pub struct Io;
 
 impl ResourceController for Io {
-    fn name(&self) -> &'static str {
-        "io"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.io.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Io
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {

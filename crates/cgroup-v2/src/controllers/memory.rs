@@ -7,7 +7,7 @@ use std::path::Path;
 
 use isol_ns_core::stats::{MemoryEvents, MemoryStats};
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Stats};
 
 use crate::files::{read_optional, write_setting};
 
@@ -28,12 +28,8 @@ fn limits(r: &Resources) -> [(&'static str, Option<Limit>); 5] {
 }
 
 impl ResourceController for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        !r.memory.is_empty()
+    fn controller(&self) -> Controller {
+        Controller::Memory
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {

@@ -3,7 +3,7 @@
 //! cgroup-v2.rst, "Controllers"). `kill` is not a controller but a core interface file;
 //! it lives here because it too is one file's worth of kernel interface.
 
-use isol_ns_core::{ResourceController, Resources};
+use isol_ns_core::{Controller, ResourceController, Resources};
 
 pub mod cpu;
 pub mod cpuset;
@@ -36,16 +36,56 @@ pub fn all() -> [&'static dyn ResourceController; 8] {
 /// controllers come first: they are the ones the no-internal-processes rule refuses, so
 /// a refusal comes before anything was written. cpu and pids are threaded controllers,
 /// which the kernel lets be enabled beside tasks (cgroup-v2.rst, "Threads").
-pub const ENABLEABLE: [&str; 6] = ["memory", "io", "cpuset", "hugetlb", "cpu", "pids"];
+pub const ENABLEABLE: [Controller; 6] = [
+    Controller::Memory,
+    Controller::Io,
+    Controller::Cpuset,
+    Controller::Hugetlb,
+    Controller::Cpu,
+    Controller::Pids,
+];
 
 /// Enabled by default when available, so that stats work even without limits.
-pub const DEFAULT_ENABLED: [&str; 4] = ["memory", "pids", "cpu", "io"];
+pub const DEFAULT_ENABLED: [Controller; 4] = [
+    Controller::Memory,
+    Controller::Pids,
+    Controller::Cpu,
+    Controller::Io,
+];
 
-/// The `subtree_control` names of the controllers `resources` needs.
-pub fn needed(resources: &Resources) -> Vec<&'static str> {
-    all()
-        .iter()
-        .filter(|c| ENABLEABLE.contains(&c.name()) && c.wanted(resources))
-        .map(|c| c.name())
+/// The kernel's name of a controller in `cgroup.controllers` and
+/// `cgroup.subtree_control`; `None` for those not enabled there ([`ENABLEABLE`]).
+/// On v2 the kernel's names are isol's.
+pub fn kernel_name(c: Controller) -> Option<&'static str> {
+    ENABLEABLE.contains(&c).then(|| c.name())
+}
+
+/// The enableable controllers `resources` needs.
+pub fn needed(resources: &Resources) -> Vec<Controller> {
+    ENABLEABLE
+        .into_iter()
+        .filter(|c| c.wanted(resources))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_enableable_controller_is_one_of_ours() {
+        let ours: Vec<Controller> = all().iter().map(|c| c.controller()).collect();
+        for c in ENABLEABLE {
+            assert!(ours.contains(&c), "{c}");
+            assert_eq!(kernel_name(c), Some(c.name()));
+        }
+        for c in [
+            Controller::Freezer,
+            Controller::Devices,
+            Controller::Cpuacct,
+        ] {
+            assert_eq!(kernel_name(c), None, "{c}");
+        }
+        assert!(DEFAULT_ENABLED.iter().all(|c| ENABLEABLE.contains(c)));
+    }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use isol_ns_core::stats::PidsStats;
-use isol_ns_core::{parse, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
 
 use crate::files::{read_optional, write_setting};
 
@@ -14,12 +14,8 @@ use crate::files::{read_optional, write_setting};
 pub struct Pids;
 
 impl ResourceController for Pids {
-    fn name(&self) -> &'static str {
-        "pids"
-    }
-
-    fn wanted(&self, r: &Resources) -> bool {
-        r.pids.max.is_some()
+    fn controller(&self) -> Controller {
+        Controller::Pids
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
