@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
     Backend, Cgroup, CgroupLocation, CgroupPath, Controller, Error, HostInfo, KernelFeatures,
-    Parent, Resources, Result,
+    Parent, Resources, Result, Setting,
 };
 
 use crate::cgroup::V2Cgroup;
@@ -86,13 +86,14 @@ impl V2Backend {
 }
 
 /// Enables `wanted` controllers for the children of `parent` (and so in every ancestor
-/// down to it). A controller in `required` that cannot be enabled is an error; the others
+/// down to it). A controller of a setting in `required` that cannot be enabled is an
+/// error naming the setting; the others
 /// (the defaults, enabled so stats work) are skipped when the kernel refuses.
 pub(crate) fn enable_controllers(
     hier: &Hierarchy,
     parent: &CgroupPath,
     wanted: &[Controller],
-    required: &[Controller],
+    required: &[Setting],
 ) -> Result<()> {
     // The ancestors from the top of what is mounted down to the parent.
     let mut levels = Vec::new();
@@ -118,18 +119,18 @@ pub(crate) fn enable_controllers(
         let enabled = controller_list(dir, "cgroup.subtree_control")?;
         let mut keep = Vec::new();
         for (controller, c) in wanted {
-            let is_required = required.contains(&controller);
+            let required = required.iter().find(|s| s.controller() == controller);
+            let is_required = required.is_some();
             if !available.iter().any(|a| a == c) {
-                if is_required {
-                    return Err(Error::Unsupported {
-                        setting: c.to_string(),
-                        backend: NAME,
-                        reason: format!(
+                if let Some(setting) = required {
+                    return Err(setting.unsupported(
+                        NAME,
+                        format!(
                             "the {c} controller is not available in {} (its cgroup.controllers lists: {}); it must be enabled in the parent's cgroup.subtree_control",
                             dir.display(),
                             available.join(" ")
                         ),
-                    });
+                    ));
                 }
                 continue;
             }
@@ -162,11 +163,11 @@ pub(crate) fn enable_controllers(
 
 /// The controllers to enable for a cgroup with `resources`: the needed ones and the
 /// defaults, without duplicates.
-pub(crate) fn to_enable(resources: &Resources) -> (Vec<Controller>, Vec<Controller>) {
+pub(crate) fn to_enable(resources: &Resources) -> (Vec<Controller>, Vec<Setting>) {
     let required = controllers::needed(resources);
     let wanted = ENABLEABLE
         .into_iter()
-        .filter(|c| required.contains(c) || DEFAULT_ENABLED.contains(c))
+        .filter(|c| required.iter().any(|s| s.controller() == *c) || DEFAULT_ENABLED.contains(c))
         .collect();
     (wanted, required)
 }
@@ -190,16 +191,18 @@ impl Backend for V2Backend {
             let Some(name) = kernel_name(c.controller()) else {
                 continue;
             };
-            if c.controller().wanted(resources) && !self.hier.has(name) {
-                return Err(Error::Unsupported {
-                    setting: name.to_string(),
-                    backend: NAME,
-                    reason: format!(
+            let Some(setting) = c.controller().first_set(resources) else {
+                continue;
+            };
+            if !self.hier.has(name) {
+                return Err(setting.unsupported(
+                    NAME,
+                    format!(
                         "the {name} controller is not available in the cgroup2 hierarchy at {} (it offers: {})",
                         self.hier.mount_point.display(),
                         self.hier.controllers.join(" ")
                     ),
-                });
+                ));
             }
         }
         Ok(())
@@ -299,14 +302,14 @@ mod tests {
         let parent = CgroupPath::new("/a").unwrap();
         // Already enabled at the root: only a/ is written.
         let [memory, pids] = [Controller::Memory, Controller::Pids];
-        enable_controllers(&hier, &parent, &[memory], &[memory]).unwrap();
+        enable_controllers(&hier, &parent, &[memory], &[Setting::MemoryMax]).unwrap();
         assert_eq!(t.read("cgroup.subtree_control"), "memory");
         assert_eq!(t.read("a/cgroup.subtree_control"), "+memory");
         // Required but not available in a/ (the fake kernel does not turn the root's write
         // into a/'s cgroup.controllers): the error names the controller and the directory.
         t.file("cgroup.subtree_control", "")
             .file("a/cgroup.subtree_control", "");
-        let err = enable_controllers(&hier, &parent, &[pids], &[pids])
+        let err = enable_controllers(&hier, &parent, &[pids], &[Setting::PidsMax])
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -329,7 +332,7 @@ mod tests {
         let mut r = Resources::default();
         r.cpuset.cpus = Some("0".parse().unwrap());
         let (wanted, required) = to_enable(&r);
-        assert_eq!(required, vec![Controller::Cpuset]);
+        assert_eq!(required, vec![Setting::CpusetCpus]);
         let names: Vec<&str> = wanted.iter().map(|c| c.name()).collect();
         assert_eq!(names, vec!["memory", "io", "cpuset", "cpu", "pids"]);
     }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
     parse, Cgroup, CgroupLocation, CgroupPath, Controller, Error, EventStream, KernelFeatures,
-    Resources, Result, Stats,
+    Resources, Result, Setting, Stats,
 };
 
 use crate::backend::{enable_controllers, to_enable};
@@ -71,19 +71,23 @@ impl V2Cgroup {
             return Ok(());
         }
         let have = controller_list(&self.dir, "cgroup.controllers")?;
-        let missing: Vec<Controller> = required
-            .iter()
-            .copied()
-            .filter(|&c| !have.iter().any(|h| Some(h.as_str()) == kernel_name(c)))
+        let missing: Vec<Setting> = required
+            .into_iter()
+            .filter(|s| {
+                !have
+                    .iter()
+                    .any(|h| Some(h.as_str()) == kernel_name(s.controller()))
+            })
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
+        let controllers: Vec<Controller> = missing.iter().map(|s| s.controller()).collect();
         let parent = self.path.parent().ok_or_else(|| Error::Refused {
             what: "apply resources to the root cgroup".into(),
             reason: "the root cgroup has no resource limits on cgroup v2".into(),
         })?;
-        enable_controllers(&self.hier, &parent, &missing, &missing)
+        enable_controllers(&self.hier, &parent, &controllers, &missing)
     }
 
     fn remove_tree(&self) -> Result<()> {

@@ -7,31 +7,31 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use isol_ns_core::{parse, Error, Result};
+use isol_ns_core::{parse, Error, Result, Setting};
 
 use crate::NAME;
 
 /// Writes `value` to `dir/file` for `setting`. When the file does not exist (the running
 /// kernel lacks it, or its controller is not enabled for the cgroup) the error is
-/// [`Error::Unsupported`] naming the file.
-pub(crate) fn write_setting(dir: &Path, file: &str, value: &str) -> Result<()> {
+/// [`Error::Unsupported`] naming the setting as `Resources` does, and the file in its
+/// reason.
+pub(crate) fn write_setting(dir: &Path, setting: Setting, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     if !path.exists() {
-        return Err(unsupported_file(dir, file));
+        return Err(unsupported_file(dir, setting, file));
     }
     parse::write(&path, value)
 }
 
 /// The error for an interface file the cgroup does not have.
-pub(crate) fn unsupported_file(dir: &Path, file: &str) -> Error {
-    Error::Unsupported {
-        setting: file.to_string(),
-        backend: NAME,
-        reason: format!(
+pub(crate) fn unsupported_file(dir: &Path, setting: Setting, file: &str) -> Error {
+    setting.unsupported(
+        NAME,
+        format!(
             "{} does not exist: the running kernel lacks {file}, or its controller is not enabled for this cgroup",
             dir.join(file).display()
         ),
-    }
+    )
 }
 
 /// The text of `dir/file`, or `None` when the file does not exist.
@@ -91,13 +91,18 @@ mod tests {
     #[test]
     fn missing_file_is_unsupported_naming_it() {
         let t = FakeTree::new();
-        let err = write_setting(t.path(), "memory.swap.max", "0").unwrap_err();
+        let err =
+            write_setting(t.path(), Setting::MemorySwapMax, "memory.swap.max", "0").unwrap_err();
         assert!(
-            matches!(&err, Error::Unsupported { setting, backend: "cgroup-v2", .. } if setting == "memory.swap.max"),
+            matches!(&err, Error::Unsupported { setting, backend: "cgroup-v2", .. } if setting == "memory.swap_max"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("memory.swap.max does not exist"),
             "{err}"
         );
         t.files(&["pids.max"]);
-        write_setting(t.path(), "pids.max", "5").unwrap();
+        write_setting(t.path(), Setting::PidsMax, "pids.max", "5").unwrap();
         assert_eq!(t.read("pids.max"), "5");
     }
 

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use isol_ns_core::stats::CpuStats;
 use isol_ns_core::units::CpuMax;
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{
+    parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
+};
 
 use crate::files::{read_optional, write_setting};
 
@@ -20,10 +22,10 @@ impl ResourceController for Cpu {
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         if let Some(w) = r.cpu.weight {
-            write_setting(dir, "cpu.weight", &w.to_string())?;
+            write_setting(dir, Setting::CpuWeight, "cpu.weight", &w.to_string())?;
         }
         if let Some(max) = &r.cpu.max {
-            write_setting(dir, "cpu.max", &max.to_string())?;
+            write_setting(dir, Setting::CpuMax, "cpu.max", &max.to_string())?;
         }
         Ok(())
     }
@@ -117,6 +119,26 @@ mod tests {
         let err = Cpu.apply(t.path(), &r).unwrap_err();
         assert!(err.to_string().contains("cpu.weight"), "{err}");
         assert!(matches!(err, Error::Unsupported { .. }));
+        // io's and freezer's files are named otherwise than their Resources fields.
+        let mut r = Resources::default();
+        r.io.devices
+            .push(isol_ns_core::resources::IoDeviceLimit::parse("8:0:rbps=1").unwrap());
+        let err = super::super::io::Io.apply(t.path(), &r).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { setting, .. } if setting == "io.devices"),
+            "{err}"
+        );
+        let r = Resources {
+            frozen: Some(true),
+            ..Resources::default()
+        };
+        let err = super::super::freezer::Freezer
+            .apply(t.path(), &r)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { setting, .. } if setting == "frozen"),
+            "{err}"
+        );
     }
 
     #[test]

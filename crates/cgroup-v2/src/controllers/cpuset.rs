@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use isol_ns_core::units::CpuList;
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
 
 use crate::files::{read_optional, write_setting};
 
@@ -19,13 +19,13 @@ impl ResourceController for Cpuset {
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
-        for (file, want) in [
-            ("cpuset.cpus", &r.cpuset.cpus),
-            ("cpuset.mems", &r.cpuset.mems),
+        for (setting, file, want) in [
+            (Setting::CpusetCpus, "cpuset.cpus", &r.cpuset.cpus),
+            (Setting::CpusetMems, "cpuset.mems", &r.cpuset.mems),
         ] {
             let Some(want) = want else { continue };
             within_parent(dir, file, want)?;
-            write_setting(dir, file, &want.to_string())?;
+            write_setting(dir, setting, file, &want.to_string())?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
 
 use crate::files::{read_optional, wait_events_key, write_setting, WAIT_TIMEOUT};
 
@@ -16,7 +16,12 @@ pub struct Freezer;
 /// Writes `cgroup.freeze` and waits until `cgroup.events` reports `frozen` as wanted.
 /// Freezing is asynchronous: the kernel reports `frozen 1` once every task has stopped.
 pub fn set_frozen(dir: &Path, frozen: bool, timeout: Duration) -> Result<()> {
-    write_setting(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+    write_setting(
+        dir,
+        Setting::Frozen,
+        "cgroup.freeze",
+        if frozen { "1" } else { "0" },
+    )?;
     wait_events_key(dir, "frozen", u64::from(frozen), timeout)
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use isol_ns_core::resources::HugetlbLimit;
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result};
+use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
 
 use crate::files::write_setting;
 
@@ -21,6 +21,7 @@ impl ResourceController for Hugetlb {
         for h in &r.hugetlb {
             write_setting(
                 dir,
+                Setting::Hugetlb,
                 &format!("hugetlb.{}.max", h.page_size),
                 &h.max.to_string(),
             )?;
@@ -107,7 +108,7 @@ mod tests {
         };
         let err = Hugetlb.apply(t.path(), &r).unwrap_err();
         assert!(
-            matches!(&err, Error::Unsupported { setting, .. } if setting == "hugetlb.16GB.max"),
+            matches!(&err, Error::Unsupported { setting, .. } if setting == "hugetlb"),
             "{err}"
         );
     }

@@ -6,7 +6,9 @@ use std::path::Path;
 use isol_ns_core::resources::IoDeviceLimit;
 use isol_ns_core::stats::IoDeviceStats;
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{
+    parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
+};
 
 use crate::files::{read_optional, write_setting};
 
@@ -21,10 +23,10 @@ impl ResourceController for Io {
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         if let Some(w) = r.io.weight {
-            write_setting(dir, "io.weight", &format!("default {w}"))?;
+            write_setting(dir, Setting::IoWeight, "io.weight", &format!("default {w}"))?;
         }
         for dev in &r.io.devices {
-            write_setting(dir, "io.max", &max_line(dev))?;
+            write_setting(dir, Setting::IoDevices, "io.max", &max_line(dev))?;
         }
         Ok(())
     }

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use isol_ns_core::stats::{MemoryEvents, MemoryStats};
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{
+    parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
+};
 
 use crate::files::{read_optional, write_setting};
 
@@ -16,14 +18,14 @@ use crate::files::{read_optional, write_setting};
 pub struct Memory;
 
 /// The limit files, with how to reach the field in [`Resources`].
-fn limits(r: &Resources) -> [(&'static str, Option<Limit>); 5] {
+fn limits(r: &Resources) -> [(Setting, &'static str, Option<Limit>); 5] {
     let m = &r.memory;
     [
-        ("memory.min", m.min),
-        ("memory.low", m.low),
-        ("memory.high", m.high),
-        ("memory.max", m.max),
-        ("memory.swap.max", m.swap_max),
+        (Setting::MemoryMin, "memory.min", m.min),
+        (Setting::MemoryLow, "memory.low", m.low),
+        (Setting::MemoryHigh, "memory.high", m.high),
+        (Setting::MemoryMax, "memory.max", m.max),
+        (Setting::MemorySwapMax, "memory.swap.max", m.swap_max),
     ]
 }
 
@@ -33,13 +35,14 @@ impl ResourceController for Memory {
     }
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
-        for (file, value) in limits(r) {
+        for (setting, file, value) in limits(r) {
             if let Some(v) = value {
-                write_setting(dir, file, &v.to_string())?;
+                write_setting(dir, setting, file, &v.to_string())?;
             }
         }
         if let Some(group) = r.memory.oom_group {
-            write_setting(dir, "memory.oom.group", if group { "1" } else { "0" })?;
+            let value = if group { "1" } else { "0" };
+            write_setting(dir, Setting::MemoryOomGroup, "memory.oom.group", value)?;
         }
         Ok(())
     }
@@ -165,8 +168,13 @@ mod tests {
         let mut r = Resources::default();
         r.memory.swap_max = Some(Limit::Value(0));
         let err = Memory.apply(t.path(), &r).unwrap_err();
+        // Named as the Resources field, as cgroup-v1 names it; the reason names the file.
         assert!(
-            matches!(&err, Error::Unsupported { setting, .. } if setting == "memory.swap.max"),
+            matches!(&err, Error::Unsupported { setting, .. } if setting == "memory.swap_max"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("memory.swap.max does not exist"),
             "{err}"
         );
     }

@@ -3,7 +3,7 @@
 //! cgroup-v2.rst, "Controllers"). `kill` is not a controller but a core interface file;
 //! it lives here because it too is one file's worth of kernel interface.
 
-use isol_ns_core::{Controller, ResourceController, Resources};
+use isol_ns_core::{Controller, ResourceController, Resources, Setting};
 
 pub mod cpu;
 pub mod cpuset;
@@ -60,11 +60,12 @@ pub fn kernel_name(c: Controller) -> Option<&'static str> {
     ENABLEABLE.contains(&c).then(|| c.name())
 }
 
-/// The enableable controllers `resources` needs.
-pub fn needed(resources: &Resources) -> Vec<Controller> {
+/// The enableable controllers `resources` needs, each as the first setting it serves
+/// (what an error names when the controller cannot be enabled).
+pub fn needed(resources: &Resources) -> Vec<Setting> {
     ENABLEABLE
         .into_iter()
-        .filter(|c| c.wanted(resources))
+        .filter_map(|c| c.first_set(resources))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use isol_ns_core::stats::PidsStats;
-use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
 use crate::files::{read_optional, write_setting};
 
@@ -20,7 +20,7 @@ impl ResourceController for Pids {
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         if let Some(max) = r.pids.max {
-            write_setting(dir, "pids.max", &max.to_string())?;
+            write_setting(dir, Setting::PidsMax, "pids.max", &max.to_string())?;
         }
         Ok(())
     }
