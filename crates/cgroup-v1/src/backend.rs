@@ -11,13 +11,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use isol_ns_core::cgroupfs;
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
     Backend, Cgroup, CgroupLocation, CgroupMode, CgroupPath, Controller, Error, HostInfo, Parent,
     ResourceController, Resources, Result,
 };
 
-use crate::cgroup::{rmdir_tree, V1Cgroup};
+use crate::cgroup::V1Cgroup;
 use crate::controllers::{self, cpuset, kernel_name, BACKEND};
 
 /// One hierarchy a v1 cgroup spans, keyed as in [`CgroupLocation`].
@@ -230,7 +231,7 @@ impl Backend for V1Backend {
         })();
         if result.is_err() {
             for dir in made.iter().rev() {
-                let _ = rmdir_tree(dir);
+                let _ = cgroupfs::remove_tree(dir, cgroupfs::WAIT);
             }
         }
         result

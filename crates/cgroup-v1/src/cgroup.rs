@@ -5,26 +5,20 @@
 //! Reference: Documentation/admin-guide/cgroup-v1/cgroups.rst, 2.2 "Attaching processes"
 //! and 2.3 "Mounting hierarchies by name"; freezer-subsystem.rst for the kill sequence.
 
-use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use isol_ns_core::cgroupfs::{self, WAIT};
 use isol_ns_core::{
     open_for_attach, parse, Cgroup, CgroupLocation, CgroupPath, Controller, Error, EventStream,
     ResourceController, Resources, Result, Setting, Stats,
 };
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use crate::backend::{check, Hier};
 use crate::controllers::{freezer, kernel_name, BACKEND};
 use crate::events::V1Events;
-
-/// How long `kill` waits for the cgroup to empty, and `destroy` retries a busy rmdir.
-pub const WAIT: Duration = Duration::from_secs(10);
 
 /// One v1 cgroup.
 pub struct V1Cgroup {
@@ -90,13 +84,9 @@ impl V1Cgroup {
             .unwrap_or(self.dirs[0].1.as_path())
     }
 
-    /// Every task in the cgroup or beneath it, in any hierarchy.
-    fn all_pids(&self) -> Result<BTreeSet<u32>> {
-        let mut out = BTreeSet::new();
-        for (_, dir) in &self.dirs {
-            out.extend(subtree_pids(dir)?);
-        }
-        Ok(out)
+    /// Its directories, in the hierarchies' order.
+    fn dir_paths(&self) -> Vec<&Path> {
+        self.dirs.iter().map(|(_, d)| d.as_path()).collect()
     }
 
     fn controller_dirs(&self) -> impl Iterator<Item = (&dyn ResourceController, &Path)> {
@@ -104,70 +94,6 @@ impl V1Cgroup {
             .iter()
             .filter_map(|c| Some((c.as_ref(), self.dir_for(c.controller())?)))
     }
-}
-
-/// The pids in `dir`'s `cgroup.procs` and its descendants'. A directory that is gone has
-/// none.
-pub(crate) fn subtree_pids(dir: &Path) -> Result<Vec<u32>> {
-    let mut out = Vec::new();
-    for d in subtree(dir)? {
-        let path = d.join("cgroup.procs");
-        match parse::read_text(&path) {
-            Ok(text) => {
-                for word in text.split_whitespace() {
-                    out.push(parse::single_u64(&path, word)? as u32);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Read { path, source }),
-        }
-    }
-    Ok(out)
-}
-
-/// `dir` and every directory beneath it, parents before children; empty when `dir` is gone.
-fn subtree(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        match std::fs::read_dir(&d) {
-            Ok(entries) => {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        todo.push(e.path());
-                    }
-                }
-                out.push(d);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("read directory", d, e)),
-        }
-    }
-    out.sort_by_key(|d| d.components().count());
-    Ok(out)
-}
-
-/// Removes `dir` and its descendants, children first, retrying while the kernel reports
-/// EBUSY (a task that was just killed can hold the cgroup for a moment).
-pub(crate) fn rmdir_tree(dir: &Path) -> Result<()> {
-    let mut dirs = subtree(dir)?;
-    dirs.reverse();
-    for d in dirs {
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match std::fs::remove_dir(&d) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < WAIT => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Err(e) => return Err(Error::io("rmdir", d, e)),
-            }
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -255,13 +181,9 @@ impl Cgroup for V1Cgroup {
     /// delivered, and waits until no task is left in any hierarchy. Refuses when the
     /// calling process is itself inside.
     fn kill(&self) -> Result<()> {
-        let me = std::process::id();
-        if self.all_pids()?.contains(&me) {
-            return Err(Error::Refused {
-                what: format!("kill cgroup {}", self.primary),
-                reason: format!("this process ({me}) is inside it; kill it from outside"),
-            });
-        }
+        let dirs = self.dir_paths();
+        let what = format!("cgroup {}", self.primary);
+        cgroupfs::refuse_self(&cgroupfs::subtree_pids(&dirs)?, &what)?;
         // On hybrid hosts every task isol placed is also in the cgroup's unified twin, and
         // the twin's cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks in
         // flight included. Only without it do we freeze, SIGKILL and thaw through the v1
@@ -280,42 +202,14 @@ impl Cgroup for V1Cgroup {
         };
         // If freezing fails (a task stuck in the kernel), kill anyway; thawing below undoes it.
         let _ = freezer.map(|d| freezer::set(d, true));
-        let start = Instant::now();
-        let mut first = true;
-        loop {
-            let pids = self.all_pids()?;
-            if pids.is_empty() {
-                return Ok(());
-            }
-            for pid in &pids {
-                match kill(Pid::from_raw(*pid as i32), Signal::SIGKILL) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                    Err(e) => return Err(Error::io("kill", format!("pid {pid}"), e.into())),
-                }
-            }
-            if first {
-                if let Some(d) = freezer {
-                    freezer::set(d, false)?;
-                }
-            }
-            first = false;
-            if start.elapsed() > WAIT {
-                return Err(Error::Timeout {
-                    what: format!("cgroup {} to empty (left: {pids:?})", self.primary),
-                    waited_ms: start.elapsed().as_millis() as u64,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        cgroupfs::sigkill_until_empty(&dirs, &what, WAIT, || {
+            freezer.map_or(Ok(()), |d| freezer::set(d, false))
+        })
     }
 
     /// The tasks directly in the cgroup, from the memory hierarchy (else the first).
     fn pids(&self) -> Result<Vec<u32>> {
-        let path = self.main_dir().join("cgroup.procs");
-        let text = parse::read(&path)?;
-        text.split_whitespace()
-            .map(|w| parse::single_u64(&path, w).map(|p| p as u32))
-            .collect()
+        cgroupfs::procs(self.main_dir())
     }
 
     fn destroy(&self) -> Result<()> {
@@ -323,19 +217,16 @@ impl Cgroup for V1Cgroup {
         // goes with one rmdir per hierarchy, the unified twin last so that its cgroup.kill
         // is still there for `kill` if a hierarchy refuses (EBUSY: something is inside).
         // A task is in every hierarchy, so a busy cgroup normally refuses the first rmdir.
-        let emptied = self
+        if self
             .dirs
             .iter()
-            .all(|(_, dir)| match std::fs::remove_dir(dir) {
-                Ok(()) => true,
-                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-            });
-        if emptied {
+            .all(|(_, dir)| cgroupfs::rmdir_if_empty(dir))
+        {
             return Ok(());
         }
         self.kill()?;
         for (_, dir) in self.dirs.iter().rev() {
-            rmdir_tree(dir)?;
+            cgroupfs::remove_tree(dir, WAIT)?;
         }
         Ok(())
     }

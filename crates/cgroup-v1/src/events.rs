@@ -27,13 +27,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use isol_ns_core::{parse, CgroupEvent, Error, EventStream, Result};
+use isol_ns_core::{cgroupfs, parse, CgroupEvent, Error, EventStream, Result};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::cgroup::subtree_pids;
 use crate::controllers::freezer;
 
 /// How often emptiness and the freezer state are polled.
@@ -136,7 +135,7 @@ impl V1Events {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(V1Events {
             main: main.to_path_buf(),
-            populated: !subtree_pids(main)?.is_empty(),
+            populated: !cgroupfs::subtree_pids(&[main])?.is_empty(),
             frozen: freezer.and_then(is_frozen),
             freezer: freezer.map(Path::to_path_buf),
             pids_max: pids.map_or(0, pids_refused),
@@ -183,7 +182,7 @@ impl V1Events {
                 }
             }
         }
-        let populated = !subtree_pids(&self.main)?.is_empty();
+        let populated = !cgroupfs::subtree_pids(&[&self.main])?.is_empty();
         if self.populated && !populated {
             self.pending.push_back(CgroupEvent::Emptied);
         }

@@ -4,7 +4,6 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use isol_ns_core::host::Hierarchy;
@@ -15,7 +14,9 @@ use isol_ns_core::{
 
 use crate::backend::{enable_controllers, to_enable};
 use crate::controllers::{self, freezer, kernel_name, kill};
-use crate::files::{controller_list, WAIT_TIMEOUT};
+use isol_ns_core::cgroupfs::{self, WAIT};
+
+use crate::files::controller_list;
 use crate::NAME;
 
 /// One cgroup of the unified hierarchy, with an open `O_DIRECTORY` fd on it.
@@ -89,32 +90,6 @@ impl V2Cgroup {
         })?;
         enable_controllers(&self.hier, &parent, &controllers, &missing)
     }
-
-    fn remove_tree(&self) -> Result<()> {
-        let mut dirs = kill::tree(&self.dir)?;
-        dirs.reverse();
-        for d in dirs {
-            rmdir_retrying(&d)?;
-        }
-        Ok(())
-    }
-}
-
-/// `rmdir(2)`, retried with back-off while the kernel says EBUSY (tasks still exiting).
-fn rmdir_retrying(dir: &Path) -> Result<()> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < WAIT_TIMEOUT => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            Err(e) => return Err(Error::io("rmdir", dir, e)),
-        }
-    }
 }
 
 #[async_trait]
@@ -176,20 +151,18 @@ impl Cgroup for V2Cgroup {
     }
 
     fn freeze(&self) -> Result<()> {
-        freezer::set_frozen(&self.dir, true, WAIT_TIMEOUT)
+        freezer::set_frozen(&self.dir, true, WAIT)
     }
 
     fn thaw(&self) -> Result<()> {
-        freezer::set_frozen(&self.dir, false, WAIT_TIMEOUT)
+        freezer::set_frozen(&self.dir, false, WAIT)
     }
 
     fn oom_kills(&self) -> Result<u64> {
-        Ok(
-            match crate::files::read_optional(&self.dir, "memory.events")? {
-                Some(text) => crate::controllers::memory::events(&self.dir, &text)?.oom_kill,
-                None => 0,
-            },
-        )
+        Ok(match cgroupfs::read_optional(&self.dir, "memory.events")? {
+            Some(text) => crate::controllers::memory::events(&self.dir, &text)?.oom_kill,
+            None => 0,
+        })
     }
 
     fn kill(&self) -> Result<()> {
@@ -199,23 +172,21 @@ impl Cgroup for V2Cgroup {
                 self.dir.display()
             );
         }
-        kill::kill_all(&self.dir, WAIT_TIMEOUT)
+        kill::kill_all(&self.dir, WAIT)
     }
 
     fn pids(&self) -> Result<Vec<u32>> {
-        kill::procs(&self.dir)
+        cgroupfs::procs(&self.dir)
     }
 
     fn destroy(&self) -> Result<()> {
         // An empty cgroup without children — the usual case once a box's init is reaped —
         // goes with one rmdir; the kernel refuses it (EBUSY) while anything is inside.
-        match std::fs::remove_dir(&self.dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(_) => {}
+        if cgroupfs::rmdir_if_empty(&self.dir) {
+            return Ok(());
         }
-        kill::kill_all(&self.dir, WAIT_TIMEOUT)?;
-        self.remove_tree()
+        kill::kill_all(&self.dir, WAIT)?;
+        cgroupfs::remove_tree(&self.dir, WAIT)
     }
 
     async fn events(&self) -> Result<Box<dyn EventStream>> {

@@ -23,7 +23,9 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 
 use crate::controllers::{memory, pids};
-use crate::files::{events_key, read_optional};
+use isol_ns_core::cgroupfs::read_optional;
+
+use crate::files::events_key;
 
 /// Lets tokio poll the inotify fd.
 struct InotifyFd(Inotify);

@@ -23,6 +23,7 @@
 //! backend-specific knowledge: a v1 or v2 file name appears only in a backend crate.
 
 pub mod backend;
+pub mod cgroupfs;
 pub mod controller;
 pub mod convert;
 mod error;

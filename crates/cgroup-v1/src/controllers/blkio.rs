@@ -122,6 +122,7 @@ impl ResourceController for Blkio {
             };
             write(
                 dir,
+                Setting::IoWeight,
                 file,
                 &convert::io_weight_to_blkio_weight(weight, *scale).to_string(),
             )?;
@@ -131,7 +132,12 @@ impl ResourceController for Blkio {
             for (file, field) in THROTTLE {
                 if let Some(limit) = *field(&mut dev) {
                     let value = limit.value().unwrap_or(0);
-                    write(dir, file, &format!("{}:{} {value}", dev.major, dev.minor))?;
+                    write(
+                        dir,
+                        Setting::IoDevices,
+                        file,
+                        &format!("{}:{} {value}", dev.major, dev.minor),
+                    )?;
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use isol_ns_core::convert;
 use isol_ns_core::stats::CpuStats;
-use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
 use super::{read, read_u64, write};
 
@@ -41,14 +41,20 @@ impl ResourceController for Cpu {
         if let Some(weight) = r.cpu.weight {
             write(
                 dir,
+                Setting::CpuWeight,
                 "cpu.shares",
                 &convert::cpu_weight_to_shares(weight).to_string(),
             )?;
         }
         if let Some(max) = &r.cpu.max {
             let (quota, period) = convert::cpu_max_to_v1(max);
-            write(dir, "cpu.cfs_period_us", &period.to_string())?;
-            write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+            write(
+                dir,
+                Setting::CpuMax,
+                "cpu.cfs_period_us",
+                &period.to_string(),
+            )?;
+            write(dir, Setting::CpuMax, "cpu.cfs_quota_us", &quota.to_string())?;
         }
         Ok(())
     }

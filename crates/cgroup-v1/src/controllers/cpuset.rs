@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
+use isol_ns_core::cgroupfs;
 use isol_ns_core::units::CpuList;
-use isol_ns_core::{Controller, Error, ResourceController, Resources, Result};
+use isol_ns_core::{Controller, Error, ResourceController, Resources, Result, Setting};
 
 use super::{read, write};
 
@@ -33,7 +34,7 @@ pub fn prepare(dir: &Path) -> Result<()> {
         )
     })?;
     for name in ["cpuset.cpus", "cpuset.mems"] {
-        write(dir, name, read(parent, name)?.trim())?;
+        cgroupfs::write(dir, name, read(parent, name)?.trim())?;
     }
     Ok(())
 }
@@ -47,9 +48,19 @@ impl ResourceController for Cpuset {
     /// and the memory nodes (likewise within the parent's effective mems).
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         let parent = dir.parent();
-        for (name, effective, wanted) in [
-            ("cpuset.cpus", "cpuset.effective_cpus", &r.cpuset.cpus),
-            ("cpuset.mems", "cpuset.effective_mems", &r.cpuset.mems),
+        for (setting, name, effective, wanted) in [
+            (
+                Setting::CpusetCpus,
+                "cpuset.cpus",
+                "cpuset.effective_cpus",
+                &r.cpuset.cpus,
+            ),
+            (
+                Setting::CpusetMems,
+                "cpuset.mems",
+                "cpuset.effective_mems",
+                &r.cpuset.mems,
+            ),
         ] {
             let Some(wanted) = wanted else { continue };
             if let Some(parent) = parent {
@@ -62,7 +73,7 @@ impl ResourceController for Cpuset {
                     ));
                 }
             }
-            write(dir, name, &wanted.to_string())?;
+            write(dir, setting, name, &wanted.to_string())?;
         }
         Ok(())
     }

@@ -5,42 +5,36 @@
 //! stopped, then `FROZEN`. [`set`] writes the state and waits for it.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use isol_ns_core::{Controller, Error, ResourceController, Resources, Result};
+use isol_ns_core::cgroupfs::{self, Backoff};
+use isol_ns_core::{Controller, ResourceController, Resources, Result, Setting};
 
 use super::{read, write};
 
 /// `freezer.state`.
 pub struct Freezer;
 
-/// How long [`set`] waits for the kernel to reach the state.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Reads `freezer.state`: `THAWED`, `FREEZING` or `FROZEN`.
 pub fn state(dir: &Path) -> Result<String> {
     Ok(read(dir, "freezer.state")?.trim().to_string())
 }
 
-/// Writes `FROZEN` or `THAWED` and waits until `freezer.state` shows it.
+/// Writes `FROZEN` or `THAWED` and waits (at most [`cgroupfs::WAIT`]) until
+/// `freezer.state` shows it.
 pub fn set(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
+    let mut backoff = Backoff::new(cgroupfs::WAIT, Duration::from_millis(50));
     loop {
         // Re-writing FROZEN retries tasks that could not be frozen yet.
-        write(dir, "freezer.state", want)?;
+        write(dir, Setting::Frozen, "freezer.state", want)?;
         if state(dir)? == want {
             return Ok(());
         }
-        if start.elapsed() > TIMEOUT {
-            return Err(Error::Timeout {
-                what: format!("{} to read {want}", dir.join("freezer.state").display()),
-                waited_ms: start.elapsed().as_millis() as u64,
-            });
+        if !backoff.pause() {
+            let file = dir.join("freezer.state");
+            return Err(backoff.timed_out(format!("{} to read {want}", file.display())));
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -92,7 +86,8 @@ mod tests {
         let t = FakeTree::new();
         let err = set(t.path(), true).unwrap_err().to_string();
         assert!(
-            err.contains("freezer.state") && err.contains("FROZEN"),
+            err.starts_with("frozen is not supported by cgroup-v1")
+                && err.contains("freezer.state does not exist"),
             "{err}"
         );
     }

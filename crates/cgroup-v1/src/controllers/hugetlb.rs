@@ -39,7 +39,7 @@ impl ResourceController for Hugetlb {
             }
         }
         for h in &r.hugetlb {
-            write(dir, &file(&h.page_size), &bytes_v1(h.max))?;
+            write(dir, Setting::Hugetlb, &file(&h.page_size), &bytes_v1(h.max))?;
         }
         Ok(())
     }

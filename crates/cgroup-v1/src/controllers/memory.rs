@@ -47,8 +47,16 @@ impl Memory {
             (Some(l), Some(_)) => order(l) <= order(read_bytes_limit(dir, MEMSW)?),
             _ => true,
         };
-        let write_limit = || limit.map_or(Ok(()), |l| write(dir, LIMIT, &bytes_v1(l)));
-        let write_memsw = || memsw.map_or(Ok(()), |m| write(dir, MEMSW, &bytes_v1(m)));
+        let write_limit = || {
+            limit.map_or(Ok(()), |l| {
+                write(dir, Setting::MemoryMax, LIMIT, &bytes_v1(l))
+            })
+        };
+        let write_memsw = || {
+            memsw.map_or(Ok(()), |m| {
+                write(dir, Setting::MemorySwapMax, MEMSW, &bytes_v1(m))
+            })
+        };
         if limit_first {
             write_limit()?;
             write_memsw()
@@ -94,7 +102,12 @@ impl ResourceController for Memory {
         self.check(r)?;
         let m = &r.memory;
         if let Some(low) = m.low {
-            write(dir, "memory.soft_limit_in_bytes", &bytes_v1(low))?;
+            write(
+                dir,
+                Setting::MemoryLow,
+                "memory.soft_limit_in_bytes",
+                &bytes_v1(low),
+            )?;
         }
         let memsw = match (m.max, m.swap_max) {
             (_, Some(swap)) => {

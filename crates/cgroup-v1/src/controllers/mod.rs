@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use isol_ns_core::units::Limit;
-use isol_ns_core::{parse, Controller, ResourceController, Result};
+use isol_ns_core::{cgroupfs, parse, Controller, ResourceController, Result, Setting};
 
 pub mod blkio;
 pub mod cpu;
@@ -56,14 +56,12 @@ pub fn kernel_name(c: Controller) -> &'static str {
     }
 }
 
-/// Reads `dir/name`.
-pub fn read(dir: &Path, name: &str) -> Result<String> {
-    parse::read(&dir.join(name))
-}
+pub use isol_ns_core::cgroupfs::{optional, read, read_u64};
 
-/// Writes `value` to `dir/name`; the error names the file and the value.
-pub fn write(dir: &Path, name: &str, value: &str) -> Result<()> {
-    parse::write(&dir.join(name), value)
+/// Writes `value` to `dir/file` for `setting`; a file this kernel lacks is
+/// [`isol_ns_core::Error::Unsupported`] naming the setting.
+pub fn write(dir: &Path, setting: Setting, file: &str, value: &str) -> Result<()> {
+    cgroupfs::write_setting(dir, file, value, setting, BACKEND)
 }
 
 /// A v1 byte limit as the kernel takes it: the number, or `-1` for unlimited.
@@ -92,21 +90,6 @@ pub fn bytes_limit(path: &Path, text: &str) -> Result<Limit> {
 pub fn read_bytes_limit(dir: &Path, name: &str) -> Result<Limit> {
     let path = dir.join(name);
     bytes_limit(&path, &parse::read(&path)?)
-}
-
-/// Reads a single-number file of `dir`.
-pub fn read_u64(dir: &Path, name: &str) -> Result<u64> {
-    let path = dir.join(name);
-    parse::single_u64(&path, &parse::read(&path)?)
-}
-
-/// Treats a missing file as `None` (the kernel lacks the feature), other errors as errors.
-pub fn optional<T>(r: Result<T>) -> Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use isol_ns_core::stats::PidsStats;
-use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
 use super::{optional, read, read_u64, write};
 
@@ -21,7 +21,7 @@ impl ResourceController for Pids {
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         if let Some(max) = r.pids.max {
-            write(dir, "pids.max", &max.to_string())?;
+            write(dir, Setting::PidsMax, "pids.max", &max.to_string())?;
         }
         Ok(())
     }

@@ -9,7 +9,9 @@ use isol_ns_core::{
     parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
 };
 
-use crate::files::{read_optional, write_setting};
+use isol_ns_core::cgroupfs::read_optional;
+
+use crate::files::write_setting;
 
 /// `cpu.weight` (1..=10000) and `cpu.max` (`$MAX $PERIOD`).
 #[derive(Debug)]

@@ -7,7 +7,9 @@ use std::path::Path;
 use isol_ns_core::units::CpuList;
 use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
 
-use crate::files::{read_optional, write_setting};
+use isol_ns_core::cgroupfs::read_optional;
+
+use crate::files::write_setting;
 
 /// `cpuset.cpus` and `cpuset.mems`.
 #[derive(Debug)]

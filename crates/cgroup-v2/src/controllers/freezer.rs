@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
 
-use crate::files::{read_optional, wait_events_key, write_setting, WAIT_TIMEOUT};
+use isol_ns_core::cgroupfs::{read_optional, WAIT};
+
+use crate::files::{wait_events_key, write_setting};
 
 /// `Resources::frozen`.
 #[derive(Debug)]
@@ -32,7 +34,7 @@ impl ResourceController for Freezer {
 
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
         match r.frozen {
-            Some(f) => set_frozen(dir, f, WAIT_TIMEOUT),
+            Some(f) => set_frozen(dir, f, WAIT),
             None => Ok(()),
         }
     }

@@ -10,7 +10,9 @@ use isol_ns_core::{
     parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
 };
 
-use crate::files::{read_optional, write_setting};
+use isol_ns_core::cgroupfs::read_optional;
+
+use crate::files::write_setting;
 
 /// `io.weight` and `io.max`.
 #[derive(Debug)]

@@ -11,7 +11,9 @@ use isol_ns_core::{
     parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
 };
 
-use crate::files::{read_optional, write_setting};
+use isol_ns_core::cgroupfs::read_optional;
+
+use crate::files::write_setting;
 
 /// The memory limits and protections.
 #[derive(Debug)]

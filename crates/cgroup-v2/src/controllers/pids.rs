@@ -6,7 +6,9 @@ use std::path::Path;
 use isol_ns_core::stats::PidsStats;
 use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
-use crate::files::{read_optional, write_setting};
+use isol_ns_core::cgroupfs::read_optional;
+
+use crate::files::write_setting;
 
 /// `pids.max`. A limit of 0 is written as `0`: no task may be created (forks fail with
 /// EAGAIN), as the neutral model says.
