@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use isol_ns_core::{cgroupfs, parse, CgroupEvent, Error, EventStream, Result};
+use isol_ns_core::{cgroupfs, convert, parse, CgroupEvent, Error, EventStream, Result};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -92,7 +92,9 @@ fn failcnt(dir: &Path) -> u64 {
 }
 
 fn is_frozen(dir: &Path) -> Option<bool> {
-    freezer::state(dir).ok().map(|s| s == "FROZEN")
+    freezer::state(dir)
+        .ok()
+        .map(|s| convert::frozen_from_v1(&s))
 }
 
 impl V1Events {

@@ -1,7 +1,9 @@
 //! Pure conversions between cgroup v1 and v2 values.
 //!
-//! [`crate::Resources`] speaks v2; the v1 backend converts with these functions, and the
-//! v2 backend uses the reverse ones when a caller brings v1 numbers. The reference values
+//! [`crate::Resources`] speaks v2; the v1 backend converts with these functions (every
+//! v1⇄v2 conversion of a value is here: cpu shares and quota, blkio weights, byte
+//! limits and their "unlimited", swap, throttles, cpu times, the freezer's state), and
+//! the v2 backend uses the reverse ones when a caller brings v1 numbers. The reference values
 //! of the cpu tests are runc's (libcontainer/cgroups/utils.go); the blkio weights follow
 //! the same rule as runc's current cpu map: default onto default, ends onto ends.
 
@@ -46,6 +48,81 @@ pub fn cpu_weight_to_shares(weight: u64) -> u64 {
     let c = 612.0 * (weight.log10() + 7.0 / 34.0);
     let l = (-125.0 + (125.0f64 * 125.0 + 4.0 * c).sqrt()) / 2.0;
     (2f64.powf(l).round() as u64).clamp(SHARES_MIN, SHARES_MAX)
+}
+
+/// The weight that v1 `cpu.shares` stands for, reading back what isol applied.
+///
+/// [`cpu_shares_to_weight`] is the formula, but rounding in the two directions can land
+/// one step off (weight 200 → 1 pair of shares → 201); when a weight within two steps
+/// writes exactly these shares, that is the weight isol wrote, so reading back gives what
+/// was applied. `0` stays `0`.
+pub fn cpu_weight_of_shares(shares: u64) -> u64 {
+    let w = cpu_shares_to_weight(shares);
+    if cpu_weight_to_shares(w) == shares {
+        return w;
+    }
+    (w.saturating_sub(2).max(1)..=(w + 2).min(10_000))
+        .find(|c| cpu_weight_to_shares(*c) == shares)
+        .unwrap_or(w)
+}
+
+/// v1 `cpuacct.usage*` and `cpu.stat` `throttled_time` (nanoseconds) → the
+/// microseconds of v2's `cpu.stat`, rounded down.
+pub fn usec_from_ns(ns: u64) -> u64 {
+    ns / 1000
+}
+
+/// v1 `cpuacct.stat` (clock ticks, `hz` a second) → microseconds, rounded down
+/// (saturating, where a tick counter beyond reason would overflow).
+pub fn usec_from_ticks(ticks: u64, hz: u64) -> u64 {
+    let usec = u128::from(ticks) * 1_000_000 / u128::from(hz.max(1));
+    u64::try_from(usec).unwrap_or(u64::MAX)
+}
+
+/// The smallest value the kernel shows for an unlimited v1 page counter.
+///
+/// An unlimited memory (or hugetlb) limit reads back as `PAGE_COUNTER_MAX` rounded down
+/// to a page: 9223372036854771712 with 4 KiB pages, 9223372036854710272 with 64 KiB
+/// pages. Anything at or above this (i64::MAX rounded down to 64 KiB) is unlimited.
+pub const V1_UNLIMITED_BYTES: u64 = 0x7FFF_FFFF_FFFF_0000;
+
+/// A v2 byte limit (`memory.max`, `hugetlb.<size>.max`) → the v1 value
+/// (`memory.limit_in_bytes`, `hugetlb.<size>.limit_in_bytes`): `max` is `-1`.
+pub fn bytes_to_v1(limit: Limit) -> i64 {
+    match limit {
+        Limit::Max => -1,
+        Limit::Value(v) => i64::try_from(v).unwrap_or(i64::MAX),
+    }
+}
+
+/// A v1 byte limit as the kernel shows it → v2: `-1` (any negative) and anything at or
+/// above [`V1_UNLIMITED_BYTES`] is `max`.
+pub fn bytes_from_v1(value: i64) -> Limit {
+    match u64::try_from(value) {
+        Ok(v) if v < V1_UNLIMITED_BYTES => Limit::Value(v),
+        _ => Limit::Max,
+    }
+}
+
+/// A v2 `io.max` limit → the v1 `blkio.throttle.*` value, where 0 means "no limit":
+/// `max` is written as 0 (and the kernel then drops the device's line).
+pub fn io_limit_to_v1_throttle(limit: Limit) -> u64 {
+    limit.value().unwrap_or(0)
+}
+
+/// v2 `cgroup.freeze` (frozen or not) → the v1 `freezer.state` to write.
+pub fn frozen_to_v1(frozen: bool) -> &'static str {
+    if frozen {
+        "FROZEN"
+    } else {
+        "THAWED"
+    }
+}
+
+/// v1 `freezer.state` → frozen: only `FROZEN` is; `FREEZING` (not every task stopped
+/// yet) and `THAWED` are not.
+pub fn frozen_from_v1(state: &str) -> bool {
+    state.trim() == "FROZEN"
 }
 
 /// The range and default of a v1 proportional I/O weight file.
@@ -233,6 +310,82 @@ mod tests {
                 cpu_weight_to_shares(weight)
             );
         }
+    }
+
+    #[test]
+    fn every_weight_reads_back_through_shares() {
+        for w in 1..=10_000u64 {
+            let shares = cpu_weight_to_shares(w);
+            let back = cpu_weight_of_shares(shares);
+            // Where two weights share a value of cpu.shares, either is a faithful reading.
+            assert_eq!(
+                cpu_weight_to_shares(back),
+                shares,
+                "weight {w} → shares {shares} → {back}"
+            );
+        }
+        // (shares as the kernel shows them, the weight read back)
+        let table = [(0, 0), (2, 1), (1024, 100), (262_144, 10_000)];
+        for (shares, weight) in table {
+            assert_eq!(cpu_weight_of_shares(shares), weight, "shares {shares}");
+        }
+        assert_eq!(cpu_weight_of_shares(cpu_weight_to_shares(200)), 200);
+        assert_ne!(cpu_shares_to_weight(cpu_weight_to_shares(200)), 200);
+    }
+
+    #[test]
+    fn cpu_time() {
+        for (ns, usec) in [(0, 0), (999, 0), (1000, 1), (2_500_999, 2500)] {
+            assert_eq!(usec_from_ns(ns), usec, "{ns} ns");
+        }
+        // (ticks, USER_HZ, µs)
+        let table = [
+            (0, 100, 0),
+            (1, 100, 10_000),
+            (250, 100, 2_500_000),
+            (3, 1000, 3000),
+            (1 << 40, 100, (1 << 40) * 10_000),
+            (u64::MAX, 100, u64::MAX),
+        ];
+        for (ticks, hz, usec) in table {
+            assert_eq!(usec_from_ticks(ticks, hz), usec, "{ticks} at {hz} Hz");
+        }
+    }
+
+    #[test]
+    fn byte_limits() {
+        // (v2, v1 written, v2 read back from that)
+        let table = [
+            (Limit::Max, -1, Limit::Max),
+            (Limit::Value(0), 0, Limit::Value(0)),
+            (Limit::Value(64 << 20), 64 << 20, Limit::Value(64 << 20)),
+            (Limit::Value(u64::MAX), i64::MAX, Limit::Max),
+        ];
+        for (v2, v1, back) in table {
+            assert_eq!(bytes_to_v1(v2), v1, "{v2}");
+            assert_eq!(bytes_from_v1(v1), back, "{v1}");
+        }
+        // What the kernel shows for unlimited, with 4 KiB and 64 KiB pages.
+        for shown in [9_223_372_036_854_771_712, 9_223_372_036_854_710_272, -1, -2] {
+            assert_eq!(bytes_from_v1(shown), Limit::Max, "{shown}");
+        }
+        assert_eq!(
+            bytes_from_v1(V1_UNLIMITED_BYTES as i64 - 1),
+            Limit::Value(V1_UNLIMITED_BYTES - 1)
+        );
+        // A throttle of 0 is no throttle on v1.
+        assert_eq!(io_limit_to_v1_throttle(Limit::Max), 0);
+        assert_eq!(io_limit_to_v1_throttle(Limit::Value(1 << 20)), 1 << 20);
+    }
+
+    #[test]
+    fn freezer_states() {
+        for frozen in [true, false] {
+            assert_eq!(frozen_from_v1(frozen_to_v1(frozen)), frozen);
+        }
+        assert!(frozen_from_v1("FROZEN\n"));
+        assert!(!frozen_from_v1("FREEZING"));
+        assert!(!frozen_from_v1("THAWED"));
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl ResourceController for Blkio {
             let mut dev = dev.clone();
             for (file, field) in THROTTLE {
                 if let Some(limit) = *field(&mut dev) {
-                    let value = limit.value().unwrap_or(0);
+                    let value = convert::io_limit_to_v1_throttle(limit);
                     write(
                         dir,
                         Setting::IoDevices,

@@ -3,7 +3,8 @@
 //!
 //! Reference: Documentation/scheduler/sched-bwc.rst ("Management", "Statistics") and
 //! Documentation/admin-guide/cgroup-v1/cgroups.rst. Values are converted from and to v2
-//! terms with `isol_ns_core::convert` (`cpu_weight_to_shares`, `cpu_max_to_v1`).
+//! terms with `isol_ns_core::convert` (`cpu_weight_to_shares`, `cpu_weight_of_shares`,
+//! `cpu_max_to_v1`, `usec_from_ns`).
 
 use std::path::Path;
 
@@ -11,24 +12,10 @@ use isol_ns_core::convert;
 use isol_ns_core::stats::CpuStats;
 use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
-use super::{read, read_u64, write};
+use super::{read, read_i64, read_u64, write};
 
 /// `cpu.shares`, `cpu.cfs_*`.
 pub struct Cpu;
-
-/// The weight that `shares` stands for. `convert::cpu_shares_to_weight` is the formula,
-/// but rounding in the two directions can land one step off (weight 200 → 1 pair of
-/// shares → 201); when a weight within two steps writes exactly these shares, that is
-/// the weight isol wrote, so reading back gives what was applied.
-pub fn weight_of_shares(shares: u64) -> u64 {
-    let w = convert::cpu_shares_to_weight(shares);
-    if convert::cpu_weight_to_shares(w) == shares {
-        return w;
-    }
-    (w.saturating_sub(2).max(1)..=(w + 2).min(10_000))
-        .find(|c| convert::cpu_weight_to_shares(*c) == shares)
-        .unwrap_or(w)
-}
 
 impl ResourceController for Cpu {
     fn controller(&self) -> Controller {
@@ -60,15 +47,8 @@ impl ResourceController for Cpu {
     }
 
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        out.cpu.weight = Some(weight_of_shares(read_u64(dir, "cpu.shares")?));
-        let quota_path = dir.join("cpu.cfs_quota_us");
-        let text = parse::read(&quota_path)?;
-        let quota: i64 = text.trim().parse().map_err(|_| {
-            isol_ns_core::Error::parse(
-                &quota_path,
-                format!("expected a number, found {:?}", text.trim()),
-            )
-        })?;
+        out.cpu.weight = Some(convert::cpu_weight_of_shares(read_u64(dir, "cpu.shares")?));
+        let quota = read_i64(dir, "cpu.cfs_quota_us")?;
         let period = read_u64(dir, "cpu.cfs_period_us")?;
         out.cpu.max = Some(convert::cpu_max_from_v1(quota, period));
         Ok(())
@@ -81,7 +61,8 @@ impl ResourceController for Cpu {
         let cpu = stats.cpu.get_or_insert_with(CpuStats::default);
         cpu.nr_periods = stat.get("nr_periods").copied().unwrap_or(0);
         cpu.nr_throttled = stat.get("nr_throttled").copied().unwrap_or(0);
-        cpu.throttled_usec = stat.get("throttled_time").copied().unwrap_or(0) / 1000;
+        cpu.throttled_usec =
+            convert::usec_from_ns(stat.get("throttled_time").copied().unwrap_or(0));
         Ok(())
     }
 }
@@ -146,22 +127,6 @@ mod tests {
             err.contains("cpu.cfs_quota_us") && err.contains("lots"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn every_weight_round_trips_through_shares() {
-        for w in 1..=10_000u64 {
-            let shares = convert::cpu_weight_to_shares(w);
-            let back = weight_of_shares(shares);
-            // Where two weights share a value of cpu.shares, either is a faithful reading.
-            assert_eq!(
-                convert::cpu_weight_to_shares(back),
-                shares,
-                "weight {w} → shares {shares} → {back}"
-            );
-        }
-        assert_eq!(weight_of_shares(convert::cpu_weight_to_shares(200)), 200);
-        assert_eq!(weight_of_shares(1024), 100);
     }
 
     #[test]

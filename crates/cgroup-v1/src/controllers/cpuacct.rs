@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use isol_ns_core::convert;
 use isol_ns_core::stats::CpuStats;
 use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Stats};
 
@@ -26,7 +27,7 @@ fn user_hz() -> u64 {
 /// `cpuacct.stat` (`user N`, `system N` in ticks) → (user µs, system µs).
 pub fn ticks_to_usec(path: &Path, text: &str, hz: u64) -> Result<(u64, u64)> {
     let stat = parse::flat_keyed(path, text)?;
-    let us = |k: &str| stat.get(k).copied().unwrap_or(0) * 1_000_000 / hz;
+    let us = |k: &str| convert::usec_from_ticks(stat.get(k).copied().unwrap_or(0), hz);
     Ok((us("user"), us("system")))
 }
 
@@ -45,12 +46,12 @@ impl ResourceController for Cpuacct {
 
     fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()> {
         let cpu = stats.cpu.get_or_insert_with(CpuStats::default);
-        cpu.usage_usec = read_u64(dir, "cpuacct.usage")? / 1000;
+        cpu.usage_usec = convert::usec_from_ns(read_u64(dir, "cpuacct.usage")?);
         let user = optional(read_u64(dir, "cpuacct.usage_user"))?;
         let sys = optional(read_u64(dir, "cpuacct.usage_sys"))?;
         if let (Some(user), Some(sys)) = (user, sys) {
-            cpu.user_usec = user / 1000;
-            cpu.system_usec = sys / 1000;
+            cpu.user_usec = convert::usec_from_ns(user);
+            cpu.system_usec = convert::usec_from_ns(sys);
         } else {
             let path = dir.join("cpuacct.stat");
             (cpu.user_usec, cpu.system_usec) =

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use isol_ns_core::cgroupfs::{self, Backoff};
+use isol_ns_core::convert;
 use isol_ns_core::{Controller, ResourceController, Resources, Result, Setting};
 
 use super::{read, write};
@@ -23,7 +24,7 @@ pub fn state(dir: &Path) -> Result<String> {
 /// Writes `FROZEN` or `THAWED` and waits (at most [`cgroupfs::WAIT`]) until
 /// `freezer.state` shows it.
 pub fn set(dir: &Path, frozen: bool) -> Result<()> {
-    let want = if frozen { "FROZEN" } else { "THAWED" };
+    let want = convert::frozen_to_v1(frozen);
     let mut backoff = Backoff::new(cgroupfs::WAIT, Duration::from_millis(50));
     loop {
         // Re-writing FROZEN retries tasks that could not be frozen yet.
@@ -52,7 +53,7 @@ impl ResourceController for Freezer {
 
     /// `FROZEN` is frozen; `THAWED` and `FREEZING` (not yet stopped) are not.
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        out.frozen = Some(state(dir)? == "FROZEN");
+        out.frozen = Some(convert::frozen_from_v1(&state(dir)?));
         Ok(())
     }
 }

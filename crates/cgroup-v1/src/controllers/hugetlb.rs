@@ -10,7 +10,7 @@ use std::path::Path;
 use isol_ns_core::resources::HugetlbLimit;
 use isol_ns_core::{Controller, ResourceController, Resources, Result, Setting};
 
-use super::{bytes_v1, read_bytes_limit, write, BACKEND};
+use super::{read_bytes_limit, write_bytes_limit, BACKEND};
 
 /// `hugetlb.<size>.limit_in_bytes`.
 pub struct Hugetlb;
@@ -39,7 +39,7 @@ impl ResourceController for Hugetlb {
             }
         }
         for h in &r.hugetlb {
-            write(dir, Setting::Hugetlb, &file(&h.page_size), &bytes_v1(h.max))?;
+            write_bytes_limit(dir, Setting::Hugetlb, &file(&h.page_size), h.max)?;
         }
         Ok(())
     }

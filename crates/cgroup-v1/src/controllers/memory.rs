@@ -22,7 +22,7 @@ use isol_ns_core::stats::{MemoryEvents, MemoryStats};
 use isol_ns_core::units::Limit;
 use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
-use super::{bytes_v1, optional, read, read_bytes_limit, read_u64, write, BACKEND};
+use super::{optional, read, read_bytes_limit, read_u64, write_bytes_limit, BACKEND};
 
 /// The memory controller. `memsw` says whether the kernel accounts swap
 /// (`memory.memsw.*` exist; not when booted with `swapaccount=0` or built without it).
@@ -49,12 +49,12 @@ impl Memory {
         };
         let write_limit = || {
             limit.map_or(Ok(()), |l| {
-                write(dir, Setting::MemoryMax, LIMIT, &bytes_v1(l))
+                write_bytes_limit(dir, Setting::MemoryMax, LIMIT, l)
             })
         };
         let write_memsw = || {
             memsw.map_or(Ok(()), |m| {
-                write(dir, Setting::MemorySwapMax, MEMSW, &bytes_v1(m))
+                write_bytes_limit(dir, Setting::MemorySwapMax, MEMSW, m)
             })
         };
         if limit_first {
@@ -102,12 +102,7 @@ impl ResourceController for Memory {
         self.check(r)?;
         let m = &r.memory;
         if let Some(low) = m.low {
-            write(
-                dir,
-                Setting::MemoryLow,
-                "memory.soft_limit_in_bytes",
-                &bytes_v1(low),
-            )?;
+            write_bytes_limit(dir, Setting::MemoryLow, "memory.soft_limit_in_bytes", low)?;
         }
         let memsw = match (m.max, m.swap_max) {
             (_, Some(swap)) => {

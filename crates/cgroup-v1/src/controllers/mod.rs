@@ -1,5 +1,7 @@
-//! The v1 controllers, one file each, and what they share: how v1 spells "unlimited",
-//! and the errors that name a setting this backend cannot honour.
+//! The v1 controllers, one file each, and what they share: the kernel's names for them,
+//! writing a setting as this backend (a file the kernel lacks names the setting), and
+//! reading and writing v1's byte limits, whose "unlimited" `isol_ns_core::convert`
+//! translates.
 //!
 //! Every controller is called with its own hierarchy's directory of the cgroup (the
 //! backend finds it); a controller never looks at another hierarchy.
@@ -8,7 +10,9 @@
 use std::path::Path;
 
 use isol_ns_core::units::Limit;
-use isol_ns_core::{cgroupfs, parse, Controller, ResourceController, Result, Setting};
+use isol_ns_core::{
+    cgroupfs, convert, parse, Controller, Error, ResourceController, Result, Setting,
+};
 
 pub mod blkio;
 pub mod cpu;
@@ -22,13 +26,6 @@ pub mod pids;
 
 /// The backend's registry name, as it appears in [`isol_ns_core::Error::Unsupported`].
 pub const BACKEND: &str = "cgroup-v1";
-
-/// The smallest value the kernel shows for an unlimited page counter.
-///
-/// An unlimited memory (or hugetlb) limit reads back as `PAGE_COUNTER_MAX` rounded down
-/// to a page: 9223372036854771712 with 4 KiB pages, 9223372036854710272 with 64 KiB
-/// pages. Anything at or above this (i64::MAX rounded down to 64 KiB) is "unlimited".
-pub const UNLIMITED_BYTES: u64 = 0x7FFF_FFFF_FFFF_0000;
 
 /// Every controller this backend drives, in the order they are applied: cpuset first (a
 /// cpuset cgroup needs cpus and mems before anything joins it), freezer last (so that the
@@ -64,32 +61,26 @@ pub fn write(dir: &Path, setting: Setting, file: &str, value: &str) -> Result<()
     cgroupfs::write_setting(dir, file, value, setting, BACKEND)
 }
 
-/// A v1 byte limit as the kernel takes it: the number, or `-1` for unlimited.
-pub fn bytes_v1(limit: Limit) -> String {
-    match limit {
-        Limit::Value(v) => v.to_string(),
-        Limit::Max => "-1".to_string(),
-    }
+/// The signed number in `dir/file` (`cpu.cfs_quota_us`, the byte limits: `-1` is their
+/// "unlimited").
+pub fn read_i64(dir: &Path, file: &str) -> Result<i64> {
+    let path = dir.join(file);
+    let text = parse::read(&path)?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::parse(&path, format!("expected a number, found {:?}", text.trim())))
 }
 
-/// Parses a v1 byte counter limit (`memory.limit_in_bytes`, `hugetlb.*.limit_in_bytes`):
-/// at or above [`UNLIMITED_BYTES`] (or `-1`) is `Limit::Max`.
-pub fn bytes_limit(path: &Path, text: &str) -> Result<Limit> {
-    if text.trim() == "-1" {
-        return Ok(Limit::Max);
-    }
-    let v = parse::single_u64(path, text)?;
-    Ok(if v >= UNLIMITED_BYTES {
-        Limit::Max
-    } else {
-        Limit::Value(v)
-    })
+/// A byte limit of `dir` (`memory.limit_in_bytes`, `hugetlb.*.limit_in_bytes`), with
+/// the kernel's unlimited as `max` ([`convert::bytes_from_v1`]).
+pub fn read_bytes_limit(dir: &Path, file: &str) -> Result<Limit> {
+    read_i64(dir, file).map(convert::bytes_from_v1)
 }
 
-/// Reads a byte limit file of `dir`.
-pub fn read_bytes_limit(dir: &Path, name: &str) -> Result<Limit> {
-    let path = dir.join(name);
-    bytes_limit(&path, &parse::read(&path)?)
+/// Writes a byte limit to `dir/file` for `setting`, `max` as `-1`
+/// ([`convert::bytes_to_v1`]).
+pub fn write_bytes_limit(dir: &Path, setting: Setting, file: &str, limit: Limit) -> Result<()> {
+    write(dir, setting, file, &convert::bytes_to_v1(limit).to_string())
 }
 
 #[cfg(test)]
@@ -97,18 +88,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unlimited_bytes() {
-        let p = Path::new("fixture");
-        assert_eq!(bytes_limit(p, "9223372036854771712\n").unwrap(), Limit::Max);
-        assert_eq!(bytes_limit(p, "9223372036854710272\n").unwrap(), Limit::Max);
-        assert_eq!(bytes_limit(p, "-1").unwrap(), Limit::Max);
-        assert_eq!(
-            bytes_limit(p, "67108864\n").unwrap(),
-            Limit::Value(64 << 20)
-        );
-        assert!(bytes_limit(p, "lots").is_err());
-        assert_eq!(bytes_v1(Limit::Max), "-1");
-        assert_eq!(bytes_v1(Limit::Value(4096)), "4096");
+    fn byte_limits_as_the_kernel_shows_them() {
+        let t = isol_testkit::FakeTree::new();
+        for (shown, limit) in [
+            ("9223372036854771712\n", Limit::Max),
+            ("9223372036854710272\n", Limit::Max),
+            ("-1", Limit::Max),
+            ("67108864\n", Limit::Value(64 << 20)),
+        ] {
+            t.file("memory.limit_in_bytes", shown);
+            assert_eq!(
+                read_bytes_limit(t.path(), "memory.limit_in_bytes").unwrap(),
+                limit
+            );
+        }
+        t.file("memory.limit_in_bytes", "lots\n");
+        let err = read_bytes_limit(t.path(), "memory.limit_in_bytes")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"lots\""), "{err}");
+        write_bytes_limit(
+            t.path(),
+            Setting::MemoryMax,
+            "memory.limit_in_bytes",
+            Limit::Max,
+        )
+        .unwrap();
+        assert_eq!(t.read("memory.limit_in_bytes"), "-1");
     }
 
     #[test]
