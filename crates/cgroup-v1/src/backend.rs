@@ -14,8 +14,8 @@ use std::sync::Arc;
 use isol_ns_core::cgroupfs;
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
-    Backend, Cgroup, CgroupLocation, CgroupMode, CgroupPath, Controller, Error, HostInfo, Parent,
-    ResourceController, Resources, Result,
+    Backend, Cgroup, CgroupLocation, CgroupMode, CgroupPath, Controller, Error, HostInfo,
+    KernelFeatures, Parent, ResourceController, Resources, Result,
 };
 
 use crate::cgroup::V1Cgroup;
@@ -48,6 +48,7 @@ impl Hier {
 pub struct V1Backend {
     pub(crate) hiers: Arc<Vec<Hier>>,
     pub(crate) controllers: Arc<Vec<Box<dyn ResourceController>>>,
+    features: KernelFeatures,
 }
 
 impl std::fmt::Debug for V1Backend {
@@ -98,6 +99,7 @@ impl V1Backend {
         Ok(V1Backend {
             hiers: Arc::new(hiers),
             controllers: Arc::new(controllers::all(memsw)),
+            features: host.features,
         })
     }
 
@@ -224,6 +226,7 @@ impl Backend for V1Backend {
             let cg = V1Cgroup::new(
                 self.hiers.clone(),
                 self.controllers.clone(),
+                self.features,
                 location.clone(),
             )?;
             cg.apply(r)?;
@@ -241,6 +244,7 @@ impl Backend for V1Backend {
         let cg = V1Cgroup::new(
             self.hiers.clone(),
             self.controllers.clone(),
+            self.features,
             location.clone(),
         )?;
         for dir in cg.dirs() {

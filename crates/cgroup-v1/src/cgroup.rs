@@ -1,19 +1,23 @@
 //! A handle on one v1 cgroup: a directory in every hierarchy (and the unified one on
 //! hybrid hosts), and the operations that span them — attach, apply, read, stats,
-//! freeze, kill and destroy.
+//! freeze, kill and destroy. The unified twin is a cgroup2 cgroup, so it is handled
+//! through `isol_cgroup_v2::V2Cgroup` (its `cgroup.procs`, `cgroup.kill`, PSI and the
+//! directory fd for `CLONE_INTO_CGROUP`), not by a second implementation here.
 //!
 //! Reference: Documentation/admin-guide/cgroup-v1/cgroups.rst, 2.2 "Attaching processes"
 //! and 2.3 "Mounting hierarchies by name"; freezer-subsystem.rst for the kill sequence.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use isol_cgroup_v2::V2Cgroup;
 use isol_ns_core::cgroupfs::{self, WAIT};
+use isol_ns_core::host::Hierarchy;
 use isol_ns_core::{
     open_for_attach, parse, Cgroup, CgroupLocation, CgroupPath, Controller, Error, EventStream,
-    ResourceController, Resources, Result, Setting, Stats,
+    KernelFeatures, ResourceController, Resources, Result, Setting, Stats,
 };
 
 use crate::backend::{check, Hier};
@@ -28,8 +32,17 @@ pub struct V1Cgroup {
     primary: CgroupPath,
     /// (hierarchy key, directory), in the hierarchies' order; `unified` last.
     dirs: Vec<(String, PathBuf)>,
-    /// The unified twin's directory, opened on first use by `clone_into_fd`.
-    twin_fd: OnceLock<Option<OwnedFd>>,
+    /// The unified twin, on hybrid hosts.
+    twin: Option<Twin>,
+}
+
+/// A cgroup's unified twin, opened through the v2 backend on first use: a handle that
+/// never needs it (most of those `open` makes) costs no `open(2)` of it.
+struct Twin {
+    hier: Hierarchy,
+    features: KernelFeatures,
+    path: CgroupPath,
+    cgroup: OnceLock<V2Cgroup>,
 }
 
 impl std::fmt::Debug for V1Cgroup {
@@ -44,9 +57,11 @@ impl V1Cgroup {
     pub(crate) fn new(
         hiers: Arc<Vec<Hier>>,
         controllers: Arc<Vec<Box<dyn ResourceController>>>,
+        features: KernelFeatures,
         location: CgroupLocation,
     ) -> Result<V1Cgroup> {
         let mut dirs = Vec::new();
+        let mut twin = None;
         for h in hiers.iter() {
             let path = location.get(&h.key).ok_or_else(|| {
                 Error::invalid(
@@ -56,6 +71,14 @@ impl V1Cgroup {
                 )
             })?;
             dirs.push((h.key.clone(), h.dir_of(path)?));
+            if h.key == CgroupLocation::UNIFIED {
+                twin = Some(Twin {
+                    hier: h.h.clone(),
+                    features,
+                    path: path.clone(),
+                    cgroup: OnceLock::new(),
+                });
+            }
         }
         let primary = location.primary().cloned().unwrap_or_else(CgroupPath::root);
         Ok(V1Cgroup {
@@ -64,7 +87,37 @@ impl V1Cgroup {
             location,
             primary,
             dirs,
-            twin_fd: OnceLock::new(),
+            twin,
+        })
+    }
+
+    /// The unified twin (on hybrid hosts), opened now if it was not yet.
+    pub fn twin(&self) -> Result<Option<&V2Cgroup>> {
+        let Some(t) = &self.twin else {
+            return Ok(None);
+        };
+        if let Some(cg) = t.cgroup.get() {
+            return Ok(Some(cg));
+        }
+        let cg = V2Cgroup::open(&t.hier, t.features, &t.path)?;
+        Ok(Some(t.cgroup.get_or_init(|| cg)))
+    }
+
+    /// The v1 hierarchies' directories, without the twin's.
+    fn v1_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs
+            .iter()
+            .filter(|(k, _)| k != CgroupLocation::UNIFIED)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// The freezer hierarchy's directory, or why there is none.
+    fn freezer_dir(&self) -> Result<&Path> {
+        self.dir_for(Controller::Freezer).ok_or_else(|| {
+            Setting::Frozen.unsupported(
+                BACKEND,
+                "no v1 hierarchy has the freezer controller on this host",
+            )
         })
     }
 
@@ -114,12 +167,15 @@ impl Cgroup for V1Cgroup {
         self.dirs.iter().map(|(_, d)| d.clone()).collect()
     }
 
-    /// Writes `pid` to `cgroup.procs` in every hierarchy, the unified one included.
+    /// Writes `pid` to `cgroup.procs` in every hierarchy, then attaches it to the twin.
     fn attach(&self, pid: u32) -> Result<()> {
-        for (_, dir) in &self.dirs {
+        for dir in self.v1_dirs() {
             parse::write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
-        Ok(())
+        match self.twin()? {
+            Some(twin) => twin.attach(pid),
+            None => Ok(()),
+        }
     }
 
     fn apply(&self, r: &Resources) -> Result<()> {
@@ -145,8 +201,8 @@ impl Cgroup for V1Cgroup {
         for (c, dir) in self.controller_dirs() {
             c.stats(dir, &mut out)?;
         }
-        if let Some((_, dir)) = self.dirs.iter().find(|(k, _)| k == CgroupLocation::UNIFIED) {
-            out.psi = isol_ns_core::stats::PsiStats::read(dir)?;
+        if let Some(twin) = self.twin()? {
+            out.psi = twin.pressure()?;
         }
         Ok(out)
     }
@@ -157,23 +213,11 @@ impl Cgroup for V1Cgroup {
     }
 
     fn freeze(&self) -> Result<()> {
-        let dir = self.dir_for(Controller::Freezer).ok_or_else(|| {
-            Setting::Frozen.unsupported(
-                BACKEND,
-                "no v1 hierarchy has the freezer controller on this host",
-            )
-        })?;
-        freezer::set(dir, true)
+        freezer::set(self.freezer_dir()?, true)
     }
 
     fn thaw(&self) -> Result<()> {
-        let dir = self.dir_for(Controller::Freezer).ok_or_else(|| {
-            Setting::Frozen.unsupported(
-                BACKEND,
-                "no v1 hierarchy has the freezer controller on this host",
-            )
-        })?;
-        freezer::set(dir, false)
+        freezer::set(self.freezer_dir()?, false)
     }
 
     /// Freezes the cgroup (so nothing forks while we kill), SIGKILLs every task in it and
@@ -189,12 +233,10 @@ impl Cgroup for V1Cgroup {
         // flight included. Only without it do we freeze, SIGKILL and thaw through the v1
         // freezer — which once soft-locked a 6.1 guest with tasks in nested v1 cgroups.
         let killed_by_twin = self
-            .dirs
-            .iter()
-            .find(|(k, _)| k == CgroupLocation::UNIFIED)
-            .map(|(_, d)| d.join("cgroup.kill"))
-            .filter(|p| p.exists())
-            .is_some_and(|p| parse::write(&p, "1").is_ok());
+            .twin()
+            .ok()
+            .flatten()
+            .is_some_and(|twin| twin.cgroup_kill().unwrap_or(false));
         let freezer = if killed_by_twin {
             None
         } else {
@@ -240,24 +282,9 @@ impl Cgroup for V1Cgroup {
         )?))
     }
 
+    /// The twin's directory fd (none on a legacy host, or when it cannot be opened).
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.twin_fd
-            .get_or_init(|| {
-                let (_, dir) = self
-                    .dirs
-                    .iter()
-                    .find(|(k, _)| k == CgroupLocation::UNIFIED)?;
-                nix::fcntl::open(
-                    dir.as_path(),
-                    nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_RDONLY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .ok()
-            })
-            .as_ref()
-            .map(|fd| fd.as_fd())
+        self.twin().ok().flatten()?.clone_into_fd()
     }
 
     /// The new process is single-threaded when it moves itself, so on the v1 hierarchies
@@ -266,18 +293,16 @@ impl Cgroup for V1Cgroup {
     /// whose `rcu_sync` grace period made attaching cost 10–30 ms after a quiet spell
     /// (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`). The unified twin of a hybrid
     /// host only has `cgroup.procs` for a domain cgroup, which takes that rwsem; so the
-    /// process is cloned into the twin instead where the kernel can (`cloned_into`).
+    /// process is cloned into the twin instead where the kernel can (`cloned_into`), and
+    /// otherwise gets the twin's own file.
     fn self_attach_files(&self, cloned_into: bool) -> Result<Vec<(OwnedFd, PathBuf)>> {
-        self.dirs
-            .iter()
-            .filter_map(|(key, dir)| {
-                let file = match key.as_str() {
-                    CgroupLocation::UNIFIED if cloned_into => return None,
-                    CgroupLocation::UNIFIED => "cgroup.procs",
-                    _ => "tasks",
-                };
-                Some(open_for_attach(&dir.join(file)).map(|fd| (fd, dir.clone())))
-            })
-            .collect()
+        let mut files = self
+            .v1_dirs()
+            .map(|dir| Ok((open_for_attach(&dir.join("tasks"))?, dir.to_path_buf())))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(twin) = self.twin()? {
+            files.extend(twin.self_attach_files(cloned_into)?);
+        }
+        Ok(files)
     }
 }

@@ -8,8 +8,12 @@
 //! - [`controllers`] holds one [`isol_ns_core::ResourceController`] per v1 controller,
 //!   converting the backend-neutral (v2-termed) `Resources` with `isol_ns_core::convert`.
 //! - Events ([`isol_ns_core::EventStream`]) come from an OOM eventfd and a short poll.
-//! - On hybrid hosts, stats include pressure stall information read from the cgroup's
-//!   unified twin (`isol_ns_core::stats::PsiStats::read`).
+//! - On hybrid hosts a cgroup's unified twin is a cgroup2 cgroup, so this crate depends
+//!   on `isol-cgroup-v2` and handles the twin through its [`isol_cgroup_v2::V2Cgroup`]
+//!   ([`cgroup::V1Cgroup::twin`]): attaching to it, its `cgroup.kill`, its pressure
+//!   stall information (in stats) and its directory fd for `CLONE_INTO_CGROUP`. The
+//!   mechanics both backends share (subtree walk, `cgroup.procs`, the SIGKILL loop,
+//!   rmdir retried on EBUSY) are `isol_ns_core::cgroupfs`'s.
 //!
 //! ```no_run
 //! use isol_ns_core::{registry, HostInfo, Parent, Resources};

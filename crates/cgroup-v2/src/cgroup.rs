@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use isol_ns_core::host::Hierarchy;
+use isol_ns_core::stats::PsiStats;
 use isol_ns_core::{
     parse, Cgroup, CgroupLocation, CgroupPath, Controller, Error, EventStream, KernelFeatures,
     Resources, Result, Setting, Stats,
 };
 
-use crate::backend::{enable_controllers, to_enable};
+use crate::backend::{enable_controllers, to_enable, V2Backend};
 use crate::controllers::{self, freezer, kernel_name, kill};
 use isol_ns_core::cgroupfs::{self, WAIT};
 
@@ -59,9 +60,29 @@ impl V2Cgroup {
         })
     }
 
+    /// Opens the existing cgroup `path` of the unified hierarchy `hier`. The v1 backend
+    /// handles a cgroup's unified twin on a hybrid host through this.
+    pub fn open(hier: &Hierarchy, features: KernelFeatures, path: &CgroupPath) -> Result<V2Cgroup> {
+        let dir = V2Backend::dir_of(hier, path)?;
+        V2Cgroup::open_dir(hier.clone(), features, path.clone(), dir)
+    }
+
     /// The cgroup's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Writes `1` to `cgroup.kill` (Linux 5.14), which SIGKILLs every task in the cgroup
+    /// and beneath it at once, forks in flight included; `false` where the kernel has no
+    /// `cgroup.kill`. It does not wait for the tasks to go ([`Cgroup::kill`] does).
+    pub fn cgroup_kill(&self) -> Result<bool> {
+        kill::write_kill(&self.dir)
+    }
+
+    /// The pressure stall information of the cgroup (`*.pressure`, kept for every cgroup2
+    /// directory whether or not controllers are enabled); `None` without PSI.
+    pub fn pressure(&self) -> Result<Option<PsiStats>> {
+        PsiStats::read(&self.dir)
     }
 
     /// Makes sure every controller `resources` needs is enabled for this cgroup, enabling
@@ -146,7 +167,7 @@ impl Cgroup for V2Cgroup {
         for c in controllers::all() {
             c.stats(&self.dir, &mut stats)?;
         }
-        stats.psi = isol_ns_core::stats::PsiStats::read(&self.dir)?;
+        stats.psi = self.pressure()?;
         Ok(stats)
     }
 

@@ -20,12 +20,19 @@ pub fn kill_all(dir: &Path, timeout: Duration) -> Result<()> {
     if events_key(dir, "populated")? == Some(0) {
         return Ok(());
     }
-    if dir.join("cgroup.kill").exists() {
-        parse::write(&dir.join("cgroup.kill"), "1")?;
-    } else {
+    if !write_kill(dir)? {
         kill_frozen(dir, timeout)?;
     }
     wait_events_key(dir, "populated", 0, timeout)
+}
+
+/// Writes `1` to `dir/cgroup.kill`; `false` where the kernel has none.
+pub fn write_kill(dir: &Path) -> Result<bool> {
+    match parse::write(&dir.join("cgroup.kill"), "1") {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The fallback without `cgroup.kill`: freeze (so nothing forks meanwhile), SIGKILL every
