@@ -149,6 +149,23 @@ pub fn write_setting(
     }
 }
 
+/// Writes each `(file, value)` of `writes` to `dir` for `setting`, all or none: every file
+/// is checked before the first is written, so a setting that takes several files (one
+/// limit per huge page size) is refused whole rather than half-applied.
+pub fn write_all(
+    dir: &Path,
+    writes: &[(String, String)],
+    setting: Setting,
+    backend: &'static str,
+) -> Result<()> {
+    let files: Vec<&str> = writes.iter().map(|(f, _)| f.as_str()).collect();
+    require_files(dir, &files, setting, backend)?;
+    for (file, value) in writes {
+        write_setting(dir, file, value, setting, backend)?;
+    }
+    Ok(())
+}
+
 /// The `X` of every file `{prefix}X{suffix}` in `dir` where `X` has no `.` (so
 /// `hugetlb.2MB.limit_in_bytes` gives `2MB`, and `hugetlb.2MB.rsvd.limit_in_bytes`
 /// nothing), sorted.
@@ -380,6 +397,10 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("hugetlb.16GB.max does not exist"));
+        let writes = [("hugetlb.2MB.max", "4096"), ("hugetlb.16GB.max", "0")]
+            .map(|(f, v)| (f.to_string(), v.to_string()));
+        assert!(write_all(d, &writes, Setting::Hugetlb, "cgroup-v2").is_err());
+        assert_eq!(read(d, "hugetlb.2MB.max").unwrap(), "max\n", "none written");
         let err = write_setting(d, "pids.max", "5", Setting::PidsMax, "cgroup-v1").unwrap_err();
         assert!(err
             .to_string()

@@ -22,12 +22,16 @@
 //! - [`empty_apply_changes_nothing`]: applying a default `Resources` leaves every setting
 //!   as it was.
 //! - [`frozen_freezes`]: `frozen = true` reads back frozen, `false` reads back thawed.
+//! - [`hugetlb_all_or_none`]: huge page limits for a page size the kernel has and one
+//!   it lacks are refused whole, naming `hugetlb` — the size it has keeps its limit (v2
+//!   once wrote the first before finding the second missing).
 
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isol_ns_core::resources::HugetlbLimit;
 use isol_ns_core::units::{parse_cpus, CpuMax, Limit};
 use isol_ns_core::{Cgroup, Error, Resources};
 
@@ -44,6 +48,7 @@ pub fn run_all(scratch: &Scratch) {
     v2_only_setting(scratch);
     empty_apply_changes_nothing(scratch);
     frozen_freezes(scratch);
+    hugetlb_all_or_none(scratch);
 }
 
 /// A child cgroup of the scratch cgroup, destroyed when dropped.
@@ -437,6 +442,43 @@ pub fn frozen_freezes(scratch: &Scratch) {
     assert!(
         sh.wait(Duration::from_millis(50)).is_none(),
         "the busy loop is still running"
+    );
+}
+
+/// A page size the kernel lacks beside one it has: refused whole, naming `hugetlb`.
+pub fn hugetlb_all_or_none(scratch: &Scratch) {
+    let c = CaseCgroup::new(scratch, "huge", &Resources::default());
+    // The page size the kernel has: the first one the cgroup shows, else x86-64's 2MB.
+    let have = c
+        .cg()
+        .read()
+        .expect("read")
+        .hugetlb
+        .first()
+        .map_or_else(|| "2MB".to_string(), |h| h.page_size.clone());
+    let wanted = HugetlbLimit {
+        page_size: have.clone(),
+        max: Limit::Value(2 << 20),
+    };
+    let r = Resources {
+        hugetlb: vec![
+            wanted.clone(),
+            HugetlbLimit {
+                page_size: "64GB".into(),
+                max: Limit::Max,
+            },
+        ],
+        ..Resources::default()
+    };
+    let err = c.cg().apply(&r).expect_err("no kernel has 64GB huge pages");
+    assert!(
+        matches!(&err, Error::Unsupported { setting, .. } if setting == "hugetlb"),
+        "refused naming hugetlb: {err}"
+    );
+    let after = c.cg().read().expect("read").hugetlb;
+    assert!(
+        !after.contains(&wanted),
+        "{have}'s limit was written though the request was refused: {after:?}"
     );
 }
 

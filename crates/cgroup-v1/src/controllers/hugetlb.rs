@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use isol_ns_core::resources::HugetlbLimit;
-use isol_ns_core::{Controller, ResourceController, Resources, Result, Setting};
+use isol_ns_core::{cgroupfs, convert, Controller, ResourceController, Resources, Result, Setting};
 
-use super::{read_bytes_limit, write_bytes_limit, BACKEND};
+use super::{read_bytes_limit, BACKEND};
 
 /// `hugetlb.<size>.limit_in_bytes`.
 pub struct Hugetlb;
@@ -24,47 +24,26 @@ impl ResourceController for Hugetlb {
         Controller::Hugetlb
     }
 
-    /// Refuses page sizes the kernel has no file for before writing any.
+    /// Checks that the kernel has every page size before writing any.
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
-        for h in &r.hugetlb {
-            if !dir.join(file(&h.page_size)).exists() {
-                return Err(Setting::Hugetlb.unsupported(
-                    BACKEND,
-                    format!(
-                        "{} does not exist: the kernel has no {} huge pages",
-                        dir.join(file(&h.page_size)).display(),
-                        h.page_size
-                    ),
-                ));
-            }
-        }
-        for h in &r.hugetlb {
-            write_bytes_limit(dir, Setting::Hugetlb, &file(&h.page_size), h.max)?;
-        }
-        Ok(())
+        let writes: Vec<(String, String)> = r
+            .hugetlb
+            .iter()
+            .map(|h| (file(&h.page_size), convert::bytes_to_v1(h.max).to_string()))
+            .collect();
+        cgroupfs::write_all(dir, &writes, Setting::Hugetlb, BACKEND)
     }
 
-    /// One entry per page size, sorted by size name.
+    /// Every `hugetlb.<size>.limit_in_bytes` file, sorted by size (not the
+    /// `.rsvd.limit_in_bytes` reservation limits of Linux 5.7).
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        let mut sizes: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| isol_ns_core::Error::io("read directory", dir, e))?
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                Some(
-                    name.strip_prefix("hugetlb.")?
-                        .strip_suffix(".limit_in_bytes")?
-                        .to_string(),
-                )
-            })
-            .collect();
-        sizes.sort();
-        out.hugetlb = sizes
+        out.hugetlb = cgroupfs::file_keys(dir, "hugetlb.", ".limit_in_bytes")?
             .into_iter()
             .map(|size| {
+                let max = read_bytes_limit(dir, &file(&size))?;
                 Ok(HugetlbLimit {
-                    max: read_bytes_limit(dir, &file(&size))?,
                     page_size: size,
+                    max,
                 })
             })
             .collect::<Result<_>>()?;
@@ -81,8 +60,10 @@ mod tests {
     #[test]
     fn apply_and_read() {
         let t = FakeTree::new();
+        // Linux 5.7 added the reservation limits beside the fault limits.
         t.file("hugetlb.2MB.limit_in_bytes", "9223372036854771712\n")
-            .file("hugetlb.1GB.limit_in_bytes", "9223372036854771712\n");
+            .file("hugetlb.1GB.limit_in_bytes", "9223372036854771712\n")
+            .file("hugetlb.2MB.rsvd.limit_in_bytes", "9223372036854771712\n");
         let r = Resources {
             hugetlb: vec![HugetlbLimit {
                 page_size: "2MB".into(),

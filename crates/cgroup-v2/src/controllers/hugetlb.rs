@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use isol_ns_core::resources::HugetlbLimit;
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
+use isol_ns_core::{cgroupfs, Controller, ResourceController, Resources, Result, Setting};
 
-use crate::files::write_setting;
+use crate::NAME;
 
 /// `hugetlb.<size>.max`, one file per page size the kernel supports.
 #[derive(Debug)]
@@ -17,50 +17,41 @@ impl ResourceController for Hugetlb {
         Controller::Hugetlb
     }
 
+    /// Checks that the kernel has every page size before writing any.
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
-        for h in &r.hugetlb {
-            write_setting(
-                dir,
-                Setting::Hugetlb,
-                &format!("hugetlb.{}.max", h.page_size),
-                &h.max.to_string(),
-            )?;
-        }
-        Ok(())
+        let writes: Vec<(String, String)> = r
+            .hugetlb
+            .iter()
+            .map(|h| (file(&h.page_size), h.max.to_string()))
+            .collect();
+        cgroupfs::write_all(dir, &writes, Setting::Hugetlb, NAME)
     }
 
-    /// Every `hugetlb.<size>.max` file, sorted by file name (not `.rsvd.max`).
+    /// Every `hugetlb.<size>.max` file, sorted by size (not `.rsvd.max`).
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
-        let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(size) = name
-                .strip_prefix("hugetlb.")
-                .and_then(|n| n.strip_suffix(".max"))
-            else {
-                continue;
-            };
-            if size.contains('.') {
-                continue;
-            }
-            let path = dir.join(&name);
-            found.push(HugetlbLimit {
-                page_size: size.to_string(),
-                max: parse::single_limit(&path, &parse::read(&path)?)?,
-            });
-        }
-        found.sort_by(|a, b| a.page_size.cmp(&b.page_size));
-        out.hugetlb = found;
+        out.hugetlb = cgroupfs::file_keys(dir, "hugetlb.", ".max")?
+            .into_iter()
+            .map(|size| {
+                let max = cgroupfs::read_limit(dir, &file(&size))?;
+                Ok(HugetlbLimit {
+                    page_size: size,
+                    max,
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(())
     }
+}
+
+fn file(size: &str) -> String {
+    format!("hugetlb.{size}.max")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use isol_ns_core::units::Limit;
+    use isol_ns_core::Error;
     use isol_testkit::FakeTree;
 
     #[test]
@@ -97,16 +88,25 @@ mod tests {
     }
 
     #[test]
-    fn unknown_page_size_is_unsupported() {
+    fn unknown_page_size_is_unsupported_and_nothing_written() {
         let t = FakeTree::new();
+        t.file("hugetlb.2MB.max", "max\n");
         let r = Resources {
-            hugetlb: vec![HugetlbLimit {
-                page_size: "16GB".into(),
-                max: Limit::Max,
-            }],
+            hugetlb: vec![
+                HugetlbLimit {
+                    page_size: "2MB".into(),
+                    max: Limit::Value(2 << 20),
+                },
+                HugetlbLimit {
+                    page_size: "16GB".into(),
+                    max: Limit::Max,
+                },
+            ],
             ..Default::default()
         };
         let err = Hugetlb.apply(t.path(), &r).unwrap_err();
+        assert_eq!(t.read("hugetlb.2MB.max"), "max", "no half-applied limit");
+        assert!(err.to_string().contains("hugetlb.16GB.max"), "{err}");
         assert!(
             matches!(&err, Error::Unsupported { setting, .. } if setting == "hugetlb"),
             "{err}"
