@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use isol_cgroup_v2::controllers::pids;
 use isol_ns_core::{cgroupfs, convert, parse, CgroupEvent, Error, EventStream, Result};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::io::unix::AsyncFd;
@@ -34,6 +35,7 @@ use tokio::io::Interest;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::controllers::freezer;
+use crate::controllers::memory::oom_kills;
 
 /// How often emptiness and the freezer state are polled.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -65,21 +67,9 @@ pub(crate) struct V1Events {
     tick: Interval,
 }
 
-fn oom_kills(dir: &Path) -> Result<u64> {
-    let path = dir.join("memory.oom_control");
-    Ok(parse::flat_keyed(&path, &parse::read(&path)?)?
-        .get("oom_kill")
-        .copied()
-        .unwrap_or(0))
-}
-
-/// `pids.events` `max` (0 where the kernel has no pids.events).
+/// `pids.events` `max` (0 where the kernel has no pids.events, or it cannot be read).
 fn pids_refused(dir: &Path) -> u64 {
-    let path = dir.join("pids.events");
-    parse::read(&path)
-        .ok()
-        .and_then(|t| parse::flat_keyed(&path, &t).ok()?.get("max").copied())
-        .unwrap_or(0)
+    pids::events_max(dir).ok().flatten().unwrap_or(0)
 }
 
 /// `memory.failcnt` (0 when unreadable, e.g. while the cgroup is being removed).

@@ -95,6 +95,22 @@ pub fn read_limit(dir: &Path, file: &str) -> Result<Limit> {
     parse::single_limit(&path, &parse::read(&path)?)
 }
 
+/// The `0` or `1` in `dir/file` as a flag (`cgroup.freeze`, `memory.oom.group`), or
+/// `None` when the file does not exist.
+pub fn read_flag(dir: &Path, file: &str) -> Result<Option<bool>> {
+    let Some(text) = read_optional(dir, file)? else {
+        return Ok(None);
+    };
+    match parse::single_u64(&dir.join(file), &text)? {
+        0 => Ok(Some(false)),
+        1 => Ok(Some(true)),
+        v => Err(Error::parse(
+            dir.join(file),
+            format!("expected 0 or 1, found {v}"),
+        )),
+    }
+}
+
 /// The `KEY VALUE` lines of `dir/file`, or `None` when it does not exist.
 pub fn read_flat_keyed(
     dir: &Path,
@@ -149,41 +165,66 @@ pub fn write_setting(
     }
 }
 
-/// Writes each `(file, value)` of `writes` to `dir` for `setting`, all or none: every file
-/// is checked before the first is written, so a setting that takes several files (one
-/// limit per huge page size) is refused whole rather than half-applied.
-pub fn write_all(
-    dir: &Path,
-    writes: &[(String, String)],
-    setting: Setting,
-    backend: &'static str,
-) -> Result<()> {
-    let files: Vec<&str> = writes.iter().map(|(f, _)| f.as_str()).collect();
-    require_files(dir, &files, setting, backend)?;
-    for (file, value) in writes {
-        write_setting(dir, file, value, setting, backend)?;
-    }
-    Ok(())
+/// A setting kept in one file per key, `{prefix}KEY{suffix}` — hugetlb's limits, one per
+/// page size (`hugetlb.2MB.max`; v1 `hugetlb.2MB.limit_in_bytes`). It is written all or
+/// none and read back for every key the kernel has.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyedFiles {
+    /// What the file names start with (`hugetlb.`).
+    pub prefix: &'static str,
+    /// What they end with (`.max`).
+    pub suffix: &'static str,
 }
 
-/// The `X` of every file `{prefix}X{suffix}` in `dir` where `X` has no `.` (so
-/// `hugetlb.2MB.limit_in_bytes` gives `2MB`, and `hugetlb.2MB.rsvd.limit_in_bytes`
-/// nothing), sorted.
-pub fn file_keys(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
-        let name = entry.file_name();
-        let key = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix)?.strip_suffix(suffix));
-        if let Some(key) = key.filter(|k| !k.is_empty() && !k.contains('.')) {
-            out.push(key.to_string());
-        }
+impl KeyedFiles {
+    /// The file of `key`.
+    pub fn file(&self, key: &str) -> String {
+        format!("{}{key}{}", self.prefix, self.suffix)
     }
-    out.sort();
-    Ok(out)
+
+    /// Writes each `(key, value)` to its file in `dir` for `setting`, all or none: every
+    /// file is checked before the first is written, so a set with a key the kernel lacks
+    /// is refused whole rather than half-applied.
+    pub fn write_all(
+        &self,
+        dir: &Path,
+        values: &[(&str, String)],
+        setting: Setting,
+        backend: &'static str,
+    ) -> Result<()> {
+        let files: Vec<String> = values.iter().map(|(k, _)| self.file(k)).collect();
+        require_files(dir, &files, setting, backend)?;
+        for (file, (_, value)) in files.iter().zip(values) {
+            write_setting(dir, file, value, setting, backend)?;
+        }
+        Ok(())
+    }
+
+    /// Every key with a file in `dir`, sorted, each with its file read by `read`. A key
+    /// with a dot names another file (`hugetlb.2MB.rsvd.max`, Linux 5.7's reservation
+    /// limits), not a key.
+    pub fn read_all<T>(
+        &self,
+        dir: &Path,
+        read: impl Fn(&Path, &str) -> Result<T>,
+    ) -> Result<Vec<(String, T)>> {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+            let name = entry.file_name();
+            let key = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(self.prefix)?.strip_suffix(self.suffix));
+            if let Some(key) = key.filter(|k| !k.is_empty() && !k.contains('.')) {
+                keys.push(key.to_string());
+            }
+        }
+        keys.sort();
+        keys.into_iter()
+            .map(|k| Ok((k.clone(), read(dir, &self.file(&k))?)))
+            .collect()
+    }
 }
 
 /// `dir` and every directory beneath it, parents before children; empty when `dir` is
@@ -397,9 +438,14 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("hugetlb.16GB.max does not exist"));
-        let writes = [("hugetlb.2MB.max", "4096"), ("hugetlb.16GB.max", "0")]
-            .map(|(f, v)| (f.to_string(), v.to_string()));
-        assert!(write_all(d, &writes, Setting::Hugetlb, "cgroup-v2").is_err());
+        let hugetlb = KeyedFiles {
+            prefix: "hugetlb.",
+            suffix: ".max",
+        };
+        let values = [("2MB", "4096".to_string()), ("16GB", "0".to_string())];
+        assert!(hugetlb
+            .write_all(d, &values, Setting::Hugetlb, "cgroup-v2")
+            .is_err());
         assert_eq!(read(d, "hugetlb.2MB.max").unwrap(), "max\n", "none written");
         let err = write_setting(d, "pids.max", "5", Setting::PidsMax, "cgroup-v1").unwrap_err();
         assert!(err
@@ -411,10 +457,18 @@ mod tests {
         assert_eq!(read_u64(d, "hugetlb.2MB.max").unwrap(), 4096);
         assert_eq!(read_optional(d, "nope").unwrap(), None);
         assert_eq!(read_flat_keyed(d, "nope").unwrap(), None);
+        assert_eq!(read_flag(d, "nope").unwrap(), None);
+        for (text, flag) in [("0\n", false), ("1\n", true)] {
+            std::fs::write(d.join("cgroup.freeze"), text).unwrap();
+            assert_eq!(read_flag(d, "cgroup.freeze").unwrap(), Some(flag));
+        }
+        std::fs::write(d.join("cgroup.freeze"), "2\n").unwrap();
+        let err = read_flag(d, "cgroup.freeze").unwrap_err().to_string();
+        assert!(err.contains("expected 0 or 1, found 2"), "{err}");
     }
 
     #[test]
-    fn file_keys_skip_dotted_ones() {
+    fn keyed_files_skip_dotted_ones() {
         let t = tempfile::tempdir().unwrap();
         for f in [
             "hugetlb.2MB.max",
@@ -423,11 +477,15 @@ mod tests {
             "hugetlb.2MB.current",
             "hugetlb..max",
         ] {
-            std::fs::write(t.path().join(f), "").unwrap();
+            std::fs::write(t.path().join(f), "max\n").unwrap();
         }
+        let hugetlb = KeyedFiles {
+            prefix: "hugetlb.",
+            suffix: ".max",
+        };
         assert_eq!(
-            file_keys(t.path(), "hugetlb.", ".max").unwrap(),
-            vec!["1GB", "2MB"]
+            hugetlb.read_all(t.path(), read_limit).unwrap(),
+            vec![("1GB".into(), Limit::Max), ("2MB".into(), Limit::Max)]
         );
     }
 

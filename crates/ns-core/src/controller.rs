@@ -277,10 +277,7 @@ mod tests {
                 rbps: v,
                 ..Default::default()
             }),
-            Setting::Hugetlb => r.hugetlb.push(HugetlbLimit {
-                page_size: "2MB".into(),
-                max: Limit::Max,
-            }),
+            Setting::Hugetlb => r.hugetlb.push(HugetlbLimit::new("2MB", Limit::Max)),
             Setting::Devices => r.devices.push("c 1:3 rwm".parse().unwrap()),
             Setting::Frozen => r.frozen = Some(false),
         }

@@ -151,6 +151,16 @@ pub struct HugetlbLimit {
     pub max: Limit,
 }
 
+impl HugetlbLimit {
+    /// A limit of `max` bytes of `page_size` pages (`2MB`).
+    pub fn new(page_size: &str, max: Limit) -> HugetlbLimit {
+        HugetlbLimit {
+            page_size: page_size.to_string(),
+            max,
+        }
+    }
+}
+
 /// The type of device a rule applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceType {
@@ -494,10 +504,7 @@ mod tests {
                 weight: Some(500),
                 devices: vec![IoDeviceLimit::parse("8:0:rbps=1M,wiops=10").unwrap()],
             },
-            hugetlb: vec![HugetlbLimit {
-                page_size: "2MB".into(),
-                max: Limit::Value(4 << 20),
-            }],
+            hugetlb: vec![HugetlbLimit::new("2MB", Limit::Value(4 << 20))],
             devices: vec![
                 "c 1:3 rwm".parse().unwrap(),
                 "deny b *:* m".parse().unwrap(),
@@ -544,10 +551,7 @@ mod tests {
             .to_string()
             .starts_with("io.weight:"));
         let mut r = Resources::default();
-        r.hugetlb.push(HugetlbLimit {
-            page_size: "2M".into(),
-            max: Limit::Max,
-        });
+        r.hugetlb.push(HugetlbLimit::new("2M", Limit::Max));
         assert!(r.validate().unwrap_err().to_string().contains("\"2M\""));
         let mut r = Resources::default();
         r.io.devices.push(IoDeviceLimit {

@@ -461,13 +461,7 @@ pub fn hugetlb_all_or_none(scratch: &Scratch) {
         max: Limit::Value(2 << 20),
     };
     let r = Resources {
-        hugetlb: vec![
-            wanted.clone(),
-            HugetlbLimit {
-                page_size: "64GB".into(),
-                max: Limit::Max,
-            },
-        ],
+        hugetlb: vec![wanted.clone(), HugetlbLimit::new("64GB", Limit::Max)],
         ..Resources::default()
     };
     let err = c.cg().apply(&r).expect_err("no kernel has 64GB huge pages");

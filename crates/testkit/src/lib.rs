@@ -6,8 +6,11 @@
 //! - [`Scratch`]: a uniquely named cgroup beneath the test process's own cgroup, removed
 //!   on drop even when the test panics.
 //! - [`FakeTree`]: a tempdir that looks like a cgroup directory, for tests without root.
+//! - [`block_device`]: a disk of this host, for the I/O limits.
+//! - [`contract`]: what a controller of either backend must do, on a [`FakeTree`].
 
 pub mod conformance;
+pub mod contract;
 pub mod gate;
 pub mod oracle;
 mod scratch;
@@ -16,6 +19,28 @@ pub use gate::{backend, host, privileged, require_root};
 pub use scratch::Scratch;
 
 use std::path::{Path, PathBuf};
+
+/// A block device of this host to throttle, as (major, minor): the first disk by name
+/// that is not a loop, zram or ram device, else any; `None` without `/sys/block`.
+pub fn block_device() -> Option<(u32, u32)> {
+    let mut devs: Vec<(String, (u32, u32))> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            let (a, b) = dev.trim().split_once(':')?;
+            Some((name, (a.parse().ok()?, b.parse().ok()?)))
+        })
+        .collect();
+    devs.sort_by_key(|(n, _)| {
+        (
+            n.starts_with("loop") || n.starts_with("zram") || n.starts_with("ram"),
+            n.clone(),
+        )
+    });
+    devs.first().map(|(_, d)| *d)
+}
 
 /// A temporary directory standing in for a cgroup directory: write the files a
 /// controller reads, run the controller, read back what it wrote.

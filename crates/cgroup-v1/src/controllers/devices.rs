@@ -21,25 +21,10 @@ impl ResourceController for Devices {
         Controller::Devices
     }
 
+    /// Denies everything, then writes the rules in order; writes nothing without rules
+    /// (no rules means "leave the device rules alone", not "deny all").
     fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
-        if r.devices.is_empty() {
-            return Ok(());
-        }
-        // The kernel takes one rule per write; a run of rules for the same file goes
-        // through one open file.
-        let mut runs: Vec<(&str, Vec<String>)> = vec![("devices.deny", vec!["a".into()])];
-        for rule in &r.devices {
-            let file = if rule.allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            match runs.last_mut() {
-                Some((f, rules)) if *f == file => rules.push(rule.to_string()),
-                _ => runs.push((file, vec![rule.to_string()])),
-            }
-        }
-        for (file, rules) in runs {
+        for (file, rules) in writes(&r.devices) {
             parse::write_each(&dir.join(file), rules)?;
         }
         Ok(())
@@ -68,6 +53,28 @@ impl ResourceController for Devices {
     }
 }
 
+/// The writes that put `rules` in force: `a` to `devices.deny`, then each rule to
+/// `devices.allow` or `devices.deny`. The kernel takes one rule per write; a run of rules
+/// for the same file goes through one open file. None for no rules.
+fn writes(rules: &[DeviceRule]) -> Vec<(&'static str, Vec<String>)> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let mut runs: Vec<(&str, Vec<String>)> = vec![("devices.deny", vec!["a".into()])];
+    for rule in rules {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        match runs.last_mut() {
+            Some((f, rules)) if *f == file => rules.push(rule.to_string()),
+            _ => runs.push((file, vec![rule.to_string()])),
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,9 +92,23 @@ mod tests {
             ..Resources::default()
         };
         Devices.apply(t.path(), &r).unwrap();
-        // A plain file keeps only the last write; the order is checked on the host.
+        // A plain file keeps only the last write; the order is in `writes`.
         assert_eq!(t.read("devices.allow"), "c 1:3 rwm");
         assert_eq!(t.read("devices.deny"), "c 1:5 w");
+        let rules: Vec<DeviceRule> = ["c 1:3 rwm", "c 1:5 r", "deny c 1:5 w", "b 8:0 r"]
+            .iter()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let lines = |v: &[&str]| v.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            writes(&rules),
+            vec![
+                ("devices.deny", lines(&["a"])),
+                ("devices.allow", lines(&["c 1:3 rwm", "c 1:5 r"])),
+                ("devices.deny", lines(&["c 1:5 w"])),
+                ("devices.allow", lines(&["b 8:0 r"])),
+            ]
+        );
     }
 
     #[test]

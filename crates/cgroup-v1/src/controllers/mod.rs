@@ -22,7 +22,6 @@ pub mod devices;
 pub mod freezer;
 pub mod hugetlb;
 pub mod memory;
-pub mod pids;
 
 /// The backend's registry name, as it appears in [`isol_ns_core::Error::Unsupported`].
 pub const BACKEND: &str = "cgroup-v1";
@@ -36,7 +35,8 @@ pub fn all(memsw: bool) -> Vec<Box<dyn ResourceController>> {
         Box::new(cpu::Cpu),
         Box::new(cpuacct::Cpuacct),
         Box::new(memory::Memory { memsw }),
-        Box::new(pids::Pids),
+        // v1's pids files are v2's: one controller serves both backends.
+        Box::new(isol_cgroup_v2::controllers::pids::Pids::v1(BACKEND)),
         Box::new(blkio::Blkio),
         Box::new(hugetlb::Hugetlb),
         Box::new(devices::Devices),

@@ -215,27 +215,6 @@ fn freezer() {
     assert_eq!(cg.read().unwrap().frozen, Some(true));
 }
 
-/// A block device to throttle: the first non-loop, non-zram disk, else any.
-fn block_device() -> Option<(u32, u32)> {
-    let mut devs: Vec<(String, (u32, u32))> = std::fs::read_dir("/sys/block")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
-            let (a, b) = dev.trim().split_once(':')?;
-            Some((name, (a.parse().ok()?, b.parse().ok()?)))
-        })
-        .collect();
-    devs.sort_by_key(|(n, _)| {
-        (
-            n.starts_with("loop") || n.starts_with("zram") || n.starts_with("ram"),
-            n.clone(),
-        )
-    });
-    devs.first().map(|(_, d)| *d)
-}
-
 #[test]
 fn blkio() {
     let Some(s) = scratch("ctl-blkio") else {
@@ -288,7 +267,7 @@ fn blkio() {
             "{err}"
         );
     }
-    let Some((major, minor)) = block_device() else {
+    let Some((major, minor)) = crate::testkit::block_device() else {
         eprintln!("blkio: no block device in /sys/block; throttling not exercised");
         return;
     };

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
+use isol_ns_core::cgroupfs::read_optional;
 use isol_ns_core::stats::CpuStats;
 use isol_ns_core::units::CpuMax;
 use isol_ns_core::{
     parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
 };
-
-use isol_ns_core::cgroupfs::read_optional;
 
 use crate::files::write_setting;
 

@@ -4,10 +4,9 @@
 
 use std::path::Path;
 
+use isol_ns_core::cgroupfs::read_optional;
 use isol_ns_core::units::CpuList;
 use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
-
-use isol_ns_core::cgroupfs::read_optional;
 
 use crate::files::write_setting;
 

@@ -5,9 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use isol_ns_core::{parse, Controller, Error, ResourceController, Resources, Result, Setting};
-
-use isol_ns_core::cgroupfs::{read_optional, WAIT};
+use isol_ns_core::cgroupfs::{self, WAIT};
+use isol_ns_core::{Controller, ResourceController, Resources, Result, Setting};
 
 use crate::files::{wait_events_key, write_setting};
 
@@ -40,19 +39,8 @@ impl ResourceController for Freezer {
     }
 
     fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        if let Some(text) = read_optional(dir, "cgroup.freeze")? {
-            out.frozen = Some(
-                match parse::single_u64(&dir.join("cgroup.freeze"), &text)? {
-                    0 => false,
-                    1 => true,
-                    v => {
-                        return Err(Error::parse(
-                            dir.join("cgroup.freeze"),
-                            format!("expected 0 or 1, found {v}"),
-                        ))
-                    }
-                },
-            );
+        if let Some(frozen) = cgroupfs::read_flag(dir, "cgroup.freeze")? {
+            out.frozen = Some(frozen);
         }
         Ok(())
     }

@@ -3,14 +3,13 @@
 
 use std::path::Path;
 
+use isol_ns_core::cgroupfs::read_optional;
 use isol_ns_core::resources::IoDeviceLimit;
 use isol_ns_core::stats::IoDeviceStats;
 use isol_ns_core::units::Limit;
 use isol_ns_core::{
     parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
 };
-
-use isol_ns_core::cgroupfs::read_optional;
 
 use crate::files::write_setting;
 

@@ -5,13 +5,10 @@
 
 use std::path::Path;
 
+use isol_ns_core::cgroupfs::{self, read_optional};
 use isol_ns_core::stats::{MemoryEvents, MemoryStats};
 use isol_ns_core::units::Limit;
-use isol_ns_core::{
-    parse, Controller, Error, ResourceController, Resources, Result, Setting, Stats,
-};
-
-use isol_ns_core::cgroupfs::read_optional;
+use isol_ns_core::{parse, Controller, ResourceController, Resources, Result, Setting, Stats};
 
 use crate::files::write_setting;
 
@@ -62,19 +59,8 @@ impl ResourceController for Memory {
                 *slot = Some(parse::single_limit(&dir.join(file), &text)?);
             }
         }
-        if let Some(text) = read_optional(dir, "memory.oom.group")? {
-            m.oom_group = Some(
-                match parse::single_u64(&dir.join("memory.oom.group"), &text)? {
-                    0 => false,
-                    1 => true,
-                    v => {
-                        return Err(Error::parse(
-                            dir.join("memory.oom.group"),
-                            format!("expected 0 or 1, found {v}"),
-                        ))
-                    }
-                },
-            );
+        if let Some(group) = cgroupfs::read_flag(dir, "memory.oom.group")? {
+            m.oom_group = Some(group);
         }
         Ok(())
     }
@@ -121,6 +107,7 @@ pub(crate) fn events(dir: &Path, text: &str) -> Result<MemoryEvents> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use isol_ns_core::Error;
     use isol_testkit::FakeTree;
 
     const FILES: [&str; 6] = [

@@ -23,7 +23,7 @@ pub fn all() -> [&'static dyn ResourceController; 8] {
         &cpuset::Cpuset,
         &cpu::Cpu,
         &memory::Memory,
-        &pids::Pids,
+        &pids::Pids::V2,
         &io::Io,
         &hugetlb::Hugetlb,
         &devices::Devices,

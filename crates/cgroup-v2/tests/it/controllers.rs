@@ -196,7 +196,7 @@ fn io_weight_and_max() {
         Err(e) => panic!("io.weight: {e}"),
     }
     // io.max needs a block device; use the first one the guest has.
-    let Some((major, minor)) = first_block_device() else {
+    let Some((major, minor)) = testkit::block_device() else {
         eprintln!("io_weight_and_max: no block device, io.max not exercised");
         return;
     };
@@ -225,30 +225,14 @@ fn io_weight_and_max() {
     );
 }
 
-fn first_block_device() -> Option<(u32, u32)> {
-    let mut names: Vec<_> = std::fs::read_dir("/sys/block")
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    names.iter().find_map(|p| {
-        let dev = std::fs::read_to_string(p.join("dev")).ok()?;
-        let (a, b) = dev.trim().split_once(':')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    })
-}
-
 #[test]
 fn hugetlb_limit() {
     let Some(backend) = testkit::backend(NAME, "hugetlb_limit") else {
         return;
     };
     let mut r = Resources::default();
-    r.hugetlb.push(HugetlbLimit {
-        page_size: "2MB".into(),
-        max: Limit::Value(4 << 20),
-    });
+    r.hugetlb
+        .push(HugetlbLimit::new("2MB", Limit::Value(4 << 20)));
     if !backend.controllers().iter().any(|c| c == "hugetlb") {
         let err = backend.check(&r).unwrap_err();
         assert!(
