@@ -11,7 +11,6 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use async_trait::async_trait;
 use isol_cgroup_v2::V2Cgroup;
 use isol_ns_core::cgroupfs::{self, WAIT};
 use isol_ns_core::host::Hierarchy;
@@ -149,7 +148,6 @@ impl V1Cgroup {
     }
 }
 
-#[async_trait]
 impl Cgroup for V1Cgroup {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -273,7 +271,7 @@ impl Cgroup for V1Cgroup {
         Ok(())
     }
 
-    async fn events(&self) -> Result<Box<dyn EventStream>> {
+    fn events(&self) -> Result<Box<dyn EventStream>> {
         Ok(Box::new(V1Events::new(
             self.main_dir(),
             self.dir_for(Controller::Memory),

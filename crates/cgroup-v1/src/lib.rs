@@ -26,10 +26,14 @@
 //! # Ok::<(), isol_ns_core::Error>(())
 //! ```
 //!
+//! `unsafe` is confined to `events::sys`, which registers the OOM eventfd with tokio.
+//!
 //! A new process joins the v1 hierarchies itself (it writes `0` to each `tasks`); on
 //! hybrid hosts it is cloned into the unified twin (`clone_into_fd`). The backend does not
 //! offer v2-only settings (`memory.min`, `memory.high`, `memory.oom_group`: those are
 //! `Error::Unsupported`), and never touches a cgroup it did not create.
+
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod backend;
 pub mod cgroup;

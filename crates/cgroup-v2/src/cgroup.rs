@@ -5,7 +5,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
 use isol_ns_core::host::Hierarchy;
 use isol_ns_core::stats::PsiStats;
 use isol_ns_core::{
@@ -113,7 +112,6 @@ impl V2Cgroup {
     }
 }
 
-#[async_trait]
 impl Cgroup for V2Cgroup {
     fn backend(&self) -> &'static str {
         NAME
@@ -210,7 +208,7 @@ impl Cgroup for V2Cgroup {
         cgroupfs::remove_tree(&self.dir, WAIT)
     }
 
-    async fn events(&self) -> Result<Box<dyn EventStream>> {
+    fn events(&self) -> Result<Box<dyn EventStream>> {
         Ok(Box::new(crate::events::V2Events::open(&self.dir)?))
     }
 

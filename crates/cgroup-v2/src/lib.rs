@@ -3,7 +3,8 @@
 //! Registered in ns-core's registry as `cgroup-v2` (see [`NAME`]). It is the
 //! preferred backend on unified hosts; on hybrid hosts (where the unified hierarchy
 //! usually has few or no controllers) and legacy hosts it declines, and isol uses
-//! `cgroup-v1` instead.
+//! `cgroup-v1` instead — which handles a cgroup's unified twin on a hybrid host through
+//! this crate's [`V2Cgroup`] ([`V2Cgroup::open`]).
 //!
 //! - [`V2Backend`] creates and opens cgroups beneath the caller's own cgroup (or a given
 //!   parent), enabling the controllers the resources need in each ancestor's
@@ -12,9 +13,16 @@
 //!   freeze/thaw, kill, destroy, events (inotify on `memory.events`, `pids.events`,
 //!   `cgroup.events`) and an `O_DIRECTORY` fd for `clone3(CLONE_INTO_CGROUP)`.
 //! - [`controllers`] holds one [`isol_ns_core::ResourceController`] per file of the
-//!   kernel interface: cpu, cpuset, memory, pids, io, hugetlb, freezer; plus `kill`
+//!   kernel interface: cpu, cpuset, memory, pids (whose files v1's pids hierarchy has
+//!   too, so the v1 backend uses it as well), io, hugetlb, devices (an eBPF program of
+//!   type `BPF_PROG_TYPE_CGROUP_DEVICE` assembled from the rules), freezer; plus `kill`
 //!   (`cgroup.kill` with a freeze-and-SIGKILL fallback); pressure files are read by
-//!   `isol_ns_core::stats::PsiStats::read`.
+//!   `isol_ns_core::stats::PsiStats::read`. What both backends do alike (the subtree
+//!   walk, `cgroup.procs`, the SIGKILL loop, rmdir retried on EBUSY) is
+//!   `isol_ns_core::cgroupfs`'s.
+//! - `unsafe` is confined to two modules of system calls: `bpf(2)` in
+//!   `controllers::devices::sys`, and registering the inotify fd with tokio in
+//!   `events::sys`.
 //!
 //! ```no_run
 //! use isol_ns_core::{registry, HostInfo, Parent, Resources};
@@ -27,11 +35,14 @@
 //! # Ok::<(), isol_ns_core::Error>(())
 //! ```
 //!
-//! What it does **not** do: device rules (they need an eBPF program on v2; a set
-//! `devices` is refused as unsupported), threaded cgroups, and it never writes to a
-//! cgroup it did not create — except `cgroup.subtree_control` of the ancestors on the
-//! path to its own cgroups, which the kernel makes unavoidable (a controller can only be
-//! enabled in a child when every ancestor has enabled it for its children).
+//! What it does **not** do: read device rules back (a loaded program is not rules
+//! again, so [`isol_ns_core::Cgroup::read`] leaves `devices` empty), threaded cgroups,
+//! and it never writes to a cgroup it did not create — except `cgroup.subtree_control`
+//! of the ancestors on the path to its own cgroups, which the kernel makes unavoidable
+//! (a controller can only be enabled in a child when every ancestor has enabled it for
+//! its children).
+
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod backend;
 mod cgroup;

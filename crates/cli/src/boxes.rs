@@ -474,7 +474,7 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         .build()
         .context("start the event loop")?;
     rt.block_on(async {
-        let mut stream = cg.events().await?;
+        let mut stream = cg.events()?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {

@@ -197,7 +197,6 @@ pub trait Backend: Send + Sync + fmt::Debug {
 }
 
 /// A handle on one cgroup.
-#[async_trait]
 pub trait Cgroup: Send + Sync + fmt::Debug {
     /// The backend's registry name.
     fn backend(&self) -> &'static str;
@@ -268,9 +267,10 @@ pub trait Cgroup: Send + Sync + fmt::Debug {
     /// the kernel reports EBUSY. Leaves nothing behind on success.
     fn destroy(&self) -> Result<()>;
 
-    /// A stream of events (OOM kills, limit hits, emptied, frozen/thawed). Needs a tokio
-    /// runtime with IO enabled.
-    async fn events(&self) -> Result<Box<dyn EventStream>>;
+    /// A stream of events (OOM kills, limit hits, emptied, frozen/thawed), starting from
+    /// the state now. Called within a tokio runtime with IO and time enabled (the stream
+    /// registers its fds with it); without one it is [`Error::Refused`].
+    fn events(&self) -> Result<Box<dyn EventStream>>;
 
     /// An open `O_DIRECTORY` fd on the cgroup's cgroup2 directory, for
     /// `clone3(CLONE_INTO_CGROUP)`: the cgroup itself on v2, its unified twin on a hybrid
@@ -288,6 +288,20 @@ pub fn open_for_attach(path: &Path) -> Result<std::os::fd::OwnedFd> {
         .open(path)
         .map(std::os::fd::OwnedFd::from)
         .map_err(|e| Error::io("open", path, e))
+}
+
+/// Refuses, as [`Error::Refused`] naming `what`, to go on outside a tokio runtime: an
+/// [`EventStream`] registers its fds with the runtime it is made in, which would
+/// otherwise panic.
+pub fn require_tokio_runtime(what: &str) -> Result<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Refused {
+            what: what.to_string(),
+            reason: "there is no tokio runtime (call it from within one with IO and time enabled)"
+                .into(),
+        }),
+    }
 }
 
 /// Events of one cgroup, in the order they happened.

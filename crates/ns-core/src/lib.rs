@@ -43,8 +43,8 @@ pub mod stats;
 pub mod units;
 
 pub use backend::{
-    open_for_attach, Backend, Cgroup, CgroupLocation, CgroupPath, EventStream, Parent,
-    ResourceController,
+    open_for_attach, require_tokio_runtime, Backend, Cgroup, CgroupLocation, CgroupPath,
+    EventStream, Parent, ResourceController,
 };
 pub use controller::{Controller, Setting};
 pub use error::{Error, Result};

@@ -43,7 +43,7 @@ fn oom_kill_is_reported() {
     let cg = s.child("oom", &r);
     let rt = runtime();
     rt.block_on(async {
-        let mut events = cg.events().await.unwrap();
+        let mut events = cg.events().unwrap();
         // dd's 64M buffer cannot fit in 32M: the OOM killer must take dd.
         let mut sh = ShChild::spawn(
             "read x; dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd-status $?",
@@ -86,7 +86,10 @@ fn fork_loop_stops_at_pids_max() {
     r.pids.max = Some(Limit::Value(8));
     let cg = s.child("forks", &r);
     let rt = runtime();
-    let mut events = rt.block_on(cg.events()).unwrap();
+    let mut events = {
+        let _in_runtime = rt.enter();
+        cg.events().unwrap()
+    };
     let mut sh = ShChild::spawn(
         "read x; i=0; while [ $i -lt 40 ]; do sleep 300 & i=$((i+1)); done; echo looped; sleep 300",
     );
@@ -294,7 +297,7 @@ fn events_report_frozen_thawed_and_emptied() {
     cg.attach(sh.pid()).unwrap();
     let rt = runtime();
     rt.block_on(async {
-        let mut events = cg.events().await.unwrap();
+        let mut events = cg.events().unwrap();
         cg.freeze().unwrap();
         assert_eq!(
             expect_event(&mut events, Duration::from_secs(10), |_| true).await,

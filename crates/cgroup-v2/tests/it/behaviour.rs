@@ -65,7 +65,7 @@ async fn oom_kill_is_reported() {
         };
         cg.apply(&no_swap).unwrap();
     }
-    let mut events = cg.events().await.unwrap();
+    let mut events = cg.events().unwrap();
     let mut h = Helper::spawn("alloc", "256");
     cg.attach(h.pid()).unwrap();
     h.go();
@@ -99,7 +99,7 @@ async fn fork_loop_stops_at_pids_max() {
         ..Default::default()
     };
     let cg = scratch.child("p", &r);
-    let mut events = cg.events().await.unwrap();
+    let mut events = cg.events().unwrap();
     let mut h = Helper::spawn("threads", "");
     cg.attach(h.pid()).unwrap();
     h.go();
@@ -188,7 +188,7 @@ async fn frozen_process_gains_no_cpu_time() {
     };
     let scratch = Scratch::new(backend, "frz");
     let cg = scratch.child("f", &Resources::default());
-    let mut events = cg.events().await.unwrap();
+    let mut events = cg.events().unwrap();
     let mut h = Helper::spawn("busy", "");
     cg.attach(h.pid()).unwrap();
     h.go();
@@ -228,7 +228,7 @@ async fn destroy_kills_double_forked_processes() {
     let scratch = Scratch::new(backend, "dfork");
     let cg = scratch.child("d", &Resources::default());
     let d = dir(cg.as_ref());
-    let mut events = cg.events().await.unwrap();
+    let mut events = cg.events().unwrap();
     let mut grandchildren = Vec::new();
     for _ in 0..3 {
         let mut h = Helper::spawn("double-fork", "");

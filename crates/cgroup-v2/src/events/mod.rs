@@ -4,37 +4,21 @@
 //! a file modified event"). On each wake-up the files are read again and compared with
 //! what was read before; the stream starts from the values read when it was created.
 //!
-//! # Safety
-//! The one `unsafe` block registers the inotify fd with tokio (`AsyncFd::register`),
-//! whose contract is that the fd stays open and the same for the `AsyncFd`'s lifetime.
-//! [`InotifyFd`] owns the fd (nix's `Inotify` holds an `OwnedFd`), is moved into the
-//! `AsyncFd`, and always returns that fd.
-#![allow(unsafe_code)]
+//! The inotify fd is in `sys`, the one module with `unsafe` (registering it with tokio).
+
+mod sys;
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use isol_ns_core::cgroupfs::read_optional;
 use isol_ns_core::stats::MemoryEvents;
-use isol_ns_core::{CgroupEvent, Error, EventStream, Result};
-use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
-use tokio::io::unix::AsyncFd;
+use isol_ns_core::{require_tokio_runtime, CgroupEvent, Error, EventStream, Result};
+use nix::sys::inotify::{AddWatchFlags, WatchDescriptor};
 
 use crate::controllers::{memory, pids};
-use isol_ns_core::cgroupfs::read_optional;
-
 use crate::files::events_key;
-
-/// Lets tokio poll the inotify fd.
-struct InotifyFd(Inotify);
-
-impl AsRawFd for InotifyFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
 
 /// The counters and states the stream compares.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,7 +80,7 @@ fn diff(old: &Snapshot, new: &Snapshot, events_modified: bool) -> Vec<CgroupEven
 
 /// The event stream of one cgroup.
 pub(crate) struct V2Events {
-    fd: AsyncFd<InotifyFd>,
+    fd: sys::AsyncWatches,
     dir: PathBuf,
     last: Snapshot,
     queue: VecDeque<CgroupEvent>,
@@ -108,37 +92,24 @@ impl V2Events {
     /// Watches `dir`'s event files, then reads the starting values (in that order, so no
     /// change is missed). Needs a tokio runtime with IO enabled.
     pub(crate) fn open(dir: &Path) -> Result<V2Events> {
-        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| Error::io("inotify_init1", dir, e.into()))?;
+        require_tokio_runtime(&format!("watch the events of {}", dir.display()))?;
+        let watches = sys::Watches::new(dir)?;
         let mut cgroup_events = None;
         for file in ["memory.events", "pids.events", "cgroup.events"] {
             let path = dir.join(file);
             if path.exists() {
-                let wd = ino
-                    .add_watch(&path, AddWatchFlags::IN_MODIFY)
-                    .map_err(|e| Error::io("inotify_add_watch", &path, e.into()))?;
+                let wd = watches.add(&path, AddWatchFlags::IN_MODIFY)?;
                 if file == "cgroup.events" {
                     cgroup_events = Some(wd);
                 }
             }
         }
-        ino.add_watch(
+        watches.add(
             dir,
             AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_ONLYDIR,
-        )
-        .map_err(|e| Error::io("inotify_add_watch", dir, e.into()))?;
+        )?;
         let last = snapshot(dir)?;
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Refused {
-                what: format!("watch the events of {}", dir.display()),
-                reason: "there is no tokio runtime (call it from within one with IO enabled)"
-                    .into(),
-            });
-        }
-        // SAFETY: InotifyFd owns the inotify fd and moves into the AsyncFd, so the fd stays
-        // open and unchanged until the AsyncFd drops it (see the module's Safety section).
-        let fd = unsafe { AsyncFd::register(InotifyFd(ino)) }
-            .map_err(|e| Error::io("register inotify fd with tokio", dir, e.into()))?;
+        let fd = watches.register(dir)?;
         Ok(V2Events {
             fd,
             dir: dir.to_path_buf(),
@@ -160,30 +131,19 @@ impl EventStream for V2Events {
             if self.gone {
                 return None;
             }
-            let mut guard = match self.fd.readable().await {
-                Ok(g) => g,
-                Err(e) => return Some(Err(Error::io("wait for inotify events", &self.dir, e))),
+            let events = match self.fd.read().await {
+                Ok(events) => events,
+                Err(e) => return Some(Err(Error::io("read inotify events", &self.dir, e))),
             };
-            let events_modified = match guard.get_inner().0.read_events() {
-                Ok(events) => {
-                    let modified = events.iter().any(|e| {
-                        Some(e.wd) == self.cgroup_events
-                            && e.mask.contains(AddWatchFlags::IN_MODIFY)
-                    });
-                    if events.iter().any(|e| {
-                        e.mask
-                            .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_IGNORED)
-                    }) {
-                        self.gone = true;
-                    }
-                    modified
-                }
-                Err(Errno::EAGAIN) => {
-                    guard.clear_ready();
-                    continue;
-                }
-                Err(e) => return Some(Err(Error::io("read inotify events", &self.dir, e.into()))),
-            };
+            let events_modified = events.iter().any(|e| {
+                Some(e.wd) == self.cgroup_events && e.mask.contains(AddWatchFlags::IN_MODIFY)
+            });
+            if events.iter().any(|e| {
+                e.mask
+                    .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_IGNORED)
+            }) {
+                self.gone = true;
+            }
             match snapshot(&self.dir) {
                 Ok(now) => {
                     self.queue.extend(diff(&self.last, &now, events_modified));
@@ -245,6 +205,18 @@ mod tests {
         );
         // Populated and emptied again between two reads: only the modification shows it.
         assert_eq!(diff(&thawed, &thawed, true), vec![CgroupEvent::Emptied]);
+    }
+
+    #[test]
+    fn outside_a_runtime_is_refused() {
+        let t = FakeTree::new();
+        match V2Events::open(t.path()) {
+            Err(e @ Error::Refused { .. }) => {
+                assert!(e.to_string().contains("no tokio runtime"), "{e}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("events outside a runtime"),
+        }
     }
 
     #[tokio::test]

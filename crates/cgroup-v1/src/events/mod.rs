@@ -13,25 +13,19 @@
 //!   them (the release agent is host-global and runs a program, which a library must not
 //!   install), and a 50 ms poll is cheap and prompt enough for a supervisor.
 //!
-//! # Safety
-//! Registering the eventfd with tokio (`AsyncFd::register_with_interest`) is `unsafe`:
-//! the caller promises the fd stays open and is not replaced while registered. The
-//! `EventFd` is moved into the `AsyncFd`, which owns it and closes it only on drop.
+//! The eventfd is in `sys`, the one module with `unsafe` (registering it with tokio).
 
-#![allow(unsafe_code)]
+mod sys;
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use isol_cgroup_v2::controllers::pids;
-use isol_ns_core::{cgroupfs, convert, parse, CgroupEvent, Error, EventStream, Result};
-use nix::sys::eventfd::{EfdFlags, EventFd};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use isol_ns_core::{
+    cgroupfs, convert, parse, require_tokio_runtime, CgroupEvent, Error, EventStream, Result,
+};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::controllers::freezer;
@@ -44,9 +38,7 @@ pub const POLL: Duration = Duration::from_millis(50);
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
 struct OomWatch {
-    fd: AsyncFd<EventFd>,
-    /// Kept open: the registration lasts as long as both fds.
-    _control: File,
+    fd: sys::OomEventFd,
     dir: PathBuf,
 }
 
@@ -96,27 +88,12 @@ impl V1Events {
         freezer: Option<&Path>,
         pids: Option<&Path>,
     ) -> Result<V1Events> {
+        require_tokio_runtime(&format!("watch the events of {}", main.display()))?;
         let oom = match memory {
-            Some(dir) => {
-                let control_path = dir.join("memory.oom_control");
-                let control =
-                    File::open(&control_path).map_err(|e| Error::io("open", &control_path, e))?;
-                let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-                    .map_err(|e| Error::io("eventfd", "", e.into()))?;
-                parse::write(
-                    &dir.join("cgroup.event_control"),
-                    &format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
-                )?;
-                // SAFETY: `efd` is an open eventfd that the AsyncFd takes ownership of; nothing
-                // else holds, replaces or closes it while it is registered.
-                let fd = unsafe { AsyncFd::register_with_interest(efd, Interest::READABLE) }
-                    .map_err(|e| Error::io("register eventfd with tokio", "", e.into()))?;
-                Some(OomWatch {
-                    fd,
-                    _control: control,
-                    dir: dir.to_path_buf(),
-                })
-            }
+            Some(dir) => Some(OomWatch {
+                fd: sys::OomEventFd::open(dir)?,
+                dir: dir.to_path_buf(),
+            }),
             None => None,
         };
         let kills = match &oom {
@@ -211,13 +188,7 @@ async fn wait_oom(oom: Option<&OomWatch>) -> std::io::Result<u64> {
     let Some(o) = oom else {
         return std::future::pending().await;
     };
-    loop {
-        let mut guard = o.fd.readable().await?;
-        match guard.try_io(|fd| fd.get_ref().read().map_err(std::io::Error::from)) {
-            Ok(result) => return result,
-            Err(_would_block) => continue,
-        }
-    }
+    o.fd.wait().await
 }
 
 #[async_trait]
@@ -255,6 +226,24 @@ impl EventStream for V1Events {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isol_testkit::FakeTree;
+
+    #[test]
+    fn outside_a_runtime_is_refused_not_a_panic() {
+        let t = FakeTree::new();
+        match V1Events::new(t.path(), None, None, None) {
+            Err(e @ Error::Refused { .. }) => {
+                assert!(e.to_string().contains("no tokio runtime"), "{e}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("events outside a runtime"),
         }
     }
 }

@@ -18,20 +18,16 @@
 //! so there is no moment without one. A program cannot be read back as rules, so
 //! [`ResourceController::read`] leaves `devices` empty.
 //!
-//! # Safety
-//!
-//! The `bpf(2)` calls pass pointers to `bpf_attr` unions and instruction arrays that live
-//! on the stack or in a `Vec` for the duration of the call; the kernel copies them in
-//! (and writes program ids into a buffer of the size it is told). Every returned fd is
-//! wrapped in an `OwnedFd` at once.
+//! The assembler is safe code; the `bpf(2)` calls are in `sys`, the one module with
+//! `unsafe`.
 //!
 //! # References
 //! bpf(2); include/uapi/linux/bpf.h (`bpf_cgroup_dev_ctx`, `BPF_DEVCG_*`); runc's
 //! libcontainer/cgroups/devices/devicefilter.go.
-#![allow(unsafe_code)]
+
+mod sys;
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use isol_ns_core::resources::{DeviceRule, DeviceType};
@@ -52,15 +48,15 @@ impl ResourceController for Devices {
         }
         let insns = assemble(&r.devices);
         let cgroup = File::open(dir).map_err(|e| Error::io("open cgroup", dir, e))?;
-        let old = query(&cgroup).map_err(|e| Error::io("bpf(BPF_PROG_QUERY)", dir, e))?;
-        let prog =
-            load(&insns).map_err(|e| Error::io("bpf(BPF_PROG_LOAD) device program", dir, e))?;
-        attach(&cgroup, &prog)
+        let old = sys::query(&cgroup).map_err(|e| Error::io("bpf(BPF_PROG_QUERY)", dir, e))?;
+        let prog = sys::load(&insns)
+            .map_err(|e| Error::io("bpf(BPF_PROG_LOAD) device program", dir, e))?;
+        sys::attach(&cgroup, &prog)
             .map_err(|e| Error::io("bpf(BPF_PROG_ATTACH) device program", dir, e))?;
         for id in old {
             // A program detached meanwhile is gone already.
-            if let Ok(fd) = prog_fd_by_id(id) {
-                detach(&cgroup, &fd)
+            if let Ok(fd) = sys::prog_fd_by_id(id) {
+                sys::detach(&cgroup, &fd)
                     .map_err(|e| Error::io("bpf(BPF_PROG_DETACH) old device program", dir, e))?;
             }
         }
@@ -71,9 +67,6 @@ impl ResourceController for Devices {
         Ok(())
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// the program
 
 /// `struct bpf_insn`.
 #[repr(C)]
@@ -195,156 +188,11 @@ pub fn assemble(rules: &[DeviceRule]) -> Vec<Insn> {
     p
 }
 
-// ---------------------------------------------------------------------------------------
-// bpf(2)
-
-const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_PROG_ATTACH: libc::c_int = 8;
-const BPF_PROG_DETACH: libc::c_int = 9;
-const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
-const BPF_PROG_QUERY: libc::c_int = 16;
-const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
-const BPF_CGROUP_DEVICE: u32 = 6;
-const BPF_F_ALLOW_MULTI: u32 = 2;
-
-/// The `BPF_PROG_LOAD` member of `union bpf_attr`, up to `expected_attach_type`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// The `BPF_PROG_ATTACH`/`DETACH` member.
-#[repr(C)]
-#[derive(Default)]
-struct AttachAttr {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-    replace_bpf_fd: u32,
-}
-
-/// The `BPF_PROG_QUERY` member.
-#[repr(C)]
-#[derive(Default)]
-struct QueryAttr {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-    _pad: u32,
-}
-
-/// The `BPF_PROG_GET_FD_BY_ID` member.
-#[repr(C)]
-#[derive(Default)]
-struct GetFdAttr {
-    prog_id: u32,
-    next_id: u32,
-    open_flags: u32,
-}
-
-fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid, initialised prefix of `union bpf_attr` for `cmd`, of the
-    // size passed; any pointers in it point at live buffers (see callers).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn owned(fd: libc::c_long) -> OwnedFd {
-    // SAFETY: the kernel just returned this new fd; nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
-}
-
-fn load(insns: &[Insn]) -> std::io::Result<OwnedFd> {
-    let license = c"GPL";
-    let mut name = [0u8; 16];
-    name[..9].copy_from_slice(b"isol_devs");
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        prog_name: name,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_LOAD, &mut attr).map(owned)
-}
-
-fn attach(cgroup: &File, prog: &OwnedFd) -> std::io::Result<()> {
-    let mut attr = AttachAttr {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_bpf_fd: prog.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr).map(drop)
-}
-
-fn detach(cgroup: &File, prog: &OwnedFd) -> std::io::Result<()> {
-    let mut attr = AttachAttr {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_bpf_fd: prog.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_DETACH, &mut attr).map(drop)
-}
-
-/// The ids of the device programs attached to this cgroup itself (not inherited ones).
-fn query(cgroup: &File) -> std::io::Result<Vec<u32>> {
-    let mut ids = vec![0u32; 64];
-    let mut attr = QueryAttr {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        prog_ids: ids.as_mut_ptr() as u64,
-        prog_cnt: ids.len() as u32,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_QUERY, &mut attr)?;
-    ids.truncate(attr.prog_cnt as usize);
-    Ok(ids)
-}
-
-fn prog_fd_by_id(id: u32) -> std::io::Result<OwnedFd> {
-    let mut attr = GetFdAttr {
-        prog_id: id,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(owned)
-}
-
 /// The ids of the device programs attached to the cgroup at `dir` (for tests and
 /// diagnostics).
 pub fn attached(dir: &Path) -> Result<Vec<u32>> {
     let cgroup = File::open(dir).map_err(|e| Error::io("open cgroup", dir, e))?;
-    query(&cgroup).map_err(|e| Error::io("bpf(BPF_PROG_QUERY)", dir, e))
+    sys::query(&cgroup).map_err(|e| Error::io("bpf(BPF_PROG_QUERY)", dir, e))
 }
 
 #[cfg(test)]
