@@ -363,6 +363,22 @@ mod tests {
     }
 
     #[test]
+    fn refuses_to_kill_the_calling_process() {
+        let t = FakeTree::new();
+        let b = V1Backend::new(&fake_host(&t)).unwrap();
+        let cg = b
+            .create(&Parent::Own, "box", &Resources::default())
+            .unwrap();
+        t.file(
+            "memory/sup/me/box/inner/cgroup.procs",
+            &format!("{}\n", std::process::id()),
+        );
+        let err = cg.kill().unwrap_err().to_string();
+        assert!(err.contains("this process"), "{err}");
+        assert!(t.path().join("memory/sup/me/box/inner").exists());
+    }
+
+    #[test]
     fn refuses_what_no_v1_hierarchy_has() {
         let t = FakeTree::new();
         let b = V1Backend::new(&fake_host(&t)).unwrap();

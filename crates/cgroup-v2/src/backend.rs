@@ -186,6 +186,7 @@ impl Backend for V2Backend {
     }
 
     fn check(&self, resources: &Resources) -> Result<()> {
+        resources.validate()?;
         for c in controllers::all() {
             c.check(resources)?;
             let Some(name) = kernel_name(c.controller()) else {
@@ -214,7 +215,6 @@ impl Backend for V2Backend {
         name: &str,
         resources: &Resources,
     ) -> Result<Box<dyn Cgroup>> {
-        resources.validate()?;
         self.check(resources)?;
         let parent_path = self.parent_path(parent)?;
         let path = parent_path.join(name)?;
@@ -325,6 +325,22 @@ mod tests {
         t.file("cgroup.subtree_control", "");
         enable_controllers(&hier, &parent, &[pids], &[]).unwrap();
         assert_eq!(t.read("a/cgroup.subtree_control"), "");
+    }
+
+    #[test]
+    fn check_refuses_what_validate_refuses() {
+        let t = FakeTree::new();
+        let backend = V2Backend {
+            hier: fake_hier(&t),
+            features: KernelFeatures::default(),
+        };
+        let mut r = Resources::default();
+        r.cpu.weight = Some(0);
+        let err = backend.check(&r).unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { field, .. } if field == "cpu.weight"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! - [`empty_apply_changes_nothing`]: applying a default `Resources` leaves every setting
 //!   as it was.
 //! - [`frozen_freezes`]: `frozen = true` reads back frozen, `false` reads back thawed.
+//! - [`check_validates`]: `Backend::check` refuses a value out of range (cpu weight 0)
+//!   as `create` would, naming the field, on every backend (v2's check once let it by).
 //! - [`hugetlb_all_or_none`]: huge page limits for a page size the kernel has and one
 //!   it lacks are refused whole, naming `hugetlb` — the size it has keeps its limit (v2
 //!   once wrote the first before finding the second missing).
@@ -49,6 +51,7 @@ pub fn run_all(scratch: &Scratch) {
     empty_apply_changes_nothing(scratch);
     frozen_freezes(scratch);
     hugetlb_all_or_none(scratch);
+    check_validates(scratch);
 }
 
 /// A child cgroup of the scratch cgroup, destroyed when dropped.
@@ -474,6 +477,25 @@ pub fn hugetlb_all_or_none(scratch: &Scratch) {
         !after.contains(&wanted),
         "{have}'s limit was written though the request was refused: {after:?}"
     );
+}
+
+/// `check` refuses an invalid value as `create` does, naming the field.
+pub fn check_validates(scratch: &Scratch) {
+    let mut r = Resources::default();
+    r.cpu.weight = Some(0);
+    let backend = scratch.backend();
+    for err in [
+        backend.check(&r).expect_err("check: cpu weight 0"),
+        backend
+            .create(&scratch.parent(), "invalid", &r)
+            .expect_err("create: cpu weight 0"),
+    ] {
+        assert!(
+            matches!(&err, Error::Invalid { field, .. } if field == "cpu.weight"),
+            "{err}"
+        );
+    }
+    assert_no_child(scratch, "invalid");
 }
 
 fn assert_no_child(scratch: &Scratch, name: &str) {

@@ -16,10 +16,13 @@ use super::freezer::set_frozen;
 use crate::files::{events_key, wait_events_key};
 
 /// SIGKILLs every task in `dir` and its descendants and waits until it is empty.
+/// Refuses when the calling process is inside (as the v1 backend does).
 pub fn kill_all(dir: &Path, timeout: Duration) -> Result<()> {
     if events_key(dir, "populated")? == Some(0) {
         return Ok(());
     }
+    let what = format!("cgroup {}", dir.display());
+    cgroupfs::refuse_self(&cgroupfs::subtree_pids(&[dir])?, &what)?;
     if !write_kill(dir)? {
         kill_frozen(dir, timeout)?;
     }
@@ -58,6 +61,19 @@ mod tests {
             !t.path().join("cgroup.kill").exists(),
             "nothing written to an empty cgroup"
         );
+    }
+
+    #[test]
+    fn refuses_to_kill_the_calling_process() {
+        let t = FakeTree::new();
+        t.files(&["cgroup.kill"])
+            .file("cgroup.events", "populated 1\nfrozen 0\n")
+            .file("inner/cgroup.procs", &format!("{}\n", std::process::id()));
+        let err = kill_all(t.path(), Duration::from_millis(20))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("this process"), "{err}");
+        assert_eq!(t.read("cgroup.kill"), "", "nothing killed");
     }
 
     #[test]
