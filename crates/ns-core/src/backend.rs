@@ -2,8 +2,9 @@
 //!
 //! A [`Backend`] creates and opens [`Cgroup`]s; a `Cgroup` is a handle on one cgroup (one
 //! directory per hierarchy on v1, one directory on v2). Each backend implements its
-//! controllers as [`ResourceController`]s, one per file. Backends take their cgroup root
-//! from [`crate::HostInfo`] and never assume `/sys/fs/cgroup`.
+//! controllers as [`ResourceController`]s, one per file, each saying which
+//! [`Controller`] it is. Backends take their cgroup root from [`crate::HostInfo`] and
+//! never assume `/sys/fs/cgroup`.
 
 use std::collections::BTreeMap;
 use std::fmt;

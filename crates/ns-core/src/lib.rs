@@ -8,6 +8,10 @@
 //!   mode, hierarchies and kernel features.
 //! - [`Backend`], [`Cgroup`], [`ResourceController`] and [`EventStream`] are what a
 //!   backend plugin implements; [`registry`] finds the plugins (`cgroup-v1`, `cgroup-v2`).
+//! - [`Controller`] and [`Setting`] name, once for both backends, the controllers and
+//!   the settings of `Resources` they serve; [`cgroupfs`] holds the cgroup-file
+//!   mechanics both backends share (subtree walk, `cgroup.procs`, the SIGKILL loop,
+//!   rmdir retried on EBUSY, writing a setting).
 //!
 //! ```
 //! use isol_ns_core::{NamespaceSet, Resources, units::parse_size};
@@ -19,8 +23,9 @@
 //! # Ok::<(), isol_ns_core::Error>(())
 //! ```
 //!
-//! This crate does not write to any cgroup itself (the backends do), and holds no
-//! backend-specific knowledge: a v1 or v2 file name appears only in a backend crate.
+//! This crate writes to a cgroup only on a backend's behalf (through [`cgroupfs`], with
+//! the file names the backend hands in), and holds no backend-specific knowledge: a
+//! controller's file name appears only in a backend crate.
 
 pub mod backend;
 pub mod cgroupfs;

@@ -4,7 +4,8 @@
 //! in cgroup v2 terms (the v1 backend converts with the functions in [`crate::convert`]).
 //! `None` always means "leave the kernel's value alone"; `Some(Limit::Max)` means
 //! "explicitly unlimited". A backend that cannot honour a set field returns
-//! [`Error::Unsupported`] naming it — never a silent no-op.
+//! [`Error::Unsupported`] naming it as its path here (`memory.swap_max`, through
+//! [`crate::controller::Setting::unsupported`]) — never a silent no-op.
 
 use std::fmt;
 use std::path::Path;
