@@ -521,9 +521,13 @@ fn kill_with_a_grace_period_ends_in_sigkill() {
         "--",
         "/bin/sh",
         "-c",
-        "trap '' TERM; while :; do sleep 1; done",
+        "trap '' TERM; echo ready; while :; do sleep 1; done",
     ])
     .ok();
+    // A TERM that came before the trap would end the shell at once.
+    crate::common::eventually("the trap is set", || {
+        env.isol(&["logs", "stubborn"]).ok().contains("ready")
+    });
     let started = std::time::Instant::now();
     env.isol(&["kill", "-s", "TERM", "-t", "0.5", "stubborn"])
         .ok();
