@@ -8,15 +8,26 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use isol_ns_core::boxes::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, ProcessId};
 use isol_ns_core::security::SecurityPolicy;
-use isol_ns_core::state::StateDir;
+use isol_ns_core::state::{RecordKind, StateDir};
 use isol_ns_core::units::format_size;
-use isol_ns_core::{CgroupLocation, Resources, Stats};
+use isol_ns_core::{Cgroup, CgroupLocation, Resources, Stats};
 use serde::Serialize;
 
 use crate::opts;
-use crate::record::{self, BoxRecord, BoxState, BoxUser, Exit, NsInfo, BOXES};
 use crate::render::{command_line, outln, print_rows, print_table};
+
+/// Reads the record of box `name`, or fails saying there is none.
+pub fn load(state: &StateDir, name: &str) -> Result<BoxRecord> {
+    BoxRecord::load(state, name)?.with_context(|| format!("box {name}: no such box (see isol ps)"))
+}
+
+/// Opens the box's cgroup through its backend.
+fn open_cgroup(rec: &BoxRecord) -> Result<Box<dyn Cgroup>> {
+    rec.open_cgroup(crate::host()?)
+        .with_context(|| format!("open the cgroup of box {}", rec.name))
+}
 
 /// One row of `isol ps --json`. Field names are stable; fields are only ever added.
 #[derive(Serialize)]
@@ -95,17 +106,17 @@ fn all_boxes(state: &StateDir, tell: bool) -> Result<(Vec<Listed>, Vec<String>)>
     let mut out = Vec::new();
     let mut dead = Vec::new();
     let mut removed = Vec::new();
+    let host = crate::host()?;
     {
         let _lock = state.lock()?;
-        for kind in [BOXES, isol_ns_core::pod::KIND] {
+        for kind in RecordKind::ALL {
             for path in state.remove_leftovers(kind)? {
                 removed.push(format!("removed {}", path.display()));
             }
         }
-        for name in state.list(BOXES)? {
-            let rec = match state.read::<BoxRecord>(BOXES, &name) {
-                Ok(Some(rec)) => rec,
-                Ok(None) => continue,
+        for (name, rec) in BoxRecord::list(state)? {
+            let rec = match rec {
+                Ok(rec) => rec,
                 // One damaged record must not hide every other box. It names no cgroup
                 // isol could trust, so it is left for the user to look at and remove.
                 Err(e) => {
@@ -113,14 +124,14 @@ fn all_boxes(state: &StateDir, tell: bool) -> Result<(Vec<Listed>, Vec<String>)>
                     continue;
                 }
             };
-            match rec.state() {
+            match rec.state(host) {
                 BoxState::Dead => dead.push(rec),
                 st => out.push((rec, st)),
             }
         }
     }
     for rec in dead {
-        match record::remove_box(state, &rec, None) {
+        match rec.remove(state, host, None) {
             Ok(()) => {
                 if tell {
                     eprintln!(
@@ -186,15 +197,20 @@ pub fn ps(state: &StateDir, json: bool) -> Result<u8> {
 
 /// `isol inspect`.
 pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
-    let rec = record::load(state, name)?;
-    let st = rec.state();
+    let rec = load(state, name)?;
+    let host = crate::host()?;
+    let st = rec.state(host);
     let out = Inspect {
         summary: PsEntry::of(&rec, st),
         hostname: rec.hostname.clone(),
-        namespaces: rec.namespaces_now(),
+        namespaces: rec
+            .namespaces_now()
+            .into_iter()
+            .map(|(k, ns)| (k.to_string(), ns))
+            .collect(),
         new_namespaces: rec.new_namespaces.iter().map(|k| k.to_string()).collect(),
         cgroup_location: rec.cgroup.clone(),
-        cgroup_dirs: rec.cgroup_dirs(),
+        cgroup_dirs: rec.cgroup_dirs(host),
         resources: rec.resources.clone(),
         supervisor_pid: rec.supervisor.pid,
         exit: rec.exit,
@@ -309,15 +325,16 @@ pub struct StatsOut {
 
 /// `isol stats`.
 pub fn stats(state: &StateDir, name: &str, json: bool, watch: bool) -> Result<u8> {
-    let rec = record::load(state, name)?;
-    let cg = rec.open_cgroup()?;
+    let rec = load(state, name)?;
+    let host = crate::host()?;
+    let cg = open_cgroup(&rec)?;
     let mut header = true;
     loop {
-        let st = match rec.state() {
+        let st = match rec.state(host) {
             s @ (BoxState::Running | BoxState::Frozen) => s,
             // Ended since the record was read: what its supervisor has recorded since.
-            s => match state.read::<BoxRecord>(BOXES, name)? {
-                Some(now) => now.state(),
+            s => match BoxRecord::load(state, name)? {
+                Some(now) => now.state(host),
                 None => s,
             },
         };
@@ -396,7 +413,7 @@ fn print_stats(out: &StatsOut, header: bool) -> Result<()> {
 /// too, until its process is gone (then what is left in the file).
 pub fn logs(state: &StateDir, name: &str, follow: bool) -> Result<u8> {
     use std::io::{Read, Write};
-    let rec = record::load(state, name)?;
+    let rec = load(state, name)?;
     let Some(path) = &rec.log else {
         bail!("box {name} has no output file: only a detached box (run -d) has one, and a foreground box's output goes where its isol's went");
     };
@@ -427,7 +444,7 @@ pub fn logs(state: &StateDir, name: &str, follow: bool) -> Result<u8> {
 
 /// `isol events`: the backend's event stream, then the box's exit.
 pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
-    let rec = record::load(state, name)?;
+    let rec = load(state, name)?;
     let emit_at = |time: String, event: serde_json::Value| -> Result<()> {
         if json {
             let mut v = serde_json::json!({ "time": time, "box": name });
@@ -461,14 +478,14 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         BoxState::Running => {}
         // Its end, as recorded: what a watcher would have seen last.
         _ if rec.exit.is_some() => {
-            let time = rec.finished.clone().unwrap_or_else(record::now_rfc3339);
+            let time = rec.finished.clone().unwrap_or_else(boxes::now_rfc3339);
             emit_at(time, exit_event(rec.exit))?;
             return Ok(0);
         }
         _ => bail!("box {name} is not running"),
     }
-    let emit = |event: serde_json::Value| emit_at(record::now_rfc3339(), event);
-    let cg = rec.open_cgroup()?;
+    let emit = |event: serde_json::Value| emit_at(boxes::now_rfc3339(), event);
+    let cg = open_cgroup(&rec)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -496,12 +513,12 @@ pub fn events(state: &StateDir, name: &str, json: bool) -> Result<u8> {
                         let deadline = Instant::now() + Duration::from_secs(2);
                         let mut exit = None;
                         while Instant::now() < deadline {
-                            match state.read::<BoxRecord>(BOXES, name) {
+                            match BoxRecord::load(state, name) {
                                 Ok(Some(r)) if r.exit.is_some() => { exit = r.exit; break; }
                                 Ok(Some(r)) if r.supervisor.alive() => {}
                                 // It may have written the status and exited since the read.
                                 Ok(Some(_)) => {
-                                    exit = state.read::<BoxRecord>(BOXES, name).ok().flatten().and_then(|r| r.exit);
+                                    exit = BoxRecord::load(state, name).ok().flatten().and_then(|r| r.exit);
                                     break;
                                 }
                                 _ => break,
@@ -532,7 +549,7 @@ pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) ->
     if probe && timeout.is_some() {
         bail!("signal 0 only asks whether the box runs: leave out --timeout");
     }
-    let rec = record::load(state, name)?;
+    let rec = load(state, name)?;
     if rec.liveness() != BoxState::Running {
         bail!("box {name} is not running");
     }
@@ -541,11 +558,12 @@ pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) ->
     };
     // A frozen box takes SIGKILL only once thawed on v1 (v2 lets it through): thawed
     // after it, as `docker kill` unpauses, so that the kill is not left pending.
-    let thaw_after = sig == nix::sys::signal::Signal::SIGKILL && rec.state() == BoxState::Frozen;
+    let thaw_after =
+        sig == nix::sys::signal::Signal::SIGKILL && rec.state(crate::host()?) == BoxState::Frozen;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.process.pid as i32), sig)
         .with_context(|| format!("send {sig} to box {name} (pid {})", rec.process.pid))?;
     if thaw_after {
-        rec.open_cgroup()?
+        open_cgroup(&rec)?
             .thaw()
             .with_context(|| format!("thaw box {name} so that SIGKILL ends it"))?;
     }
@@ -555,7 +573,7 @@ pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) ->
             std::thread::sleep(Duration::from_millis(20));
         }
         if rec.process.alive() {
-            let cg = rec.open_cgroup()?;
+            let cg = open_cgroup(&rec)?;
             let _ = cg.thaw();
             cg.kill()
                 .with_context(|| format!("kill box {name} after {t} s"))?;
@@ -566,9 +584,9 @@ pub fn kill(state: &StateDir, name: &str, signal: &str, timeout: Option<f64>) ->
 
 /// `isol wait`: the box's exit status, passed through.
 pub fn wait(state: &StateDir, name: &str) -> Result<u8> {
-    record::load(state, name)?;
+    load(state, name)?;
     loop {
-        let Some(rec) = state.read::<BoxRecord>(BOXES, name)? else {
+        let Some(rec) = BoxRecord::load(state, name)? else {
             bail!("box {name} is gone: removed (isol rm -f, or its pod's rm -f) before it was seen to end, or a foreground box, whose status its isol run returns");
         };
         if let Some(e) = rec.exit {
@@ -576,7 +594,7 @@ pub fn wait(state: &StateDir, name: &str) -> Result<u8> {
         }
         if rec.liveness() == BoxState::Dead {
             // The supervisor may have recorded the status and exited since the read.
-            if let Some(e) = state.read::<BoxRecord>(BOXES, name)?.and_then(|r| r.exit) {
+            if let Some(e) = BoxRecord::load(state, name)?.and_then(|r| r.exit) {
                 return Ok((e.status & 0xff) as u8);
             }
             bail!("box {name} ended and nobody recorded its status (its supervisor is gone)");
@@ -587,11 +605,11 @@ pub fn wait(state: &StateDir, name: &str) -> Result<u8> {
 
 /// `isol freeze` / `isol thaw`.
 pub fn freeze(state: &StateDir, name: &str, frozen: bool) -> Result<u8> {
-    let rec = record::load(state, name)?;
+    let rec = load(state, name)?;
     if rec.liveness() != BoxState::Running {
         bail!("box {name} is not running");
     }
-    let cg = rec.open_cgroup()?;
+    let cg = open_cgroup(&rec)?;
     if frozen {
         cg.freeze().with_context(|| format!("freeze box {name}"))?;
     } else {
@@ -603,11 +621,11 @@ pub fn freeze(state: &StateDir, name: &str, frozen: bool) -> Result<u8> {
 /// `isol rm`.
 pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
     for name in names {
-        let rec = match record::load(state, name) {
+        let rec = match load(state, name) {
             Ok(rec) => rec,
             Err(e) if force && unreadable(&e) => {
                 let _lock = state.lock()?;
-                state.remove(BOXES, name)?;
+                state.remove(RecordKind::Box, name)?;
                 eprintln!("isol: {e:#}; removed the record (whatever it named was not cleaned up)");
                 continue;
             }
@@ -617,13 +635,13 @@ pub fn rm(state: &StateDir, names: &[String], force: bool) -> Result<u8> {
             if !force {
                 bail!("box {name} is running (stop it with `isol kill {name}`, or use `isol rm -f {name}`)");
             }
-            if let Ok(cg) = rec.open_cgroup() {
+            if let Ok(cg) = open_cgroup(&rec) {
                 // A frozen task cannot die until thawed.
                 let _ = cg.thaw();
                 cg.kill().with_context(|| format!("kill box {name}"))?;
             }
         }
-        record::remove_box(state, &rec, None)?;
+        rec.remove(state, crate::host()?, None)?;
         wait_for_supervisor(&rec);
     }
     Ok(0)
@@ -640,7 +658,7 @@ fn unreadable(e: &anyhow::Error) -> bool {
 /// Waits (up to 5 s) for a detached box's supervisor to notice the box is gone and exit,
 /// so that nothing of the box is left when `rm` returns.
 pub fn wait_for_supervisor(rec: &BoxRecord) {
-    if !rec.detached || rec.supervisor == record::Proc::me() {
+    if !rec.detached || rec.supervisor == ProcessId::me() {
         return;
     }
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
+use isol_ns_core::boxes::{self, BoxRecord};
 use isol_ns_core::pod::{MemberState, PodState};
 use isol_ns_core::state::StateDir;
 use isol_ns_core::{registry, CgroupLocation, NamespaceSet, Pod, Resources};
@@ -14,7 +15,6 @@ use serde::Serialize;
 
 use crate::cli::PodCommand;
 use crate::opts;
-use crate::record::{self, BoxRecord, BOXES};
 use crate::render::print_table;
 
 /// A row of `isol pod ls --json`.
@@ -70,10 +70,11 @@ fn row(r: &isol_ns_core::PodRecord) -> PodRow {
         members: r.members.keys().cloned().collect(),
         backend: r.backend.clone(),
         cgroup: r.cgroup.primary().map(|p| p.to_string()),
-        created: record::rfc3339(r.created),
+        created: boxes::rfc3339(r.created),
     }
 }
 
+/// `isol pod …`.
 pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
     match cmd {
         PodCommand::Create {
@@ -91,134 +92,149 @@ pub fn pod(state: &StateDir, cmd: PodCommand) -> Result<u8> {
             println!("{name}");
             Ok(0)
         }
-        PodCommand::Ls { json } => {
-            let rows: Vec<PodRow> = Pod::list(state)?.iter().map(row).collect();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-                return Ok(0);
-            }
-            let mut table = vec![[
-                "NAME".to_string(),
-                "STATE".into(),
-                "SHARES".into(),
-                "MEMBERS".into(),
-                "CREATED".into(),
-                "CGROUP".into(),
-            ]];
-            for r in rows {
-                table.push([
-                    r.name,
-                    r.state.to_string(),
-                    r.shared.join(","),
-                    if r.members.is_empty() {
-                        "-".into()
-                    } else {
-                        r.members.join(",")
-                    },
-                    r.created,
-                    r.cgroup.unwrap_or_default(),
-                ]);
-            }
-            print_table(&table)?;
-            Ok(0)
-        }
-        PodCommand::Inspect { name, json } => {
-            let mut pod = Pod::open_on(state, &name, crate::host()?)?;
-            let members = pod.members()?;
-            let rec = pod.record().clone();
-            let out = PodInspect {
-                summary: row(&rec),
-                namespaces: rec
-                    .ns_files
-                    .iter()
-                    .map(|f| {
-                        (
-                            f.kind.to_string(),
-                            PodNs {
-                                inode: f.inode,
-                                path: f.path.clone(),
-                            },
-                        )
-                    })
-                    .collect(),
-                holder_pid: rec.holder.as_ref().map(|h| h.process.pid),
-                cgroup_location: rec.cgroup.clone(),
-                cgroup_dirs: pod.cgroup().dirs(),
-                resources: rec.resources.clone(),
-                member_details: members
-                    .into_iter()
-                    .map(|m| PodMember {
-                        cgroup: m.cgroup.primary().map(|p| p.to_string()),
-                        name: m.name,
-                        pid: m.pid,
-                        state: m.state,
-                    })
-                    .collect(),
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&out)?);
-                return Ok(0);
-            }
-            println!("name:     {}", out.summary.name);
-            if out.summary.state == PodState::HolderGone {
-                println!(
-                    "state:    {} (its pid namespace ended with it; isol pod rm -f {} and create it again)",
-                    out.summary.state, out.summary.name
-                );
+        PodCommand::Ls { json } => ls(state, json),
+        PodCommand::Inspect { name, json } => inspect(state, &name, json),
+        PodCommand::Rm { name, force } => rm(state, &name, force),
+    }
+}
+
+/// `isol pod ls`.
+fn ls(state: &StateDir, json: bool) -> Result<u8> {
+    let rows: Vec<PodRow> = Pod::list(state)?.iter().map(row).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    let mut table = vec![[
+        "NAME".to_string(),
+        "STATE".into(),
+        "SHARES".into(),
+        "MEMBERS".into(),
+        "CREATED".into(),
+        "CGROUP".into(),
+    ]];
+    for r in rows {
+        table.push([
+            r.name,
+            r.state.to_string(),
+            r.shared.join(","),
+            if r.members.is_empty() {
+                "-".into()
             } else {
-                println!("state:    {}", out.summary.state);
-            }
-            println!("shares:   {}", out.summary.shared.join(","));
-            println!("backend:  {}", out.summary.backend);
-            println!("cgroup:   {}", out.summary.cgroup.unwrap_or_default());
-            println!("created:  {}", out.summary.created);
-            if !out.resources.is_empty() {
-                println!("limits:   {}", crate::render::limits_line(&out.resources));
-            }
-            println!();
-            let mut t = vec![["NAMESPACE".to_string(), "INODE".into(), "FILE".into()]];
-            for (k, ns) in &out.namespaces {
-                t.push([
-                    k.clone(),
-                    ns.inode.to_string(),
-                    ns.path.display().to_string(),
-                ]);
-            }
-            print_table(&t)?;
-            println!();
-            let mut t = vec![[
-                "MEMBER".to_string(),
-                "PID".into(),
-                "STATE".into(),
-                "CGROUP".into(),
-            ]];
-            for m in &out.member_details {
-                t.push([
-                    m.name.clone(),
-                    m.pid.to_string(),
-                    format!("{:?}", m.state).to_lowercase(),
-                    m.cgroup.clone().unwrap_or_default(),
-                ]);
-            }
-            print_table(&t)?;
-            Ok(0)
-        }
-        PodCommand::Rm { name, force } => {
-            let mut pod = Pod::open_on(state, &name, crate::host()?)?;
-            let members: Vec<String> = pod.record().members.keys().cloned().collect();
-            pod.remove(force)?;
-            // The members' box records: their processes and cgroups went with the pod.
-            for m in members {
-                if let Ok(Some(rec)) = state.read::<BoxRecord>(BOXES, &m) {
-                    if rec.pod.as_deref() == Some(name.as_str()) {
-                        if let Err(e) = record::remove_box(state, &rec, None) {
-                            eprintln!("isol: {e:#}");
-                        }
-                        crate::boxes::wait_for_supervisor(&rec);
-                    }
+                r.members.join(",")
+            },
+            r.created,
+            r.cgroup.unwrap_or_default(),
+        ]);
+    }
+    print_table(&table)?;
+    Ok(0)
+}
+
+/// `isol pod inspect`.
+fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
+    let mut pod = Pod::open_on(state, name, crate::host()?)?;
+    let members = pod.members()?;
+    let rec = pod.record().clone();
+    let out = PodInspect {
+        summary: row(&rec),
+        namespaces: rec
+            .ns_files
+            .iter()
+            .map(|f| {
+                (
+                    f.kind.to_string(),
+                    PodNs {
+                        inode: f.inode,
+                        path: f.path.clone(),
+                    },
+                )
+            })
+            .collect(),
+        holder_pid: rec.holder.as_ref().map(|h| h.process.pid),
+        cgroup_location: rec.cgroup.clone(),
+        cgroup_dirs: pod.cgroup().dirs(),
+        resources: rec.resources.clone(),
+        member_details: members
+            .into_iter()
+            .map(|m| PodMember {
+                cgroup: m.cgroup.primary().map(|p| p.to_string()),
+                name: m.name,
+                pid: m.pid,
+                state: m.state,
+            })
+            .collect(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    print_inspect(out)?;
+    Ok(0)
+}
+
+/// `isol pod inspect` for people: the summary, then the namespaces and the members.
+fn print_inspect(out: PodInspect) -> Result<()> {
+    println!("name:     {}", out.summary.name);
+    if out.summary.state == PodState::HolderGone {
+        println!(
+            "state:    {} (its pid namespace ended with it; isol pod rm -f {} and create it again)",
+            out.summary.state, out.summary.name
+        );
+    } else {
+        println!("state:    {}", out.summary.state);
+    }
+    println!("shares:   {}", out.summary.shared.join(","));
+    println!("backend:  {}", out.summary.backend);
+    println!("cgroup:   {}", out.summary.cgroup.unwrap_or_default());
+    println!("created:  {}", out.summary.created);
+    if !out.resources.is_empty() {
+        println!("limits:   {}", crate::render::limits_line(&out.resources));
+    }
+    println!();
+    let mut t = vec![["NAMESPACE".to_string(), "INODE".into(), "FILE".into()]];
+    for (k, ns) in &out.namespaces {
+        t.push([
+            k.clone(),
+            ns.inode.to_string(),
+            ns.path.display().to_string(),
+        ]);
+    }
+    print_table(&t)?;
+    println!();
+    let mut t = vec![[
+        "MEMBER".to_string(),
+        "PID".into(),
+        "STATE".into(),
+        "CGROUP".into(),
+    ]];
+    for m in &out.member_details {
+        t.push([
+            m.name.clone(),
+            m.pid.to_string(),
+            format!("{:?}", m.state).to_lowercase(),
+            m.cgroup.clone().unwrap_or_default(),
+        ]);
+    }
+    print_table(&t)
+}
+
+/// `isol pod rm`: the pod, then its members' box records.
+fn rm(state: &StateDir, name: &str, force: bool) -> Result<u8> {
+    let host = crate::host()?;
+    let mut pod = Pod::open_on(state, name, host)?;
+    let members: Vec<String> = pod.record().members.keys().cloned().collect();
+    pod.remove(force)?;
+    // The members' box records: their processes and cgroups went with the pod.
+    for m in members {
+        if let Ok(Some(rec)) = BoxRecord::load(state, &m) {
+            if rec.pod.as_deref() == Some(name) {
+                if let Err(e) = rec.remove(state, host, None) {
+                    eprintln!("isol: {e:#}");
                 }
+                crate::boxes::wait_for_supervisor(&rec);
             }
-            Ok(0)
         }
     }
+    Ok(0)
 }

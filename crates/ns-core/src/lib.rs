@@ -12,6 +12,9 @@
 //!   the settings of `Resources` they serve; [`cgroupfs`] holds the cgroup-file
 //!   mechanics both backends share (subtree walk, `cgroup.procs`, the SIGKILL loop,
 //!   rmdir retried on EBUSY, writing a setting).
+//! - [`spawn::Command`] starts a process in namespaces and a cgroup; [`Pod`] and
+//!   [`BoxRecord`] are the pods and boxes the state directory ([`state`]) knows, the
+//!   same ones the `isol` CLI shows.
 //!
 //! ```
 //! use isol_ns_core::{NamespaceSet, Resources, units::parse_size};
@@ -28,6 +31,7 @@
 //! controller's file name appears only in a backend crate.
 
 pub mod backend;
+pub mod boxes;
 pub mod cgroupfs;
 pub mod controller;
 pub mod convert;
@@ -51,6 +55,7 @@ pub use backend::{
     open_for_attach, require_tokio_runtime, Backend, Cgroup, CgroupLocation, CgroupPath,
     EventStream, Parent, ResourceController,
 };
+pub use boxes::BoxRecord;
 pub use controller::{Controller, Setting};
 pub use error::{Error, Result};
 pub use host::{CgroupMode, HostInfo, KernelFeatures};

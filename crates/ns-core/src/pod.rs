@@ -38,14 +38,14 @@ use serde::{Deserialize, Serialize};
 use crate::namespace::{MntNs, Persisted};
 use crate::security::{CapSet, SecurityPolicy};
 use crate::spawn::{CgroupSpec, Child, Command, Stdio};
-use crate::state::{check_name, StateDir};
+use crate::state::{check_name, Record, RecordKind, StateDir};
 use crate::{
     registry, Backend, Cgroup, CgroupLocation, Error, HostInfo, NamespaceKind, NamespaceSet,
     NsHandle, Parent, Resources, Result, Stats,
 };
 
-/// The record kind pods are stored under in the state directory.
-pub const KIND: &str = "pods";
+/// Where pods are stored in the state directory.
+const KIND: RecordKind = RecordKind::Pod;
 
 /// The name of the holder's cgroup beneath the pod cgroup (not usable as a member name).
 pub const HOLDER_CGROUP: &str = "holder";
@@ -86,6 +86,18 @@ impl ProcessId {
     /// Whether this very process still runs (exists, same start time, not a zombie).
     pub fn alive(&self) -> bool {
         matches!(proc_stat(self.pid), Ok((state, start)) if start == self.start_time && state != 'Z' && state != 'X')
+    }
+
+    /// The calling process (read once per process: a forked child reads its own).
+    pub fn me() -> ProcessId {
+        static ME: std::sync::OnceLock<ProcessId> = std::sync::OnceLock::new();
+        let pid = std::process::id();
+        if let Some(me) = ME.get().filter(|me| me.pid == pid) {
+            return *me;
+        }
+        let me = ProcessId::of(pid).expect("/proc/self/stat is readable");
+        let _ = ME.set(me);
+        me
     }
 }
 
@@ -162,6 +174,14 @@ impl PodRecord {
                 "the pod's pid namespace ended with its holder (pid {pid}), which is gone; remove the pod (isol pod rm -f {name}) and create it again"
             ),
         }
+    }
+}
+
+impl Record for PodRecord {
+    const KIND: RecordKind = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -247,7 +267,7 @@ impl Pod {
         resources.validate()?;
         backend.check(resources)?;
         let _lock = state.lock()?;
-        if state.read::<serde_json::Value>(KIND, name)?.is_some() {
+        if state.read::<PodRecord>(name)?.is_some() {
             return Err(Error::Refused {
                 what: format!("create pod {name}"),
                 reason: format!(
@@ -351,7 +371,7 @@ impl Pod {
             members: BTreeMap::new(),
             created: now(),
         };
-        state.write(KIND, name, &record)?;
+        state.write(&record)?;
         let (cgroup, holder) = undo.disarm();
         Ok(Pod {
             state: state.clone(),
@@ -402,7 +422,7 @@ impl Pod {
         state
             .list(KIND)?
             .iter()
-            .filter_map(|n| state.read::<PodRecord>(KIND, n).transpose())
+            .filter_map(|n| state.read::<PodRecord>(n).transpose())
             .collect()
     }
 
@@ -527,7 +547,7 @@ impl Pod {
         })();
         let written = rec.and_then(|rec| {
             self.record.members.insert(member.to_string(), rec);
-            self.state.write(KIND, &self.record.name, &self.record)
+            self.state.write(&self.record)
         });
         if let Err(e) = written {
             self.record.members.remove(member);
@@ -567,7 +587,7 @@ impl Pod {
             Err(_) => {}
         }
         self.record.members.remove(member);
-        self.state.write(KIND, &self.record.name, &self.record)
+        self.state.write(&self.record)
     }
 
     /// The members, each with whether its process still runs.
@@ -684,7 +704,7 @@ fn check_share(share: NamespaceSet) -> Result<()> {
 
 fn read_record(state: &StateDir, name: &str) -> Result<PodRecord> {
     state
-        .read::<PodRecord>(KIND, name)?
+        .read::<PodRecord>(name)?
         .ok_or_else(|| Error::invalid("pod", name, format!("no pod named {name}")))
 }
 

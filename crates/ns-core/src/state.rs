@@ -1,7 +1,8 @@
 //! The state directory: what isol knows about the boxes and pods it made, shared by every
 //! isol process on the host.
 //!
-//! Records are JSON files under `<root>/<kind>/<name>.json`, written atomically (a temp
+//! Records are JSON files under `<root>/<kind>/<name>.json` (`boxes/`, `pods/`: the
+//! [`RecordKind`] of a [`Record`] type), written atomically (a temp
 //! file in the same directory, then swapped in) while holding an exclusive `flock` on
 //! `<root>/.lock`, so a reader never sees a half-written record and two writers never
 //! interleave. Records are not fsync'd: they describe live kernel objects (processes,
@@ -27,6 +28,43 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{Error, Result};
+
+/// The kinds of record the state directory holds, each in a directory of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// Boxes (`boxes/`): [`crate::boxes::BoxRecord`].
+    Box,
+    /// Pods (`pods/`): [`crate::pod::PodRecord`].
+    Pod,
+}
+
+impl RecordKind {
+    /// Every kind.
+    pub const ALL: [RecordKind; 2] = [RecordKind::Box, RecordKind::Pod];
+
+    /// The kind's directory beneath the state directory's root.
+    pub const fn dir_name(self) -> &'static str {
+        match self {
+            RecordKind::Box => "boxes",
+            RecordKind::Pod => "pods",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+/// A type stored in the state directory: its kind says where, its name which file.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Where records of this type live.
+    const KIND: RecordKind;
+
+    /// The record's name (its file is `<kind>/<name>.json`).
+    fn name(&self) -> &str;
+}
 
 /// The environment variable that overrides the default state directory.
 pub const STATE_DIR_ENV: &str = "ISOL_STATE_DIR";
@@ -105,23 +143,23 @@ impl StateDir {
     }
 
     /// The directory holding records of `kind` (`boxes`, `pods`).
-    pub fn kind_dir(&self, kind: &str) -> PathBuf {
-        self.root.join(kind)
+    pub fn kind_dir(&self, kind: RecordKind) -> PathBuf {
+        self.root.join(kind.dir_name())
     }
 
     /// The record file of `name`.
-    pub fn record_path(&self, kind: &str, name: &str) -> PathBuf {
+    pub fn record_path(&self, kind: RecordKind, name: &str) -> PathBuf {
         self.kind_dir(kind).join(format!("{name}.json"))
     }
 
     /// The directory a record may own for its files (created on demand by the caller
     /// through [`StateDir::create_entry_dir`]).
-    pub fn entry_dir(&self, kind: &str, name: &str) -> PathBuf {
+    pub fn entry_dir(&self, kind: RecordKind, name: &str) -> PathBuf {
         self.kind_dir(kind).join(format!("{name}.d"))
     }
 
     /// Creates [`StateDir::entry_dir`] (mode 0700) and returns it.
-    pub fn create_entry_dir(&self, kind: &str, name: &str) -> Result<PathBuf> {
+    pub fn create_entry_dir(&self, kind: RecordKind, name: &str) -> Result<PathBuf> {
         let dir = self.entry_dir(kind, name);
         fs::DirBuilder::new()
             .recursive(true)
@@ -131,8 +169,9 @@ impl StateDir {
         Ok(dir)
     }
 
-    /// Writes `value` as the record `kind/name`, atomically.
-    pub fn write<T: Serialize>(&self, kind: &str, name: &str, value: &T) -> Result<()> {
+    /// Writes `value` as the record `<kind>/<name>`, atomically.
+    pub fn write<R: Record>(&self, value: &R) -> Result<()> {
+        let (kind, name) = (R::KIND, value.name());
         check_name(name)?;
         let dir = self.kind_dir(kind);
         let path = self.record_path(kind, name);
@@ -182,10 +221,10 @@ impl StateDir {
         })
     }
 
-    /// Reads the record `kind/name`; `None` when there is none.
-    pub fn read<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Result<Option<T>> {
+    /// Reads the record `<kind>/<name>`; `None` when there is none.
+    pub fn read<R: Record>(&self, name: &str) -> Result<Option<R>> {
         check_name(name)?;
-        let path = self.record_path(kind, name);
+        let path = self.record_path(R::KIND, name);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -197,7 +236,7 @@ impl StateDir {
     }
 
     /// The names of every record of `kind`, sorted.
-    pub fn list(&self, kind: &str) -> Result<Vec<String>> {
+    pub fn list(&self, kind: RecordKind) -> Result<Vec<String>> {
         let dir = self.kind_dir(kind);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -223,7 +262,7 @@ impl StateDir {
     /// directories whose record is gone (removal died between the two) unless something
     /// is still mounted beneath them. Hold the lock while calling it, so that no write is
     /// in flight. Returns what it removed.
-    pub fn remove_leftovers(&self, kind: &str) -> Result<Vec<PathBuf>> {
+    pub fn remove_leftovers(&self, kind: RecordKind) -> Result<Vec<PathBuf>> {
         let dir = self.kind_dir(kind);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -261,9 +300,9 @@ impl StateDir {
         Ok(removed)
     }
 
-    /// Removes the record `kind/name` and its entry directory (which must hold no
+    /// Removes the record `<kind>/<name>` and its entry directory (which must hold no
     /// mounts any more: the caller releases them first). Missing is not an error.
-    pub fn remove(&self, kind: &str, name: &str) -> Result<()> {
+    pub fn remove(&self, kind: RecordKind, name: &str) -> Result<()> {
         check_name(name)?;
         let path = self.record_path(kind, name);
         match fs::remove_file(&path) {
@@ -329,54 +368,51 @@ mod tests {
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Rec {
+        name: String,
         pid: u32,
         note: String,
     }
+
+    impl Record for Rec {
+        const KIND: RecordKind = RecordKind::Box;
+        fn name(&self) -> &str {
+            &self.name
+        }
+    }
+
+    fn rec(name: &str, pid: u32, note: &str) -> Rec {
+        Rec {
+            name: name.into(),
+            pid,
+            note: note.into(),
+        }
+    }
+
+    const BOX: RecordKind = RecordKind::Box;
 
     #[test]
     fn write_read_list_remove() {
         let tmp = tempfile::tempdir().unwrap();
         let st = StateDir::open(tmp.path().join("state")).unwrap();
         let _lock = st.lock().unwrap();
-        assert_eq!(st.read::<Rec>("boxes", "a").unwrap(), None);
-        st.write(
-            "boxes",
-            "b",
-            &Rec {
-                pid: 2,
-                note: "x".into(),
-            },
-        )
-        .unwrap();
-        st.write(
-            "boxes",
-            "a",
-            &Rec {
-                pid: 1,
-                note: "y".into(),
-            },
-        )
-        .unwrap();
-        st.write(
-            "boxes",
-            "a",
-            &Rec {
-                pid: 3,
-                note: "z".into(),
-            },
-        )
-        .unwrap();
-        assert_eq!(st.read::<Rec>("boxes", "a").unwrap().unwrap().pid, 3);
-        assert_eq!(st.list("boxes").unwrap(), vec!["a", "b"]);
-        assert!(st.list("pods").unwrap().is_empty());
-        let d = st.create_entry_dir("boxes", "a").unwrap();
+        assert_eq!(st.read::<Rec>("a").unwrap(), None);
+        st.write(&rec("b", 2, "x")).unwrap();
+        st.write(&rec("a", 1, "y")).unwrap();
+        st.write(&rec("a", 3, "z")).unwrap();
+        assert_eq!(st.read::<Rec>("a").unwrap().unwrap().pid, 3);
+        assert_eq!(st.list(BOX).unwrap(), vec!["a", "b"]);
+        assert!(st.list(RecordKind::Pod).unwrap().is_empty());
+        assert!(st
+            .record_path(BOX, "a")
+            .starts_with(tmp.path().join("state/boxes")));
+        let d = st.create_entry_dir(BOX, "a").unwrap();
         std::fs::write(d.join("net"), "").unwrap();
-        st.remove("boxes", "a").unwrap();
+        st.remove(BOX, "a").unwrap();
         assert!(!d.exists());
-        assert_eq!(st.list("boxes").unwrap(), vec!["b"]);
-        st.remove("boxes", "a").unwrap();
+        assert_eq!(st.list(BOX).unwrap(), vec!["b"]);
+        st.remove(BOX, "a").unwrap();
         // No temp files are left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(st.kind_dir("boxes"))
+        let leftovers: Vec<_> = std::fs::read_dir(st.kind_dir(BOX))
             .unwrap()
             .flatten()
             .map(|e| e.file_name())
@@ -389,38 +425,35 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let st = StateDir::open(tmp.path()).unwrap();
         let _lock = st.lock().unwrap();
-        let rec = Rec {
-            pid: 1,
-            note: "x".into(),
-        };
-        st.write("boxes", "kept", &rec).unwrap();
-        let kept_dir = st.create_entry_dir("boxes", "kept").unwrap();
-        let orphan_dir = st.entry_dir("boxes", "gone");
+        let kept = rec("kept", 1, "x");
+        st.write(&kept).unwrap();
+        let kept_dir = st.create_entry_dir(BOX, "kept").unwrap();
+        let orphan_dir = st.entry_dir(BOX, "gone");
         std::fs::create_dir_all(&orphan_dir).unwrap();
         std::fs::write(orphan_dir.join("output"), "log").unwrap();
-        let dir = st.kind_dir("boxes");
+        let dir = st.kind_dir(BOX);
         // pid_max is at most 2^22, so this writer cannot exist; ours does.
         let dead = dir.join(".half.json.4194305.tmp");
         let live = dir.join(format!(".busy.json.{}.tmp", std::process::id()));
         std::fs::write(&dead, "{").unwrap();
         std::fs::write(&live, "{").unwrap();
-        let mut removed = st.remove_leftovers("boxes").unwrap();
+        let mut removed = st.remove_leftovers(BOX).unwrap();
         removed.sort();
         let mut want = vec![dead.clone(), orphan_dir.clone()];
         want.sort();
         assert_eq!(removed, want);
         assert!(live.exists() && kept_dir.exists());
-        assert_eq!(st.read::<Rec>("boxes", "kept").unwrap(), Some(rec));
-        assert!(st.remove_leftovers("pods").unwrap().is_empty());
+        assert_eq!(st.read::<Rec>("kept").unwrap(), Some(kept));
+        assert!(st.remove_leftovers(RecordKind::Pod).unwrap().is_empty());
     }
 
     #[test]
     fn corrupt_records_are_errors_naming_the_file() {
         let tmp = tempfile::tempdir().unwrap();
         let st = StateDir::open(tmp.path()).unwrap();
-        std::fs::create_dir_all(st.kind_dir("boxes")).unwrap();
-        std::fs::write(st.record_path("boxes", "bad"), "{not json").unwrap();
-        let err = st.read::<Rec>("boxes", "bad").unwrap_err().to_string();
+        std::fs::create_dir_all(st.kind_dir(BOX)).unwrap();
+        std::fs::write(st.record_path(BOX, "bad"), "{not json").unwrap();
+        let err = st.read::<Rec>("bad").unwrap_err().to_string();
         assert!(err.contains("bad.json"), "{err}");
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use isol_ns_core::pod::{default_share, MemberState, Pod, PodState};
 use isol_ns_core::spawn::{Child, Command, ExitStatus, Stdio};
-use isol_ns_core::state::StateDir;
+use isol_ns_core::state::{RecordKind, StateDir};
 use isol_ns_core::units::Limit;
 use isol_ns_core::{
     registry, Backend, CgroupLocation, Error, NamespaceKind, NamespaceSet, Resources,
@@ -707,7 +707,7 @@ fn removing_a_pod_with_running_members_leaves_nothing() {
     for f in &files {
         assert!(!f.exists(), "{} removed", f.display());
     }
-    assert!(!fx.state.entry_dir("pods", "gone").exists());
+    assert!(!fx.state.entry_dir(RecordKind::Pod, "gone").exists());
     assert!(Pod::list(&fx.state).unwrap().is_empty());
     assert!(Pod::open(&fx.state, "gone").is_err());
 }
@@ -810,7 +810,7 @@ fn a_failed_create_undoes_what_it_made() {
         .collect();
     assert!(before.is_empty(), "{before:?}");
     // A leftover entry directory: refused after the pod cgroup was made.
-    let dir = fx.state.create_entry_dir("pods", "half").unwrap();
+    let dir = fx.state.create_entry_dir(RecordKind::Pod, "half").unwrap();
     let err = Pod::create(
         &fx.state,
         "half",
