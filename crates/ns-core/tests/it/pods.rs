@@ -362,12 +362,16 @@ fn a_shared_pid_namespace_has_a_holder_and_one_proc_for_all_members() {
     let list = "for f in /proc/[0-9]*/cmdline; do echo \"${f#/proc/}\" $(tr '\\0' ' ' < $f); done";
     // The holder, pid 1, is no way out for a hardened member (its root is the host's),
     // nor can the member end it, and with it the pod.
+    // b waits on its stdin until its pid namespace has been looked at: once its script
+    // ends, its /proc/PID/ns goes with it (failed in the hybrid VM and under load).
     let b_script = format!(
-        "{list}; ls /proc/1/root/ >/dev/null 2>&1 && echo holder-open || echo holder-closed; kill -9 1"
+        "read _; {list}; ls /proc/1/root/ >/dev/null 2>&1 && echo holder-open || echo holder-closed; kill -9 1"
     );
     let mut b_cmd = sh(&b_script);
-    b_cmd.security(isol_ns_core::security::SecurityPolicy::default());
-    let b = pod.add_member("b", b_cmd, &Resources::default()).unwrap();
+    b_cmd
+        .stdin(Stdio::Piped)
+        .security(isol_ns_core::security::SecurityPolicy::default());
+    let mut b = pod.add_member("b", b_cmd, &Resources::default()).unwrap();
     for child in [&a, &b] {
         assert_eq!(
             child.namespace(NamespaceKind::Pid).unwrap().inode(),
@@ -375,6 +379,7 @@ fn a_shared_pid_namespace_has_a_holder_and_one_proc_for_all_members() {
             "joined the pod's pid ns"
         );
     }
+    drop(b.stdin.take());
     let (st, out, err) = output(b);
     assert_eq!(st, ExitStatus::Exited(0), "{err}");
     assert!(out.contains("sleep 1234567"), "b sees a's process: {out}");
