@@ -226,6 +226,12 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(0);
     }
+    print_inspect(&out)?;
+    Ok(0)
+}
+
+/// `isol inspect` for people: the summary, then namespaces, cgroup and hardening.
+fn print_inspect(out: &Inspect) -> Result<()> {
     let s = &out.summary;
     outln!("name:       {}", s.name)?;
     outln!("state:      {}", s.state)?;
@@ -311,7 +317,7 @@ pub fn inspect(state: &StateDir, name: &str, json: bool) -> Result<u8> {
             outln!("{what:<17}{value}")?;
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `isol stats --json`.

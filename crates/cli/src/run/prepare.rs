@@ -32,8 +32,9 @@ pub(super) fn prepare(state: &StateDir, a: &RunArgs) -> Result<Prepared> {
         None => state::generate_name(),
     };
     state::check_name(&name)?;
-    // A kind named explicitly in --ns must not also be joined: that is a contradiction,
-    // not something to resolve silently. The default list yields to --share and --pod.
+    // The default list yields to --share and --pod; a kind named explicitly in --ns
+    // must not also be joined, a contradiction that `member_of` and `shares` refuse
+    // rather than resolve silently.
     let mut new = opts::namespaces(a.ns.as_deref().unwrap_or(DEFAULT_NAMESPACES))?;
     let resources = opts::resources(&a.limits)?;
     let parent = opts::cgroup_parent(&a.cgroup_parent)?;

@@ -9,6 +9,24 @@
 //! caller's: the CLI claims the name with a placeholder record, spawns, fills the record
 //! from the [`Child`] ([`BoxRecord::record_child`]) and writes it.
 //!
+//! ```no_run
+//! use isol_ns_core::boxes::{BoxRecord, JoinOptions};
+//! use isol_ns_core::state::StateDir;
+//! use isol_ns_core::HostInfo;
+//!
+//! let state = StateDir::open(StateDir::default_path())?;
+//! let host = HostInfo::probe()?;
+//! for (name, rec) in BoxRecord::list(&state)? {
+//!     println!("{name}: {}", rec?.state(&host));
+//! }
+//! if let Some(web) = BoxRecord::load(&state, "web")? {
+//!     // `isol exec web -- ps`, as the box's user, with its environment.
+//!     let status = web.join(&host, "ps", &JoinOptions::default())?.spawn()?.wait()?;
+//!     println!("ps in web: {status:?}");
+//! }
+//! # Ok::<(), isol_ns_core::Error>(())
+//! ```
+//!
 //! - mod.rs: the record and its liveness;
 //! - cleanup.rs: releasing what a box holds and removing its record;
 //! - join.rs: a command that joins a running box, and the environment and user a box's
