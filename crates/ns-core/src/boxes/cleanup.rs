@@ -3,13 +3,12 @@
 //! and last its record, so that nothing a box made ever outlives the record that leads
 //! to it.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use super::BoxRecord;
 use crate::namespace::Persisted;
 use crate::state::{RecordKind, StateDir};
-use crate::{Cgroup, Error, HostInfo, Pod, Result};
+use crate::{cgroupfs, Cgroup, Error, HostInfo, Pod, Result};
 
 impl BoxRecord {
     /// Destroys the cgroup (if it is still there) and releases the persisted namespace
@@ -136,39 +135,8 @@ fn refused(what: String, errors: Vec<String>) -> Result<()> {
 /// removes the directories deepest first, retrying while the kernel is still freeing the
 /// tasks (EBUSY). cgroup-v1.txt §2.3 and cgroup-v2.rst "Removing a cgroup": a cgroup
 /// without tasks or children can be rmdir'ed.
-fn remove_cgroup_dir(dir: &Path) -> std::io::Result<()> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d)?.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                todo.push(e.path());
-            }
-        }
-        dirs.push(d);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for d in dirs.iter().rev() {
-        loop {
-            let procs = crate::parse::read_text(&d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            match std::fs::remove_dir(d) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    if Instant::now() > deadline {
-                        return Err(e);
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
+fn remove_cgroup_dir(dir: &Path) -> Result<()> {
+    let what = dir.display().to_string();
+    cgroupfs::sigkill_until_empty(&[dir], &what, cgroupfs::WAIT, || Ok(()))?;
+    cgroupfs::remove_tree(dir, cgroupfs::WAIT)
 }
