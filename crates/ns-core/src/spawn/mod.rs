@@ -38,8 +38,7 @@ use std::sync::Arc;
 use crate::namespace::{self, Context, Joinable, NamespacePlan, NsHandle, Persisted, Slot};
 use crate::security::{self, SecurityPolicy};
 use crate::{
-    registry, Backend, Cgroup, Error, HostInfo, NamespaceKind, NamespaceSet, Parent, Resources,
-    Result, Stats,
+    Backend, Cgroup, Error, NamespaceKind, NamespaceSet, Parent, Resources, Result, Stats,
 };
 use program::{Op, Program};
 use sys::Record;
@@ -100,6 +99,9 @@ pub enum Stdio {
 }
 
 /// The cgroup a spawned process is placed in.
+// `Create` holds the `Resources` by value, as callers build it; a spec is made once per
+// spawn, so its size does not matter, and boxing would change the public API.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum CgroupSpec {
     /// Create `parent/name` with `resources` through `backend`; destroyed again if the
@@ -107,18 +109,6 @@ pub enum CgroupSpec {
     Create {
         /// The backend.
         backend: Arc<dyn Backend>,
-        /// Where.
-        parent: Parent,
-        /// Its name.
-        name: String,
-        /// Its limits.
-        resources: Resources,
-    },
-    /// Like `Create`, with a backend from the registry by name (`cgroup-v1`,
-    /// `cgroup-v2`, or `auto` for the one that fits this host), opened at spawn time.
-    Registry {
-        /// The registry name, or `auto`.
-        backend: String,
         /// Where.
         parent: Parent,
         /// Its name.
@@ -702,23 +692,6 @@ impl Command {
                 )?)),
                 true,
             ),
-            Some(CgroupSpec::Registry {
-                backend,
-                parent,
-                name,
-                resources,
-            }) => {
-                let host = HostInfo::probe()?;
-                let backend = registry::open(backend, &host)?;
-                (
-                    Some(Arc::from(backend.create(
-                        parent,
-                        name,
-                        &self.with_policy_devices(resources),
-                    )?)),
-                    true,
-                )
-            }
         };
         let mut guard = Guard {
             pidfd: None,
