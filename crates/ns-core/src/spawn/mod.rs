@@ -22,11 +22,14 @@
 //!    [`Error::Spawn`]; then the child is killed and reaped and a cgroup the spawn
 //!    created is destroyed, so nothing is left.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 pub mod program;
 pub(crate) mod sys;
 
 use std::collections::BTreeMap;
-use std::ffi::{c_char, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -750,16 +753,8 @@ impl Command {
                 Error::invalid("argument", a.to_string_lossy(), "must not contain NUL")
             })?);
         }
-        let argv: Vec<*const c_char> = argv_c
-            .iter()
-            .map(|c| c.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
-        let envp: Vec<*const c_char> = env
-            .iter()
-            .map(|c| c.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
+        let argv = sys::CStrArray::new(&argv_c);
+        let envp = sys::CStrArray::new(&env);
         let prep = sys::Prepared {
             program: &prog,
             exec_path: &exec_c,
