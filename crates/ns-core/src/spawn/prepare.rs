@@ -415,3 +415,176 @@ fn pidfd_pid(fd: BorrowedFd<'_>) -> Result<u32> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Golden tests of the recorded steps: the program a `Command` would run, as
+    //! [`Program::listing`] writes it, against `golden/NAME.txt` beside this file
+    //! (`ISOL_BLESS=1 cargo test -p isol-ns-core golden` writes them). A new mount
+    //! namespace's own steps are the namespace module's to test.
+    use super::*;
+    use crate::namespace::UserNs;
+    use crate::security::{Rlimit, SecurityPolicy};
+
+    /// The kernel isol is written for: `setns` on a pidfd (5.8), `CLONE_INTO_CGROUP`.
+    fn current_kernel() -> KernelFeatures {
+        KernelFeatures {
+            setns_pidfd: true,
+            clone_into_cgroup: true,
+            ..KernelFeatures::default()
+        }
+    }
+
+    /// What `cmd` would run, spawned by root on a kernel with `features`.
+    fn built(cmd: &Command, features: KernelFeatures) -> Built {
+        let shape = cmd.check(true, features).unwrap();
+        cmd.build(&shape).unwrap()
+    }
+
+    /// Compares `prog`'s listing with `golden/NAME.txt`, whose first line says what it
+    /// shows; `ISOL_BLESS=1` writes the file instead.
+    fn golden(name: &str, about: &str, prog: &Program) {
+        let listing = prog
+            .listing()
+            .replace(&format!("/proc/{}/", std::process::id()), "/proc/PID/");
+        let text = format!("# {about}\n{listing}");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/spawn/golden")
+            .join(format!("{name}.txt"));
+        if std::env::var_os("ISOL_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+            return;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            want == text,
+            "{name}: the recorded steps differ from {} (ISOL_BLESS=1 cargo test -p isol-ns-core golden writes it):\n--- golden\n{want}--- now\n{text}",
+            path.display()
+        );
+    }
+
+    /// `isol exec`'s shape: a box's namespaces joined through a pidfd of its init, user
+    /// among them, as another uid.
+    fn exec_into_box() -> Command {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.env_clear().uid(1000).gid(1000);
+        let kinds: NamespaceSet = "user,ipc,uts,net,pid".parse().unwrap();
+        cmd.plan_mut()
+            .join_process(sys::pidfd_self().unwrap(), kinds);
+        cmd
+    }
+
+    #[test]
+    fn golden_join_by_pidfd() {
+        let b = built(&exec_into_box(), current_kernel());
+        golden(
+            "join_by_pidfd",
+            "a box's user, ipc, uts, net and pid namespaces joined by a pidfd; uid and gid 1000",
+            &b.prog,
+        );
+        // In a joined user namespace the leader unshares; clone3 makes nothing. The
+        // command follows the init, which is not its pid namespace's first process.
+        assert_eq!(b.clone_flags, 0);
+        assert!(matches!(b.prog.command.last().unwrap().op, Op::DieWithInit));
+    }
+
+    #[test]
+    fn golden_join_by_pidfd_before_5_8() {
+        let old = KernelFeatures {
+            setns_pidfd: false,
+            ..current_kernel()
+        };
+        golden(
+            "join_by_pidfd_before_5_8",
+            "join_by_pidfd where setns takes no pidfd (before Linux 5.8): each namespace file of the process behind it",
+            &built(&exec_into_box(), old).prog,
+        );
+    }
+
+    #[test]
+    fn golden_join_by_handle() {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.env_clear()
+            .new_namespaces("pid".parse().unwrap())
+            .die_with_parent()
+            .new_session()
+            .current_dir("/srv")
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Piped)
+            .stderr(Stdio::Fd(File::open("/dev/null").unwrap().into()));
+        for kind in [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Uts] {
+            let path = format!("/proc/self/ns/{}", kind.proc_name());
+            cmd.join(NsHandle::open(kind, path).unwrap());
+        }
+        let b = built(&cmd, current_kernel());
+        golden(
+            "join_by_handle",
+            "a pod member's shape: net, ipc and uts joined by namespace file, a new pid namespace; die_with_parent, new_session, a working directory, stdin null, stdout piped, stderr an fd",
+            &b.prog,
+        );
+        assert_eq!(b.clone_flags, libc::CLONE_NEWPID);
+        assert!(matches!(
+            b.prog.command.last().unwrap().op,
+            Op::DieWithParent { .. }
+        ));
+        // The parent keeps stdout's read end; the child gets three fds.
+        assert!(matches!(b.parent_ends, [None, Some(_), None]));
+        assert_eq!(b.child_ends.len(), 3);
+    }
+
+    #[test]
+    fn golden_hardened_in_a_user_namespace() {
+        let mut policy = SecurityPolicy {
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            read_only_host: false,
+            ..SecurityPolicy::default()
+        };
+        policy
+            .rlimits
+            .push(Rlimit::parse("nofile=1024:2048").unwrap());
+        let mut cmd = Command::new("/bin/sh");
+        cmd.env_clear()
+            .user_namespace(UserNs::range(100_000, 65_536))
+            .new_namespaces("pid,net,uts".parse().unwrap())
+            .hostname("box")
+            .uid(1000)
+            .gid(1000)
+            .security(policy);
+        golden(
+            "hardened_in_a_user_namespace",
+            "docker's default hardening (no path masked: no mount namespace) with an rlimit, in new user, pid, net and uts namespaces, as uid and gid 1000",
+            &built(&cmd, current_kernel()).prog,
+        );
+    }
+
+    #[test]
+    fn golden_cgroup_joins_go_first() {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.env_clear().die_with_parent().uid(1000);
+        let mut b = built(&cmd, current_kernel());
+        let file = || OwnedFd::from(File::open("/dev/null").unwrap());
+        b.join_cgroup_first(vec![
+            (file(), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/box")),
+            (file(), PathBuf::from("/sys/fs/cgroup/memory/box")),
+        ]);
+        golden(
+            "cgroup_joins_go_first",
+            "a v1 cgroup joined through its tasks files, before the death signal; root running the command as uid 1000",
+            &b.prog,
+        );
+    }
+
+    #[test]
+    fn held_command_execs_nothing() {
+        let mut cmd = Command::hold();
+        cmd.new_namespaces("pid".parse().unwrap());
+        let b = built(&cmd, current_kernel());
+        assert_eq!(b.exec_path, Path::new("/"));
+        assert_eq!(
+            b.prog.listing(),
+            "outside execve: /\noutside fork the command from init\n"
+        );
+    }
+}

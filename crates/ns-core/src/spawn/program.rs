@@ -242,6 +242,33 @@ impl Program {
             .unwrap_or(("unknown step", PathBuf::new()))
     }
 
+    /// The program as text, a line per step in the order the steps run: `leader` or
+    /// `command`, the step's name and, after `: `, what it acts on; then `outside` for the
+    /// steps named but taken outside the lists (`execve`, the init's fork of the
+    /// command). For the spawn's trace log and the golden tests.
+    pub(crate) fn listing(&self) -> String {
+        let mut out = String::new();
+        let mut line = |part: &str, id: u32| {
+            let (step, path) = self.label(id);
+            out.push_str(&format!("{part:<8}{step}"));
+            if !path.as_os_str().is_empty() {
+                out.push_str(&format!(": {}", path.display()));
+            }
+            out.push('\n');
+        };
+        for s in &self.leader {
+            line("leader", s.id);
+        }
+        for s in &self.command {
+            line("command", s.id);
+        }
+        let listed = |id: u32| self.leader.iter().chain(&self.command).any(|s| s.id == id);
+        for id in (0..self.labels.len() as u32).filter(|&id| !listed(id)) {
+            line("outside", id);
+        }
+        out
+    }
+
     /// How many steps the leader and the command take.
     pub fn len(&self) -> (usize, usize) {
         (self.leader.len(), self.command.len())

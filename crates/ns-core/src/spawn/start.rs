@@ -130,6 +130,7 @@ impl Command {
             shape.new,
             self.program
         );
+        tracing::trace!("the child's program:\n{}", built.prog.listing());
         drop(err_wr);
         let Built {
             prog,
