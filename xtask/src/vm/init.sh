@@ -9,6 +9,13 @@
 # programs are linked to from their host paths, listed in /isol/programs.list), prints one
 # ISOL-BINARY line per binary and exactly one ISOL-VERDICT line, and powers off.
 # The host trusts the verdict only together with qemu's exit status.
+#
+# With a tools disk (/isol/tools.list names its packages), stage 2 also loads the
+# modules in /isol/modules.list, mounts the disk read-only at /isol/tools, makes its
+# /usr, /lib*, /sbin and /etc usable from /, and runs /isol/smoke.sh before the
+# tests. In every mode it sets up the unprivileged test user; in the unified mode it
+# delegates a cgroup to that user as systemd's Delegate=yes does. /isol/script, when
+# packed, runs instead of the test binaries.
 
 if [ "$1" != stage2 ]; then
     bb=/bin/busybox
@@ -26,7 +33,9 @@ if [ "$1" != stage2 ]; then
     exec $bb switch_root /newroot /init stage2
 fi
 
-export PATH=/bin HOME=/root
+# busybox first: the tools disk's GNU programs (mount, unshare, sed, tar…) do not
+# change what the tests' plain commands mean; they are found at /usr/bin/NAME.
+export PATH=/bin:/usr/sbin:/usr/bin HOME=/root
 /bin/busybox --install -s /bin
 
 mode=unknown nonce=none
@@ -67,6 +76,49 @@ mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp || die "mount /tmp"
 mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run || die "mount /run"
 hostname isol-vm
 
+# Hundredths of a second since boot, and the seconds since such a mark.
+now_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
+since() { awk -v a="$1" -v b="$(now_cs)" 'BEGIN { printf "%.2fs", (b - a) / 100 }'; }
+
+# The tools disk: modules first (virtio is not built in), then the disk once the
+# kernel has probed it, then its tree made usable from /. The root stays the
+# tmpfs; /usr is the disk's (read-only), /lib, /lib64 and /sbin link into it
+# unless the initramfs has its own (glibc builds pack /lib), and its /etc is
+# copied beside ours (ours wins).
+tools=$(cat /isol/tools.list)
+setup_tools() {
+    t0=$(now_cs)
+    while IFS= read -r m; do
+        [ -n "$m" ] || continue
+        insmod "/isol/modules/$m.ko" || die "insmod $m"
+    done </isol/modules.list
+    i=0
+    until [ -b /dev/vda ]; do
+        i=$((i + 1))
+        [ $i -le 100 ] || die "no /dev/vda 10s after loading virtio_blk: is the tools disk attached?"
+        sleep 0.1
+    done
+    mkdir -p /isol/tools /usr
+    mount -t ext4 -o ro,nodev /dev/vda /isol/tools || die "mount the tools disk"
+    mount -o bind /isol/tools/usr /usr || die "bind /usr"
+    for d in lib lib64 sbin; do
+        [ -e /$d ] || [ ! -e /isol/tools/$d ] || ln -s usr/$d /$d || die "link /$d"
+    done
+    # The disk's /etc first, then ours over it (busybox's cp -n skips directories).
+    mv /etc /isol/etc.initramfs && cp -a /isol/tools/etc /etc &&
+        cp -a /isol/etc.initramfs/. /etc/ && rm -r /isol/etc.initramfs || die "merge the tools disk's /etc"
+    mkdir -p /var/lib /var/cache /var/log /var/tmp || die "mkdir /var"
+    chmod 1777 /var/tmp
+    ln -s /run /var/run
+    echo "ISOL-INIT tools disk: $(df -m /isol/tools | awk 'NR == 2 { print $3 }') MiB, modules and mount in $(since $t0)"
+}
+[ -z "$tools" ] || setup_tools
+
+# The unprivileged test user (/etc/passwd, /etc/subuid and /etc/subgid come with
+# the initramfs). Tests switch to it themselves (setuid before exec, or busybox su).
+TEST_USER=isoltest TEST_UID=1000 TEST_GID=1000
+mkdir -p /home/$TEST_USER && chown $TEST_UID:$TEST_GID /home/$TEST_USER || die "make the test user's home"
+
 # has CONTROLLER: whether the kernel offers it (enabled in /proc/cgroups).
 has() {
     awk -v c="$1" '$1 == c && $4 == 1 { found = 1 } END { exit !found }' /proc/cgroups
@@ -96,10 +148,27 @@ mount_v1() {
     mount -t cgroup -o $opts,none,name=systemd cgroup $cg/systemd || die "mount cgroup -o name=systemd"
 }
 
+# delegate DIR: a cgroup the test user may manage, as systemd's Delegate=yes makes
+# one: every controller enabled in the root's cgroup.subtree_control (so DIR offers
+# them), DIR and the files the kernel lists in /sys/kernel/cgroup/delegate chowned.
+delegate() {
+    for c in $(cat $cg/cgroup.controllers); do
+        echo "+$c" >$cg/cgroup.subtree_control || die "enable $c in $cg"
+    done
+    mkdir "$1" || die "mkdir $1"
+    files=$(cat /sys/kernel/cgroup/delegate 2>/dev/null)
+    for f in . ${files:-cgroup.procs cgroup.threads cgroup.subtree_control}; do
+        [ ! -e "$1/$f" ] || chown $TEST_UID:$TEST_GID "$1/$f" || die "chown $1/$f"
+    done
+}
+
+deleg=
 case "$mode" in
 unified)
     mount -t cgroup2 -o $opts,nsdelegate,memory_recursiveprot cgroup2 $cg ||
         mount -t cgroup2 -o $opts cgroup2 $cg || die "mount cgroup2 on $cg"
+    deleg=$cg/$TEST_USER.delegated
+    delegate $deleg
     ;;
 legacy)
     mount_v1
@@ -123,6 +192,19 @@ done </isol/programs.list
 echo "ISOL-INIT kernel $(uname -r), mode $mode, $(nproc) cpus, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
 grep cgroup /proc/mounts | sed 's/^/ISOL-MOUNT /'
 
+# What every test (and the script) finds in its environment besides the basics;
+# no value has a space, so the list splits into words.
+extra="ISOL_TEST_USER=$TEST_USER ISOL_TEST_UID=$TEST_UID ISOL_TEST_GID=$TEST_GID"
+[ -z "$tools" ] || extra="$extra ISOL_TOOLS=$tools"
+[ -z "$deleg" ] || extra="$extra ISOL_DELEGATED_CGROUP=$deleg"
+
+t0=$(now_cs)
+mkdir -p /tmp/isol-smoke
+(cd /tmp/isol-smoke && exec env -i PATH=$PATH HOME=/root TMPDIR=/tmp ISOL_EXPECT_MODE="$mode" \
+    $extra /isol/smoke.sh) 2>&1 || die "smoke checks failed (ISOL-SMOKE lines above)"
+rm -rf /tmp/isol-smoke
+echo "ISOL-INIT smoke checks passed in $(since $t0)"
+
 set --
 while IFS= read -r a; do
     set -- "$@" "$a"
@@ -136,7 +218,22 @@ num() {
 
 bad=
 mkdir -p /run/isol
-for bin in /isol/tests/*; do
+if [ -f /isol/script ]; then
+    # The script stands for the test binaries: one "test", passed or failed.
+    mkdir -p /tmp/isol-work/script
+    echo "ISOL-RUN name=script"
+    t0=$(date +%s)
+    (cd /tmp/isol-work/script && exec env -i PATH=$PATH HOME=/root TMPDIR=/tmp USER=root \
+        ISOL_REQUIRE_PRIVILEGED=1 ISOL_EXPECT_MODE="$mode" RUST_BACKTRACE=1 $extra \
+        /bin/sh /isol/script </dev/null) 2>&1
+    rc=$?
+    n=1
+    if [ $rc = 0 ]; then P=1 st=ok; else F=1 st=fail bad="script:exit=$rc"; fi
+    echo "ISOL-BINARY name=script status=$st exit=$rc passed=$P failed=$F ignored=0 seconds=$(($(date +%s) - t0))"
+fi
+tests=/isol/tests/*
+[ ! -f /isol/script ] || tests=
+for bin in $tests; do
     [ -f "$bin" ] || continue
     name=${bin##*/}
     n=$((n + 1))
@@ -146,8 +243,8 @@ for bin in /isol/tests/*; do
     echo "ISOL-RUN name=$name args=$*"
     t0=$(date +%s)
     {
-        (cd "$work" && exec env -i PATH=/bin HOME=/root TMPDIR=/tmp USER=root \
-            ISOL_REQUIRE_PRIVILEGED=1 ISOL_EXPECT_MODE="$mode" RUST_BACKTRACE=1 \
+        (cd "$work" && exec env -i PATH=$PATH HOME=/root TMPDIR=/tmp USER=root \
+            ISOL_REQUIRE_PRIVILEGED=1 ISOL_EXPECT_MODE="$mode" RUST_BACKTRACE=1 $extra \
             "$bin" --test-threads=1 "$@" </dev/null) 2>&1
         echo $? >/run/isol/$name.rc
     } | tee "$out"

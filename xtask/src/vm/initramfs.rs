@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -19,16 +19,28 @@ use crate::progress;
 
 /// The guest's init: stage 1 moves to a tmpfs, stage 2 mounts and runs the tests.
 const INIT: &str = include_str!("init.sh");
-const PASSWD: &str =
-    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
-const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+/// The checks init runs before the tests: the tools disk's programs, the test user,
+/// the delegated cgroup. A broken one fails the run.
+const SMOKE: &str = include_str!("smoke.sh");
+/// root, the unprivileged test user (see `TEST_USER` in init.sh) and nobody.
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                      isoltest:x:1000:1000:isol test user:/home/isoltest:/bin/sh\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nisoltest:x:1000:\nnogroup:x:65534:\n";
+/// Subordinate ids for newuidmap/newgidmap: the test user's range and root's.
+const SUBIDS: &str = "isoltest:100000:65536\nroot:165536:65536\n";
+/// For the glibc programs of the tools disk: local files only.
+const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files\n";
+const HOSTS: &str = "127.0.0.1\tlocalhost isol-vm\n::1\tlocalhost\n";
 
 /// The directories every guest has, in an order where parents come first.
-const BASE_DIRS: [&str; 11] = [
+const BASE_DIRS: [&str; 13] = [
     "bin",
     "dev",
     "etc",
+    "home",
     "isol",
+    "isol/modules",
     "isol/tests",
     "newroot",
     "proc",
@@ -38,10 +50,25 @@ const BASE_DIRS: [&str; 11] = [
     "tmp",
 ];
 
+/// What goes into the archive besides the fixed files.
+pub struct Contents<'a> {
+    pub busybox: &'a Path,
+    pub built: &'a Built,
+    /// The arguments every test binary gets.
+    pub args: &'a [String],
+    /// Kernel modules to load, in order (`/isol/modules/NAME.ko`).
+    pub modules: &'a [PathBuf],
+    /// The packages on the tools disk; empty when no disk is attached.
+    pub tools: &'a [String],
+    /// A script to run instead of the test binaries.
+    pub script: Option<&'a Path>,
+}
+
 /// Writes the initramfs to `out`: busybox, init, the test binaries (in `/isol/tests`),
-/// the workspace's programs (at their host paths) and the arguments every binary gets
-/// (`/isol/args`, one per line).
-pub fn write(out: &Path, busybox: &Path, built: &Built, args: &[String]) -> Result<()> {
+/// the workspace's programs (at their host paths), the arguments every binary gets
+/// (`/isol/args`, one per line), and what [`Contents`] adds.
+pub fn write(out: &Path, contents: &Contents) -> Result<()> {
+    let args = contents.args;
     if let Some(bad) = args.iter().find(|a| a.contains('\n')) {
         bail!("test arguments cannot contain a newline: {bad:?}");
     }
@@ -54,7 +81,7 @@ pub fn write(out: &Path, busybox: &Path, built: &Built, args: &[String]) -> Resu
     gzip.arg("-1").stdin(Stdio::piped()).stdout(file);
     let mut child = exec::spawn(&mut gzip)?;
     let stdin = child.stdin.take().expect("stdin was piped");
-    let written = fill(Newc::new(BufWriter::new(stdin)), busybox, built, args)
+    let written = fill(Newc::new(BufWriter::new(stdin)), contents)
         .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
         .map(drop);
     let status = child.wait().context("wait for gzip")?;
@@ -69,22 +96,49 @@ pub fn write(out: &Path, busybox: &Path, built: &Built, args: &[String]) -> Resu
     Ok(())
 }
 
-fn fill<W: Write>(
-    mut cpio: Newc<W>,
-    busybox: &Path,
-    built: &Built,
-    args: &[String],
-) -> io::Result<W> {
+/// The fixed files of `/etc`, and what init and the smoke checks read from `/isol`.
+fn fill_fixed<W: Write>(cpio: &mut Newc<W>, contents: &Contents) -> io::Result<()> {
+    cpio.bytes("init", 0o755, INIT.as_bytes())?;
+    cpio.bytes("isol/smoke.sh", 0o755, SMOKE.as_bytes())?;
+    cpio.bytes("etc/passwd", 0o644, PASSWD.as_bytes())?;
+    cpio.bytes("etc/group", 0o644, GROUP.as_bytes())?;
+    cpio.bytes("etc/subuid", 0o644, SUBIDS.as_bytes())?;
+    cpio.bytes("etc/subgid", 0o644, SUBIDS.as_bytes())?;
+    cpio.bytes("etc/nsswitch.conf", 0o644, NSSWITCH.as_bytes())?;
+    cpio.bytes("etc/hosts", 0o644, HOSTS.as_bytes())?;
+    let mut names = String::new();
+    for module in contents.modules {
+        let name = module
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| io::Error::other(format!("{} has no name", module.display())))?;
+        cpio.file(&format!("isol/modules/{name}.ko"), 0o644, module)?;
+        names.push_str(&name);
+        names.push('\n');
+    }
+    cpio.bytes("isol/modules.list", 0o644, names.as_bytes())?;
+    // Comma-separated: init passes it on as one word, ISOL_TOOLS.
+    cpio.bytes(
+        "isol/tools.list",
+        0o644,
+        contents.tools.join(",").as_bytes(),
+    )?;
+    if let Some(script) = contents.script {
+        cpio.file("isol/script", 0o755, script)?;
+    }
+    Ok(())
+}
+
+fn fill<W: Write>(mut cpio: Newc<W>, contents: &Contents) -> io::Result<W> {
+    let (built, args) = (contents.built, contents.args);
     for dir in BASE_DIRS {
         cpio.dir(dir, if dir == "tmp" { 0o1777 } else { 0o755 })?;
     }
     // The kernel opens /dev/console for init's stdio before anything is mounted.
     cpio.char_dev("dev/console", 0o600, 5, 1)?;
     cpio.char_dev("dev/null", 0o666, 1, 3)?;
-    cpio.file("bin/busybox", 0o755, busybox)?;
-    cpio.bytes("init", 0o755, INIT.as_bytes())?;
-    cpio.bytes("etc/passwd", 0o644, PASSWD.as_bytes())?;
-    cpio.bytes("etc/group", 0o644, GROUP.as_bytes())?;
+    cpio.file("bin/busybox", 0o755, contents.busybox)?;
+    fill_fixed(&mut cpio, contents)?;
     let mut arg_lines = String::new();
     for a in args {
         arg_lines.push_str(a);

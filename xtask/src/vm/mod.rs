@@ -11,14 +11,21 @@
 //! Where the musl target cannot be installed (no network for rustup), the host's own
 //! glibc build is packed instead, with the shared libraries `ldd` names.
 //!
+//! Programs that are no static binaries (podman, containerd, crun, runc, bwrap,
+//! newuidmap…) come on an optional read-only tools disk built from Debian's packages
+//! ([`tools`]); init mounts it and checks them before the tests run.
+//!
 //! The pieces: [`binaries`] builds and finds the test executables, [`assets`] fetches
-//! and caches the kernel and busybox (and installs qemu), [`initramfs`] packs the
+//! and caches the kernel and busybox (and installs qemu), [`kmod`] picks the kernel
+//! modules the tools disk needs, [`tools`] builds that disk, [`initramfs`] packs the
 //! archive, [`qemu`] boots it under a hard timeout and judges the log.
 
 mod assets;
 pub(crate) mod binaries;
 mod initramfs;
+mod kmod;
 mod qemu;
+mod tools;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -56,6 +63,17 @@ pub struct Args {
     /// binaries (what happens anyway when the musl target cannot be installed).
     #[arg(long)]
     glibc: bool,
+    /// Debian packages on the guest's tools disk: none, default (podman, containerd,
+    /// crun, runc, bubblewrap, uidmap, util-linux and podman's helpers) or a
+    /// comma-separated list where `default` may stand among other package names.
+    /// Env: ISOL_VM_TOOLS.
+    #[arg(long, value_name = "SET")]
+    tools: Option<String>,
+    /// Run this busybox sh script in the guest (as root, after the setup and smoke
+    /// checks, in the tests' environment) instead of the test binaries; its exit
+    /// status is the verdict.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
     /// Passed to every test binary after `--test-threads=1` (test name filters, `--exact`…).
     #[arg(last = true, value_name = "FILTER")]
     filter: Vec<String>,
@@ -182,6 +200,9 @@ pub struct Options {
     pub manifest_path: Option<PathBuf>,
     pub libc: Libc,
     pub filter: Vec<String>,
+    /// The packages of the tools disk; empty for no disk.
+    pub tools: Vec<String>,
+    pub script: Option<PathBuf>,
 }
 
 impl Options {
@@ -195,7 +216,23 @@ impl Options {
             manifest_path: None,
             libc: Libc::Musl,
             filter: Vec::new(),
+            tools: tools_from_env(None)?,
+            script: None,
         })
+    }
+}
+
+/// The tools disk's packages: `--tools`, else `ISOL_VM_TOOLS`, else the default set.
+fn tools_from_env(flag: Option<&str>) -> Result<Vec<String>> {
+    let env = std::env::var("ISOL_VM_TOOLS")
+        .ok()
+        .filter(|v| !v.is_empty());
+    match flag {
+        Some(spec) => tools::parse(spec),
+        None => match env {
+            Some(spec) => tools::parse(&spec).context("ISOL_VM_TOOLS"),
+            None => tools::parse("default"),
+        },
     }
 }
 
@@ -264,7 +301,14 @@ pub fn run(args: Args) -> Result<()> {
         manifest_path: args.manifest_path,
         libc: if args.glibc { Libc::Host } else { Libc::Musl },
         filter: args.filter,
+        tools: tools_from_env(args.tools.as_deref())?,
+        script: args.script,
     };
+    if let Some(script) = &options.script {
+        if !script.is_file() {
+            bail!("--script {}: no such file", script.display());
+        }
+    }
     let reports = run_modes(&options)?;
     let mut failed = Vec::new();
     for r in &reports {
@@ -293,9 +337,27 @@ pub fn run(args: Args) -> Result<()> {
 pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
     let dirs = Dirs::new();
     assets::ensure_qemu()?;
+    // The tools disk needs virtio and more, which the cloud kernel has as modules.
+    let wanted: &[&str] = if options.tools.is_empty() {
+        &[]
+    } else {
+        &kmod::WANTED
+    };
     let kernel = match &options.kernel {
-        Some(path) => path.clone(),
-        None => assets::kernel(&dirs.cache)?,
+        Some(path) => {
+            if !wanted.is_empty() {
+                progress::step(
+                    "vm",
+                    "--kernel: no modules are packed; the tools disk needs virtio_pci and \
+                     virtio_blk built into that kernel (or pass --tools none)",
+                );
+            }
+            assets::Kernel {
+                image: path.clone(),
+                modules: Vec::new(),
+            }
+        }
+        None => assets::kernel(&dirs.cache, wanted)?,
     };
     let busybox = assets::busybox(&dirs.cache)?;
     // One VM run at a time per target dir: the initramfs and the logs are shared, and
@@ -317,8 +379,23 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
              in tests/it/main.rs (or tests/*.rs)"
         );
     }
+    let disk = if options.tools.is_empty() {
+        None
+    } else {
+        Some(tools::ensure(&dirs.cache, &options.tools)?)
+    };
     let initrd = dirs.work.join("initramfs.cpio.gz");
-    initramfs::write(&initrd, &busybox, &built, &options.filter)?;
+    initramfs::write(
+        &initrd,
+        &initramfs::Contents {
+            busybox: &busybox,
+            built: &built,
+            args: &options.filter,
+            modules: &kernel.modules,
+            tools: disk.as_ref().map_or(&[], |d| d.packages.as_slice()),
+            script: options.script.as_deref(),
+        },
+    )?;
     let memory = std::env::var("ISOL_VM_MEMORY")
         .ok()
         .filter(|m| !m.is_empty())
@@ -328,8 +405,9 @@ pub fn run_modes(options: &Options) -> Result<Vec<ModeReport>> {
     let mut reports = Vec::new();
     for &mode in &options.modes {
         let vm = qemu::Vm {
-            kernel: &kernel,
+            kernel: &kernel.image,
             initrd: &initrd,
+            disk: disk.as_ref().map(|d| d.image.as_path()),
             accel,
             memory: &memory,
             timeout: options.timeout,

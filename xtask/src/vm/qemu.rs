@@ -30,6 +30,8 @@ const HEARTBEAT: Duration = Duration::from_secs(60);
 pub struct Vm<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// The tools disk, attached read-only as the guest's first virtio disk (vda).
+    pub disk: Option<&'a Path>,
     /// `Kvm` or `Tcg`, already resolved.
     pub accel: Accel,
     pub memory: &'a str,
@@ -108,6 +110,13 @@ impl Vm<'_> {
         .arg(self.initrd)
         .arg("-append")
         .arg(append);
+        if let Some(disk) = self.disk {
+            let mut drive = std::ffi::OsString::from("file=");
+            // qemu's option syntax doubles a comma inside a value.
+            drive.push(disk.to_string_lossy().replace(',', ",,"));
+            drive.push(",if=virtio,format=raw,readonly=on");
+            cmd.arg("-drive").arg(drive);
+        }
         cmd
     }
 
