@@ -61,8 +61,8 @@ The guest also has, for tests to use:
   ISOL_DELEGATED_CGROUP (unified mode only)
       a cgroup delegated to that user as systemd's Delegate=yes does:
       /sys/fs/cgroup/isoltest.delegated, owned by the user with its
-      cgroup.procs, cgroup.threads and cgroup.subtree_control; every controller
-      is enabled in the root's cgroup.subtree_control, none in its own. A test
+      cgroup.procs, cgroup.threads and cgroup.subtree_control; cpu, io, memory
+      and pids are enabled in the root's cgroup.subtree_control, none in its own. A test
       moves its child into it as root before dropping privileges; the user then
       moves itself into a leaf it makes there before enabling controllers (no
       internal processes). Leave it as you found it.

@@ -92,6 +92,11 @@ setup_tools() {
         [ -n "$m" ] || continue
         insmod "/isol/modules/$m.ko" || die "insmod $m"
     done </isol/modules.list
+    # As udev leaves them on a distribution: usable by everyone (rootless
+    # slirp4netns and fuse-overlayfs open them).
+    for dev in /dev/net/tun /dev/fuse; do
+        [ ! -c $dev ] || chmod 0666 $dev || die "chmod $dev"
+    done
     i=0
     until [ -b /dev/vda ]; do
         i=$((i + 1))
@@ -149,10 +154,12 @@ mount_v1() {
 }
 
 # delegate DIR: a cgroup the test user may manage, as systemd's Delegate=yes makes
-# one: every controller enabled in the root's cgroup.subtree_control (so DIR offers
-# them), DIR and the files the kernel lists in /sys/kernel/cgroup/delegate chowned.
+# one: cpu, io, memory and pids enabled in the root's cgroup.subtree_control (what
+# systemd enables there, and what isol enables for every box anyway) so that DIR
+# offers them; DIR and the files the kernel lists in /sys/kernel/cgroup/delegate
+# chowned to the user.
 delegate() {
-    for c in $(cat $cg/cgroup.controllers); do
+    for c in cpu io memory pids; do
         echo "+$c" >$cg/cgroup.subtree_control || die "enable $c in $cg"
     done
     mkdir "$1" || die "mkdir $1"

@@ -19,15 +19,16 @@ fail() {
 now_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
 since() { awk -v a="$1" -v b="$(now_cs)" 'BEGIN { printf "%.2fs", (b - a) / 100 }'; }
 
-# check NAME CMD…: runs CMD; its last line of output goes on the ISOL-SMOKE line
-# and into $last, all of it into $out.
+# check NAME CMD…: runs CMD, with all its output in $out and its last line in
+# $last. The ISOL-SMOKE line shows the first line naming a version, else the last.
 check() {
     name=$1
     shift
     t=$(now_cs)
     out=$("$@" 2>&1) || fail "$name: \`$*\` exited $?: $(echo "$out" | tail -n 5)"
     last=$(echo "$out" | tail -n 1)
-    echo "ISOL-SMOKE $name ok $(since "$t"): $last"
+    shown=$(echo "$out" | grep -i -m 1 version)
+    echo "ISOL-SMOKE $name ok $(since "$t"): ${shown:-$last}"
 }
 
 # has PACKAGE: whether the tools disk holds it (asked for by name).

@@ -15,7 +15,8 @@
 //! Images are cached in `target/vm-cache/tools/` under a hash of the asked-for
 //! package names and this recipe, so a later run reuses one without asking apt
 //! anything (and works offline); the resolved `name=version` list sits beside it.
-//! Delete that directory to pick up newer packages. The guest's side — where the
+//! The three most recently used images are kept. Delete that directory to pick up
+//! newer packages. The guest's side — where the
 //! disk is mounted and how its tree is made usable — is in `init.sh`.
 
 use std::collections::BTreeSet;
@@ -147,6 +148,12 @@ pub fn ensure(cache: &Path, packages: &[String]) -> Result<Disk> {
     };
     if image.is_file() {
         progress::step("vm", format!("tools disk {} (cached)", image.display()));
+        // Marks it recently used, for prune().
+        std::fs::File::options()
+            .write(true)
+            .open(&image)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .with_context(|| format!("touch {}", image.display()))?;
         return Ok(disk);
     }
     let start = Instant::now();
@@ -178,6 +185,7 @@ pub fn ensure(cache: &Path, packages: &[String]) -> Result<Disk> {
         .with_context(|| format!("write {}", manifest.display()))?;
     rename(&staged, &image)?;
     remove_dir(&tmp)?;
+    prune(&dir)?;
     progress::step(
         "vm",
         format!(
@@ -189,6 +197,30 @@ pub fn ensure(cache: &Path, packages: &[String]) -> Result<Disk> {
         ),
     );
     Ok(disk)
+}
+
+/// How many images the cache keeps: a few sets in use side by side.
+const KEEP: usize = 3;
+
+/// Removes all but the [`KEEP`] most recently used images (and their package
+/// lists): each is some 200 MiB, and a changed recipe leaves its old one unused.
+fn prune(dir: &Path) -> Result<()> {
+    let mut images = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "ext4") {
+            let used = path.metadata()?.modified()?;
+            images.push((used, path));
+        }
+    }
+    images.sort();
+    let stale = images.len().saturating_sub(KEEP);
+    for (_, path) in images.into_iter().take(stale) {
+        progress::step("vm", format!("remove unused {}", path.display()));
+        std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
+        let _ = std::fs::remove_file(path.with_extension("packages"));
+    }
+    Ok(())
 }
 
 /// FNV-1a over the recipe and the package names: stable across Rust releases, unlike
