@@ -61,19 +61,21 @@ The guest also has, for tests to use:
   ISOL_DELEGATED_CGROUP (unified mode only)
       a cgroup delegated to that user as systemd's Delegate=yes does:
       /sys/fs/cgroup/isoltest.delegated, owned by the user with its
-      cgroup.procs, cgroup.threads and cgroup.subtree_control; cpu, io, memory
-      and pids are enabled in the root's cgroup.subtree_control, none in its own. A test
-      moves its child into it as root before dropping privileges; the user then
-      moves itself into a leaf it makes there before enabling controllers (no
-      internal processes). Leave it as you found it.
+      cgroup.procs, cgroup.threads and cgroup.subtree_control. cpu, io,
+      memory and pids are enabled in the root's cgroup.subtree_control, none
+      in its own. A test moves its child into it as root before dropping
+      privileges; the user then moves itself into a leaf it makes there
+      before enabling controllers (no internal processes). Leave it as you
+      found it.
   ISOL_TOOLS (with a tools disk)
       the packages on it, comma-separated. The disk is mounted read-only at
       /isol/tools; /usr is its /usr, /lib, /lib64 and /sbin link into it, its
       /etc was copied beside the initramfs's. podman, ctr, containerd, crun,
       bwrap, conmon, newuidmap, newgidmap are in /usr/bin, runc in /usr/sbin,
       netavark in /usr/lib/podman; newuidmap/newgidmap are set-uid root;
-      /etc/containers/containers.conf selects cgroupfs and file events (no
-      systemd). Modules loaded: virtio, overlay, fuse, tun, veth.
+      /etc/containers/containers.conf selects cgroupfs, file events and
+      netavark (no systemd). Modules loaded: virtio, overlay, fuse, tun, veth;
+      /dev/net/tun and /dev/fuse are 0666 as udev leaves them.
 Before the tests init runs smoke checks (the tools' --version, the user, the
 delegation, newuidmap as the user, `podman info` in the unified mode) and fails
 the run when one fails.

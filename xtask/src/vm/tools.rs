@@ -330,6 +330,9 @@ fn parse_simulation(out: &str) -> Vec<String> {
 /// the epoch's colon written `%3a`.
 fn cached_deb(dir: &Path, resolved: &str) -> Result<Option<PathBuf>> {
     let (name, version) = resolved.split_once('=').expect("name=version");
+    // With foreign architectures enabled apt may say `libc6:amd64`; the file has
+    // the bare name.
+    let name = name.split(':').next().unwrap_or(name);
     let prefix = format!("{name}_{}_", version.replace(':', "%3a"));
     for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
         let path = entry?.path();
