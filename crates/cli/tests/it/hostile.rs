@@ -131,8 +131,11 @@ fn a_fork_bomb_is_held_at_the_pids_limit_and_rm_force_clears_it() {
         st["pids"]["events_max"].as_u64().unwrap() >= refused,
         "{st}"
     );
-    let bomb_procs = env.marked();
-    assert!(bomb_procs.len() > 10, "the bomb still runs: {bomb_procs:?}");
+    // The bomb's shells come and go (one whose fork fails exits), and a scan of /proc
+    // on a loaded machine can catch a low moment: look until a scan sees it in force.
+    crate::common::eventually("the bomb still runs (more than 10 processes)", || {
+        env.marked().len() > 10
+    });
     assert_eq!(env.isol(&["ps", "--json"]).json()[0]["state"], "running");
 
     env.isol(&["rm", "-f", "bomb"]).ok();
