@@ -228,13 +228,14 @@ impl DockerProfile {
     /// the field.
     pub(crate) fn rules(&self, caps: CapSet, path: &Path) -> Result<Vec<Rule>> {
         self.default_action(path)?;
-        if syscalls::TABLE.is_empty() && !self.syscalls.is_empty() {
+        let calls = syscalls::native();
+        if calls.table.is_empty() && !self.syscalls.is_empty() {
             return Err(Error::Unsupported {
                 setting: "seccomp".into(),
                 backend: "isol",
                 reason: format!(
-                    "system call names are known on x86_64 only, not {}",
-                    std::env::consts::ARCH
+                    "system call names are known on x86_64 and aarch64 only, not {}",
+                    calls.arch
                 ),
             });
         }

@@ -259,7 +259,7 @@ fn arch_check(arch: TargetArch) -> Result<BpfProgram> {
 fn split(segments: &[(u32, Leaf)], upper: u64) -> usize {
     // This architecture's call numbers: the table's (sorted by number), with room for
     // calls added since.
-    let end = syscalls::TABLE.last().map_or(512, |(_, nr)| *nr as u64 + 1) + 8;
+    let end = syscalls::native().last().map_or(512, |nr| nr as u64 + 1) + 8;
     let weight = |i: usize| {
         let from = u64::from(segments[i].0);
         let to = segments.get(i + 1).map_or(upper, |(s, _)| u64::from(*s));
