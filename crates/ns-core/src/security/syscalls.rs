@@ -64,6 +64,16 @@ static NONE: Syscalls = Syscalls {
     by_name: &[],
 };
 
+/// A table of no calls, for tests of an architecture isol has none for.
+#[cfg(test)]
+pub(crate) const fn empty(arch: &'static str) -> Syscalls {
+    Syscalls {
+        arch,
+        table: &[],
+        by_name: &[],
+    }
+}
+
 /// This architecture's calls: an empty table where isol has none.
 pub(crate) fn native() -> &'static Syscalls {
     if cfg!(target_arch = "x86_64") {

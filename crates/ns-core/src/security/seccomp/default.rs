@@ -1,85 +1,150 @@
-//! Docker's default seccomp profile as rules: EPERM for the calls docker's default
-//! profile does not allow, each unless the box keeps the capability docker gates it by;
-//! `socket(AF_VSOCK)`; the terminal's `TIOCSTI` and `TIOCLINUX` ioctls; and, without
-//! CAP_SYS_ADMIN, new namespaces through `clone` (and `clone3`, whose flags the filter
-//! cannot read, answered ENOSYS).
+//! Docker's default seccomp profile as rules: an allow-list. A call docker's default
+//! profile allows (for a box with the capabilities this one keeps) is allowed; a call
+//! the table knows but docker does not allow is refused with EPERM; a call number the
+//! table does not know (newer than it, or a hole in it) gets ENOSYS, as the kernel
+//! answers for a call it lacks, so that a libc falls back to an older call (runc answers
+//! ENOSYS for calls newer than its profile for the same reason). Besides docker's, isol
+//! refuses the terminal's `TIOCSTI` and `TIOCLINUX` ioctls, and every x32 call (see
+//! `layout.rs`).
 //!
-//! Changing the default means changing this file, then writing the stored filter again
+//! The table follows moby's `profiles/seccomp/default.json` as of June 2025: after
+//! moby#50077 (the calls of Linux 6.8–6.13, libseccomp 2.6.0) and moby#50097 (the
+//! `lsm_*` calls need CAP_SYS_ADMIN); before those, moby#46762 (Docker 25: `io_uring_*`
+//! removed) and moby#47341 (Docker 26: the calls of Linux 5.17–6.7). It lists the names
+//! that x86_64 or aarch64 have; the 32-bit ones docker lists too (`chown32`, `_llseek`,
+//! `socketcall`, …) are left out, and a name this architecture lacks is skipped, as docker
+//! skips it. Where isol differs from docker, deliberately:
+//!
+//! - x32 calls (bit 30 on x86_64) are refused, and another architecture's calls (i386's
+//!   `int 0x80`) kill the process: docker allows both through libseccomp's
+//!   sub-architectures, which a 64-bit box has no use for;
+//! - `socket`, `personality` and `clone` compare the low 32 bits of their argument, all
+//!   the kernel reads of an `int` or `unsigned int` (docker compares 64);
+//! - `ptrace`, `process_vm_readv` and `process_vm_writev` are allowed without docker's
+//!   "kernel 4.8 or later" condition: a hardened box needs 5.12 (`mount_setattr`).
+//!
+//! Changing the default means changing this file, then writing the stored filters again
 //! (`ISOL_BLESS=1 cargo test -p isol-ns-core stored_filter`).
 //!
 //! # References
 //! moby's `profiles/seccomp/default.json` and its documentation ("Seccomp security
-//! profiles for Docker").
+//! profiles for Docker"); seccomp(2); personality(2).
+
+use std::collections::HashSet;
 
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition};
 
 use super::{invalid, Rule};
 use crate::security::caps::{CapSet, Capability};
-use crate::security::syscalls;
+use crate::security::syscalls::Syscalls;
 use crate::{Error, Result};
 
-/// Calls docker's default profile does not allow, each with the capability that lets a
-/// box have it back (`None`: blocked whatever the capabilities). ptrace and
-/// process_vm_readv/writev are allowed, as docker does on kernels from 4.8 on.
-pub fn default_blocklist() -> &'static [(&'static str, Option<Capability>)] {
+/// Calls docker's default profile allows, in groups, each with the capability a box must
+/// keep for its calls (`None`: every box). A call may be in several groups; any one lets
+/// it through. Four calls are allowed with conditions on their arguments, which
+/// [`rules`] adds: `personality` with one of [`PERSONAS`], `socket` of any family but
+/// `AF_VSOCK` (the hypervisor's services, which no network namespace fences), `clone`
+/// without CAP_SYS_ADMIN only without a `CLONE_NEW*` flag ([`CLONE_NS_FLAGS`]), and
+/// `clone3` without CAP_SYS_ADMIN not at all but with ENOSYS, since its flags sit behind
+/// a pointer the filter cannot read (a libc then falls back to `clone`). `ioctl` is in
+/// docker's list whole; isol refuses `TIOCSTI` and `TIOCLINUX` of it.
+#[rustfmt::skip]
+pub fn default_allowlist() -> &'static [(Option<Capability>, &'static [&'static str])] {
     use Capability::*;
     &[
-        // The kernel's keyring is not namespaced.
-        ("add_key", None),
-        ("keyctl", None),
-        ("request_key", None),
-        // Obsolete or unimplemented.
-        ("uselib", None),
-        ("nfsservctl", None),
-        ("_sysctl", None),
-        ("create_module", None),
-        ("get_kernel_syms", None),
-        ("query_module", None),
-        ("sysfs", None),
-        ("ustat", None),
-        // io_uring bypasses seccomp for the operations it performs (moby 25 blocks it).
-        ("io_uring_setup", None),
-        ("io_uring_enter", None),
-        ("io_uring_register", None),
-        ("userfaultfd", Some(SYS_PTRACE)),
-        ("kcmp", Some(SYS_PTRACE)),
-        ("init_module", Some(SYS_MODULE)),
-        ("finit_module", Some(SYS_MODULE)),
-        ("delete_module", Some(SYS_MODULE)),
-        ("reboot", Some(SYS_BOOT)),
-        ("kexec_load", Some(SYS_BOOT)),
-        ("kexec_file_load", Some(SYS_BOOT)),
-        ("settimeofday", Some(SYS_TIME)),
-        ("clock_settime", Some(SYS_TIME)),
-        ("clock_adjtime", Some(SYS_TIME)),
-        ("adjtimex", Some(SYS_TIME)),
-        ("acct", Some(SYS_PACCT)),
-        ("iopl", Some(SYS_RAWIO)),
-        ("ioperm", Some(SYS_RAWIO)),
-        ("syslog", Some(SYSLOG)),
-        ("open_by_handle_at", Some(DAC_READ_SEARCH)),
-        ("name_to_handle_at", Some(DAC_READ_SEARCH)),
-        ("bpf", Some(SYS_ADMIN)),
-        ("perf_event_open", Some(SYS_ADMIN)),
-        ("lookup_dcookie", Some(SYS_ADMIN)),
-        ("quotactl", Some(SYS_ADMIN)),
-        ("quotactl_fd", Some(SYS_ADMIN)),
-        ("swapon", Some(SYS_ADMIN)),
-        ("swapoff", Some(SYS_ADMIN)),
-        ("mount", Some(SYS_ADMIN)),
-        ("umount2", Some(SYS_ADMIN)),
-        ("pivot_root", Some(SYS_ADMIN)),
-        ("unshare", Some(SYS_ADMIN)),
-        ("setns", Some(SYS_ADMIN)),
-        ("fsopen", Some(SYS_ADMIN)),
-        ("fsconfig", Some(SYS_ADMIN)),
-        ("fsmount", Some(SYS_ADMIN)),
-        ("fspick", Some(SYS_ADMIN)),
-        ("move_mount", Some(SYS_ADMIN)),
-        ("open_tree", Some(SYS_ADMIN)),
-        ("mount_setattr", Some(SYS_ADMIN)),
+        (None, ALWAYS),
+        // x86_64's own calls (docker: amd64 only).
+        (None, &["arch_prctl", "modify_ldt"]),
+        (Some(DAC_READ_SEARCH), &["open_by_handle_at"]),
+        (Some(SYS_ADMIN), &[
+            "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen",
+            "fspick", "lookup_dcookie", "lsm_get_self_attr", "lsm_list_modules",
+            "lsm_set_self_attr", "mount", "mount_setattr", "move_mount", "open_tree",
+            "perf_event_open", "quotactl", "quotactl_fd", "setdomainname", "sethostname",
+            "setns", "syslog", "umount2", "unshare",
+        ]),
+        (Some(SYS_BOOT), &["reboot"]),
+        (Some(SYS_CHROOT), &["chroot"]),
+        (Some(SYS_MODULE), &["delete_module", "init_module", "finit_module"]),
+        (Some(SYS_PACCT), &["acct"]),
+        (Some(SYS_PTRACE), &[
+            "kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv",
+            "process_vm_writev", "ptrace",
+        ]),
+        (Some(SYS_RAWIO), &["iopl", "ioperm"]),
+        (Some(SYS_TIME), &["settimeofday", "clock_settime"]),
+        (Some(SYS_TTY_CONFIG), &["vhangup"]),
+        (Some(SYS_NICE), &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"]),
+        (Some(SYSLOG), &["syslog"]),
+        (Some(BPF), &["bpf"]),
+        (Some(PERFMON), &["perf_event_open"]),
     ]
 }
+
+/// The calls every box may make (docker's first group, with `ptrace`,
+/// `process_vm_readv` and `process_vm_writev`).
+#[rustfmt::skip]
+const ALWAYS: &[&str] = &[
+    "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "cachestat",
+    "capget", "capset", "chdir", "chmod", "chown", "clock_adjtime", "clock_getres",
+    "clock_gettime", "clock_nanosleep", "close", "close_range", "connect",
+    "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1",
+    "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait",
+    "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
+    "faccessat", "faccessat2", "fadvise64", "fallocate", "fanotify_mark", "fchdir",
+    "fchmod", "fchmodat", "fchmodat2", "fchown", "fchownat", "fcntl", "fdatasync",
+    "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat",
+    "fstatfs", "fsync", "ftruncate", "futex", "futex_requeue", "futex_wait", "futex_waitv",
+    "futex_wake", "futimesat", "get_robust_list", "get_thread_area", "getcpu", "getcwd",
+    "getdents", "getdents64", "getegid", "geteuid", "getgid", "getgroups", "getitimer",
+    "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
+    "getresgid", "getresuid", "getrlimit", "getrusage", "getsid", "getsockname",
+    "getsockopt", "gettid", "gettimeofday", "getuid", "getxattr", "getxattrat",
+    "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel",
+    "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit", "ioctl",
+    "ioprio_get", "ioprio_set", "kill", "landlock_add_rule", "landlock_create_ruleset",
+    "landlock_restrict_self", "lchown", "lgetxattr", "link", "linkat", "listen",
+    "listmount", "listxattr", "listxattrat", "llistxattr", "lremovexattr", "lseek",
+    "lsetxattr", "lstat", "madvise", "map_shadow_stack", "membarrier", "memfd_create",
+    "memfd_secret", "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2",
+    "mlockall", "mmap", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
+    "mq_timedreceive", "mq_timedsend", "mq_unlink", "mremap", "mseal", "msgctl", "msgget",
+    "msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap", "name_to_handle_at",
+    "nanosleep", "newfstatat", "open", "openat", "openat2", "pause", "pidfd_open",
+    "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    "poll", "ppoll", "prctl", "pread64", "preadv", "preadv2", "prlimit64",
+    "process_mrelease", "process_vm_readv", "process_vm_writev", "pselect6", "ptrace",
+    "pwrite64", "pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat",
+    "readv", "recvfrom", "recvmmsg", "recvmsg", "remap_file_pages", "removexattr",
+    "removexattrat", "rename", "renameat", "renameat2", "restart_syscall", "rmdir", "rseq",
+    "rt_sigaction", "rt_sigpending", "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn",
+    "rt_sigsuspend", "rt_sigtimedwait", "rt_tgsigqueueinfo", "sched_get_priority_max",
+    "sched_get_priority_min", "sched_getaffinity", "sched_getattr", "sched_getparam",
+    "sched_getscheduler", "sched_rr_get_interval", "sched_setaffinity", "sched_setattr",
+    "sched_setparam", "sched_setscheduler", "sched_yield", "seccomp", "select", "semctl",
+    "semget", "semop", "semtimedop", "sendfile", "sendmmsg", "sendmsg", "sendto",
+    "set_robust_list", "set_thread_area", "set_tid_address", "setfsgid", "setfsuid",
+    "setgid", "setgroups", "setitimer", "setpgid", "setpriority", "setregid", "setresgid",
+    "setresuid", "setreuid", "setrlimit", "setsid", "setsockopt", "setuid", "setxattr",
+    "setxattrat", "shmat", "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack",
+    "signalfd", "signalfd4", "socketpair", "splice", "stat", "statfs", "statmount",
+    "statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee",
+    "tgkill", "time", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime",
+    "timer_settime", "timerfd_create", "timerfd_gettime", "timerfd_settime", "times",
+    "tkill", "truncate", "umask", "uname", "unlink", "unlinkat", "uretprobe", "utime",
+    "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "write", "writev",
+];
+
+/// The personas `personality` may set (or, `0xffffffff`, only ask for): `PER_LINUX`,
+/// `PER_LINUX32`, `UNAME26`, `UNAME26 | PER_LINUX32`, and the query. Not
+/// `ADDR_NO_RANDOMIZE` nor `READ_IMPLIES_EXEC`, nor another ABI's persona.
+pub const PERSONAS: [u32; 5] = [
+    0x0000_0000,
+    0x0000_0008,
+    0x0002_0000,
+    0x0002_0008,
+    0xffff_ffff,
+];
 
 /// The `CLONE_NEW*` flags `clone` may not carry without CAP_SYS_ADMIN.
 pub(super) const CLONE_NS_FLAGS: [u64; 7] = [
@@ -92,88 +157,105 @@ pub(super) const CLONE_NS_FLAGS: [u64; 7] = [
     libc::CLONE_NEWCGROUP as u64,
 ];
 
-/// The default profile's rules for a box keeping `caps`.
-pub(crate) fn rules(caps: CapSet) -> Result<Vec<Rule>> {
-    let eperm = SeccompAction::Errno(libc::EPERM as u32);
-    let nr = |name: &str| {
-        syscalls::number(name).ok_or_else(|| Error::Unsupported {
+/// The default profile's rules for a box keeping `caps`, on the architecture of `calls`,
+/// under the default action ENOSYS: ALLOW or EPERM for every call of the table, and the
+/// conditions on arguments.
+pub(crate) fn rules(calls: &Syscalls, caps: CapSet) -> Result<Vec<Rule>> {
+    if calls.table.is_empty() {
+        return Err(Error::Unsupported {
             setting: "seccomp".into(),
             backend: "isol",
             reason: format!(
-                "the default profile does not know the number of {name} on {}",
-                std::env::consts::ARCH
+                "docker's default profile is an allow-list of system calls, and isol knows \
+                 them on x86_64 and aarch64 only, not {}",
+                calls.arch
             ),
-        })
-    };
-    let mut rules = Vec::new();
-    for (name, gate) in default_blocklist() {
-        if gate.is_some_and(|c| caps.contains(c)) {
-            continue;
-        }
-        if !cfg!(target_arch = "x86_64") && syscalls::number(name).is_none() {
-            continue;
-        }
-        rules.push(Rule {
-            nr: nr(name)?,
-            conds: Vec::new(),
-            action: eperm.clone(),
         });
     }
-    // An argument the filter compares in its low 32 bits, which is all the kernel reads
-    // of these (an int domain, the tty layer's unsigned int request).
-    let arg_is = |name: &str, arg: u8, value: u64| -> Result<Rule> {
-        let c = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
-            .map_err(|e| invalid(name, e))?;
+    let eperm = SeccompAction::Errno(libc::EPERM as u32);
+    let admin = caps.contains(Capability::SYS_ADMIN);
+    let allowed: HashSet<&str> = default_allowlist()
+        .iter()
+        .filter(|(gate, _)| gate.is_none_or(|c| caps.contains(c)))
+        .flat_map(|(_, names)| names.iter().copied())
+        .chain(["personality", "socket", "clone"])
+        .collect();
+    let mut rules: Vec<Rule> = calls
+        .table
+        .iter()
+        .map(|&(name, nr)| Rule {
+            nr,
+            conds: Vec::new(),
+            action: match name {
+                "clone3" if !admin => SeccompAction::Errno(libc::ENOSYS as u32),
+                _ if allowed.contains(name) => SeccompAction::Allow,
+                _ => eperm.clone(),
+            },
+        })
+        .collect();
+    let nr = |name: &str| {
+        calls.number(name).ok_or_else(|| Error::Unsupported {
+            setting: "seccomp".into(),
+            backend: "isol",
+            reason: format!("isol does not know the number of {name} on {}", calls.arch),
+        })
+    };
+    // An argument compared in its low 32 bits, which is all the kernel reads of these (an
+    // int domain, the tty layer's unsigned int request, an unsigned int persona).
+    let cond = |name: &str, arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| invalid(name, e))
+    };
+    let refuse = |name: &str, conds: Vec<SeccompCondition>| -> Result<Rule> {
         Ok(Rule {
             nr: nr(name)?,
-            conds: vec![c],
+            conds,
             action: eperm.clone(),
         })
     };
-    // vsock reaches the hypervisor's services, which no network namespace fences (docker
-    // allows socket only for other families).
-    rules.push(arg_is("socket", 0, libc::AF_VSOCK as u64)?);
+    rules.push(refuse(
+        "personality",
+        PERSONAS
+            .iter()
+            .map(|&p| cond("personality", 0, SeccompCmpOp::Ne, u64::from(p)))
+            .collect::<Result<_>>()?,
+    )?);
+    let vsock = libc::AF_VSOCK as u64;
+    rules.push(refuse(
+        "socket",
+        vec![cond("socket", 0, SeccompCmpOp::Eq, vsock)?],
+    )?);
     // A box on the caller's terminal must not type into it (TIOCSTI, the CVE-2017-5226
     // class), nor paste the console selection (TIOCLINUX).
     // (An unsigned long on glibc, an int on musl.)
     #[allow(clippy::unnecessary_cast)]
     let requests = [libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
     for request in requests {
-        rules.push(arg_is("ioctl", 1, request)?);
+        rules.push(refuse(
+            "ioctl",
+            vec![cond("ioctl", 1, SeccompCmpOp::Eq, request)?],
+        )?);
     }
-    if !caps.contains(Capability::SYS_ADMIN) {
-        // New namespaces only with CAP_SYS_ADMIN; clone3's flags sit behind a pointer
-        // the filter cannot read, so it says ENOSYS and libc falls back to clone. The
-        // flags are in the low 32 bits: comparing those alone is the same test in half
-        // the instructions.
+    if !admin {
+        // The flags are in the low 32 bits: comparing those alone is the same test in
+        // half the instructions.
         for flag in CLONE_NS_FLAGS {
-            let c = SeccompCondition::new(
-                0,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::MaskedEq(flag),
-                flag,
-            )
-            .map_err(|e| invalid("clone", e))?;
-            rules.push(Rule {
-                nr: nr("clone")?,
-                conds: vec![c],
-                action: eperm.clone(),
-            });
+            rules.push(refuse(
+                "clone",
+                vec![cond("clone", 0, SeccompCmpOp::MaskedEq(flag), flag)?],
+            )?);
         }
-        rules.push(Rule {
-            nr: nr("clone3")?,
-            conds: Vec::new(),
-            action: SeccompAction::Errno(libc::ENOSYS as u32),
-        });
     }
     Ok(rules)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::interp::{decide, eval, ALLOW, EPERM};
-    use super::super::SeccompProfile;
+    use std::collections::HashMap;
+
+    use super::super::layout::interp::{audit_arch, decide, decide_on, eval, ALLOW, ENOSYS, EPERM};
+    use super::super::{default_filter, SeccompProfile};
     use super::*;
+    use crate::security::syscalls::{self, AARCH64, X86_64};
 
     #[test]
     #[cfg(target_arch = "x86_64")]
@@ -226,12 +308,13 @@ mod tests {
             libc::SECCOMP_RET_KILL_PROCESS
         );
 
-        // With CAP_SYS_ADMIN (and SYS_BOOT) the gated calls come back; keyctl never does.
+        // With CAP_SYS_ADMIN (and SYS_BOOT) the gated calls come back; keyctl never does,
+        // nor kexec_load (docker gives SYS_BOOT reboot alone).
         let mut caps = CapSet::docker_default();
         caps.insert(Capability::SYS_ADMIN);
         caps.insert(Capability::SYS_BOOT);
         let progs = SeccompProfile::Default.compile(caps).unwrap();
-        for name in ["mount", "unshare", "setns", "kexec_load", "clone3"] {
+        for name in ["mount", "unshare", "setns", "reboot", "clone3"] {
             assert_eq!(
                 decide(&progs, syscalls::number(name).unwrap(), z),
                 ALLOW,
@@ -240,15 +323,310 @@ mod tests {
         }
         assert_eq!(decide(&progs, clone, newuser), ALLOW);
         assert_eq!(decide(&progs, libc::SYS_keyctl, z), EPERM);
+        assert_eq!(decide(&progs, libc::SYS_kexec_load, z), EPERM);
         assert!(SeccompProfile::Unconfined.compile(caps).unwrap().is_empty());
     }
 
+    /// Every name of the allow-list is a system call of x86_64 or aarch64 (a misspelt
+    /// one would be skipped as another architecture's, and its call refused).
     #[test]
     fn every_default_name_is_known() {
-        if cfg!(target_arch = "x86_64") {
-            for (name, _) in default_blocklist() {
-                assert!(syscalls::number(name).is_some(), "{name}");
+        for (_, names) in default_allowlist() {
+            for name in *names {
+                assert!(
+                    X86_64.number(name).is_some() || AARCH64.number(name).is_some(),
+                    "{name}"
+                );
             }
         }
+        for name in ["personality", "socket", "clone", "clone3", "ioctl"] {
+            assert!(X86_64.number(name).is_some() && AARCH64.number(name).is_some());
+        }
+    }
+
+    /// What docker's default profile (with isol's additions) answers for call `nr` with
+    /// arguments `a` on the architecture of `calls`, for a box keeping `caps`: written
+    /// from the profile's description, not from the rules, as the oracle of the filter.
+    struct Oracle<'a> {
+        calls: &'a Syscalls,
+        caps: CapSet,
+        names: HashMap<i64, &'static str>,
+        allowed: HashSet<&'static str>,
+    }
+
+    impl<'a> Oracle<'a> {
+        fn new(calls: &'a Syscalls, caps: CapSet) -> Self {
+            let mut allowed = HashSet::new();
+            for (gate, names) in default_allowlist() {
+                if gate.is_none_or(|c| caps.contains(c)) {
+                    allowed.extend(names.iter().copied());
+                }
+            }
+            let names = calls.table.iter().map(|&(n, nr)| (nr, n)).collect();
+            Oracle {
+                calls,
+                caps,
+                names,
+                allowed,
+            }
+        }
+
+        fn answer(&self, nr: i64, a: [u64; 6]) -> u32 {
+            if self.calls.arch == "x86_64" && (nr as u32) & 0x4000_0000 != 0 {
+                return EPERM; // x32
+            }
+            let Some(&name) = self.names.get(&nr) else {
+                return ENOSYS;
+            };
+            let lo = |i: usize| a[i] as u32;
+            let admin = self.caps.contains(Capability::SYS_ADMIN);
+            let ns: u32 = CLONE_NS_FLAGS.iter().map(|f| *f as u32).sum();
+            #[allow(clippy::unnecessary_cast)]
+            let tty = [libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
+            let refuse_if = |c: bool| if c { EPERM } else { ALLOW };
+            match name {
+                "personality" => refuse_if(!PERSONAS.contains(&lo(0))),
+                "socket" => refuse_if(lo(0) == libc::AF_VSOCK as u32),
+                "ioctl" => refuse_if(tty.contains(&lo(1))),
+                "clone" if !admin => refuse_if(lo(0) & ns != 0),
+                "clone3" if !admin => ENOSYS,
+                _ if self.allowed.contains(name) => ALLOW,
+                _ => EPERM,
+            }
+        }
+    }
+
+    /// Capability sets that each open a part of the profile: docker's default, none,
+    /// every one, and docker's default with each capability docker gates calls on.
+    fn capability_sets() -> Vec<CapSet> {
+        let mut sets = vec![CapSet::docker_default(), CapSet::EMPTY, CapSet::all()];
+        for (gate, _) in default_allowlist() {
+            if let Some(c) = gate {
+                let mut s = CapSet::docker_default();
+                s.insert(*c);
+                sets.push(s);
+            }
+        }
+        sets
+    }
+
+    /// Argument vectors that make each condition of the profile hold and fail, in the
+    /// first two arguments (the ones the profile reads), with and without bits above the
+    /// 32 the kernel reads.
+    fn argument_vectors() -> Vec<[u64; 6]> {
+        #[allow(clippy::unnecessary_cast)]
+        let mut values: Vec<u64> = vec![
+            0,
+            u64::MAX,
+            0x0004_0000, // ADDR_NO_RANDOMIZE
+            0x0040_0000, // READ_IMPLIES_EXEC
+            0x0044_0000,
+            0x0004_0008,
+            0x0000_0001, // PER_SVR4
+            libc::AF_VSOCK as u64,
+            libc::AF_INET as u64,
+            libc::AF_UNIX as u64,
+            libc::TIOCSTI as u64,
+            libc::TIOCLINUX as u64,
+            libc::TCGETS as u64,
+            libc::SIGCHLD as u64,
+            (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64,
+        ];
+        values.extend(PERSONAS.iter().map(|p| u64::from(*p)));
+        values.extend(CLONE_NS_FLAGS);
+        values.push(CLONE_NS_FLAGS.iter().sum::<u64>() | libc::SIGCHLD as u64);
+        let mut out = Vec::new();
+        for v in values {
+            for high in [0, 1 << 32, u64::MAX << 32] {
+                let v = v | high;
+                out.push([v, v, 0, 0, 0, 0]);
+                out.push([v, 0, v, 0, 0, 0]);
+                out.push([0, v, 0, 0, 0, 0]);
+            }
+        }
+        out
+    }
+
+    /// The filter answers as the allow-list says for every call number (and beyond the
+    /// table, x32 numbers, the largest ones), under argument vectors that make the
+    /// conditions hold and fail, for each capability set, on x86_64 and aarch64 alike.
+    #[test]
+    fn the_allow_list_answers_for_every_call_number() {
+        let args = argument_vectors();
+        for calls in [&X86_64, &AARCH64] {
+            let arch = audit_arch(calls.arch);
+            let last = calls.last().unwrap();
+            let mut nrs: Vec<i64> = (0..=last + 600).collect();
+            nrs.extend([
+                i64::from(u32::MAX >> 1),
+                -1,
+                0x4000_0000 | 56,
+                0x4000_0000 | 1,
+            ]);
+            for caps in capability_sets() {
+                let progs = [default_filter(calls, caps).unwrap()];
+                let oracle = Oracle::new(calls, caps);
+                for &nr in &nrs {
+                    // Every vector for the calls with conditions, two for the others.
+                    let conditional = oracle.names.get(&nr).is_some_and(|n| {
+                        ["personality", "socket", "ioctl", "clone", "clone3"].contains(n)
+                    });
+                    let args = if conditional { &args[..] } else { &args[..2] };
+                    for a in args {
+                        assert_eq!(
+                            decide_on(arch, &progs, nr, *a),
+                            oracle.answer(nr, *a),
+                            "{}: call {nr}, args {a:x?}, caps {caps:?}",
+                            calls.arch
+                        );
+                    }
+                }
+                // Another architecture's calls (i386's, arm's) kill.
+                for other in [0x4000_0003, 0x4000_0028] {
+                    assert_eq!(
+                        eval(&progs[0], other, 1, [0; 6]),
+                        libc::SECCOMP_RET_KILL_PROCESS
+                    );
+                }
+            }
+        }
+    }
+
+    /// The answers the issue asks for, spelt out by name and number, on both
+    /// architectures: none of them goes through the table of the oracle.
+    #[test]
+    fn docker_refuses_what_it_refuses_and_allows_what_it_allows() {
+        let z = [0u64; 6];
+        let arg0 = |v: u64| [v, 0, 0, 0, 0, 0];
+        for calls in [&X86_64, &AARCH64] {
+            let arch = audit_arch(calls.arch);
+            let nr = |name: &str| calls.number(name).unwrap();
+            let default = [default_filter(calls, CapSet::docker_default()).unwrap()];
+            let ask = |progs: &[seccompiler::BpfProgram], name: &str, a: [u64; 6]| {
+                decide_on(arch, progs, nr(name), a)
+            };
+            // Not in docker's profile, for any capability (or not for docker's default).
+            let mut all = CapSet::all();
+            all.remove(Capability::DAC_READ_SEARCH);
+            let all_but = [default_filter(calls, all).unwrap()];
+            for name in [
+                "kexec_load",
+                "kexec_file_load",
+                "add_key",
+                "keyctl",
+                "request_key",
+                "userfaultfd",
+                "io_uring_setup",
+                "io_uring_enter",
+                "io_uring_register",
+                "swapon",
+                "swapoff",
+                "pivot_root",
+                "nfsservctl",
+                "migrate_pages",
+                "move_pages",
+                "open_by_handle_at",
+                "open_tree_attr",
+            ] {
+                assert_eq!(ask(&default, name, z), EPERM, "{}: {name}", calls.arch);
+                assert_eq!(ask(&all_but, name, z), EPERM, "{}: {name}", calls.arch);
+            }
+            // Gated by a capability docker's default set lacks.
+            for name in [
+                "mount",
+                "umount2",
+                "unshare",
+                "setns",
+                "bpf",
+                "perf_event_open",
+                "reboot",
+                "init_module",
+                "settimeofday",
+                "clock_settime",
+                "syslog",
+                "kcmp",
+                "pidfd_getfd",
+                "mbind",
+                "vhangup",
+                "acct",
+                "fsopen",
+                "lsm_get_self_attr",
+            ] {
+                assert_eq!(ask(&default, name, z), EPERM, "{}: {name}", calls.arch);
+                assert_eq!(ask(&all_but, name, z), ALLOW, "{}: {name}", calls.arch);
+            }
+            for name in [
+                "read",
+                "openat",
+                "execve",
+                "exit_group",
+                "rt_sigreturn",
+                "wait4",
+                "kill",
+                "ptrace",
+                "chroot",
+                "setuid",
+                "name_to_handle_at",
+                "adjtimex",
+                "getrandom",
+                "rseq",
+                "statx",
+                "faccessat2",
+                "fchmodat2",
+                "futex_waitv",
+                "mseal",
+                "landlock_create_ruleset",
+                "memfd_create",
+                "close_range",
+                "pidfd_open",
+            ] {
+                assert_eq!(ask(&default, name, z), ALLOW, "{}: {name}", calls.arch);
+            }
+            // personality: docker's personas only.
+            for p in [0, 8, 0x20000, 0x20008, 0xffff_ffff] {
+                assert_eq!(ask(&default, "personality", arg0(p)), ALLOW, "{p:#x}");
+            }
+            for p in [
+                0x0004_0000,
+                0x0040_0000,
+                0x0044_0000,
+                0x0004_0008,
+                1,
+                0x0008_0000,
+            ] {
+                assert_eq!(ask(&default, "personality", arg0(p)), EPERM, "{p:#x}");
+                assert_eq!(ask(&all_but, "personality", arg0(p)), EPERM, "{p:#x}");
+            }
+            // clone: no namespace without CAP_SYS_ADMIN; clone3: ENOSYS, so libc uses clone.
+            let newuser = arg0(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64);
+            assert_eq!(ask(&default, "clone", newuser), EPERM);
+            assert_eq!(ask(&default, "clone", arg0(libc::SIGCHLD as u64)), ALLOW);
+            assert_eq!(ask(&all_but, "clone", newuser), ALLOW);
+            assert_eq!(ask(&default, "clone3", z), ENOSYS);
+            assert_eq!(ask(&all_but, "clone3", z), ALLOW);
+            // unshare needs CAP_SYS_ADMIN whatever its flags.
+            assert_eq!(
+                ask(&default, "unshare", arg0(libc::CLONE_NEWUSER as u64)),
+                EPERM
+            );
+            // Newer than the table, or in no table at all: ENOSYS.
+            let last = calls.last().unwrap();
+            for n in [last + 1, last + 3, 1000, 4095] {
+                assert_eq!(decide_on(arch, &default, n, z), ENOSYS, "{n}");
+                assert_eq!(decide_on(arch, &all_but, n, z), ENOSYS, "{n}");
+            }
+        }
+        // Each architecture's own: x86_64's arch_prctl, a hole in the table.
+        let x86 = [default_filter(&X86_64, CapSet::docker_default()).unwrap()];
+        assert_eq!(decide(&x86, libc::SYS_arch_prctl, z), ALLOW);
+        assert_eq!(decide(&x86, 400, z), ENOSYS);
+    }
+
+    /// Without a table the default profile is refused, not an empty allow-list.
+    #[test]
+    fn no_table_no_default_profile() {
+        let none = syscalls::empty("riscv64");
+        let e = rules(&none, CapSet::docker_default()).unwrap_err();
+        assert!(e.to_string().contains("riscv64"), "{e}");
     }
 }

@@ -6,8 +6,8 @@
 //! 1. seccompiler's architecture check: another architecture's calls (`int 0x80` on
 //!    x86_64) kill the process, which a 64-bit box has no use for;
 //! 2. on x86_64, EPERM for every x32 call number (bit 30): the filter compares call
-//!    numbers exactly, so a blocklist would otherwise be bypassed through the x32
-//!    numbers of the same calls;
+//!    numbers exactly, so a rule on a call would otherwise be bypassed through the x32
+//!    number of the same call;
 //! 3. a binary search on the call number over *segments*: runs of numbers that return
 //!    the same constant (the default, or a rule's action without conditions) are one
 //!    segment, and a call whose rules have conditions gets its own, which holds its rules
@@ -26,9 +26,14 @@
 //! both architectures to find the calls it always allows (which then skip the filter):
 //! a linear chain of ~60 calls costs that emulation ~60 comparisons per number, the
 //! search ~5 (it is weighted: a segment of many numbers gets a short path). Docker's
-//! default profile went from 338 instructions in two filters (~170 µs to install on a
-//! test VM) to one of 84 (~40 µs); see `examples/security_cost.rs`. (With the vsock and
-//! terminal rules added since, the default is 99 instructions.)
+//! default profile, as a block-list, went from 338 instructions in two filters (~170 µs
+//! to install on a test VM) to one of 84 (~40 µs); see `examples/security_cost.rs`. As
+//! the allow-list it is now, every call of the table is a rule, and the search runs over
+//! the 69 segments its refused calls cut x86_64's table into: 129 instructions (see
+//! BENCHMARKS.md).
+//!
+//! The filter is built for the architecture of a system call table (`Syscalls`), this
+//! one's in a box, any in the tests.
 //!
 //! # References
 //! seccomp(2); the kernel's `seccomp_cache_prepare` (kernel/seccomp.c, Linux 5.11).
@@ -40,9 +45,9 @@ use seccompiler::{
     TargetArch,
 };
 
-use super::{arch, invalid, Rule};
-use crate::security::syscalls;
-use crate::Result;
+use super::{invalid, Rule};
+use crate::security::syscalls::{self, Syscalls};
+use crate::{Error, Result};
 
 /// `BPF_MAXINSNS`: the longest program the kernel accepts.
 const MAX_LEN: usize = 4096;
@@ -80,17 +85,32 @@ fn precedence(a: &SeccompAction) -> i32 {
     (u32::from(a.clone()) & libc::SECCOMP_RET_ACTION_FULL) as i32
 }
 
-/// Compiles `rules` under `default` into one filter, described in the module docs.
+/// Compiles `rules` under `default` into one filter for this architecture, described in
+/// the module docs.
 pub(crate) fn filter(default: SeccompAction, rules: &[Rule]) -> Result<BpfProgram> {
-    let arch = arch()?;
+    filter_for(syscalls::native(), default, rules)
+}
+
+/// Compiles `rules` (numbered as in `calls`) under `default` into one filter for the
+/// architecture of `calls`.
+pub(crate) fn filter_for(
+    calls: &Syscalls,
+    default: SeccompAction,
+    rules: &[Rule],
+) -> Result<BpfProgram> {
+    let arch = TargetArch::try_from(calls.arch).map_err(|_| Error::Unsupported {
+        setting: "seccomp".into(),
+        backend: "isol",
+        reason: format!("seccompiler cannot build filters for {}", calls.arch),
+    })?;
     let actions = actions(&default, rules);
-    let calls = calls(&default, rules, &actions)?;
-    let segments = segments(&default, &actions, calls)?;
+    let by_nr = by_number(&default, rules, &actions)?;
+    let segments = segments(&default, &actions, by_nr)?;
     let mut out = arch_check(arch)?;
     out.push(ins(LD_W_ABS, 0, 0, 0)); // seccomp_data.nr
-    if cfg!(target_arch = "x86_64") {
-        // x32 call numbers (bit 30): the segments compare x86_64 numbers, so a blocklist
-        // would otherwise be bypassed through the x32 numbers of the same calls.
+    if calls.arch == "x86_64" {
+        // x32 call numbers (bit 30): the segments compare x86_64 numbers, so a rule
+        // would otherwise be bypassed through the x32 number of the same call.
         out.push(ins(JSET_K, 0, 1, 0x4000_0000));
         out.push(ins(
             RET_K,
@@ -99,7 +119,7 @@ pub(crate) fn filter(default: SeccompAction, rules: &[Rule]) -> Result<BpfProgra
             libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
         ));
     }
-    out.extend(search(&segments));
+    out.extend(search(&segments, calls));
     if out.len() > MAX_LEN {
         return Err(invalid(
             "filter",
@@ -133,7 +153,7 @@ fn actions(default: &SeccompAction, rules: &[Rule]) -> Vec<SeccompAction> {
 type Slots = Vec<Option<Vec<Vec<SeccompCondition>>>>;
 
 /// The rules that do not return `default`, by call number.
-fn calls(
+fn by_number(
     default: &SeccompAction,
     rules: &[Rule],
     actions: &[SeccompAction],
@@ -256,10 +276,9 @@ fn arch_check(arch: TargetArch) -> Result<BpfProgram> {
 /// search: so that as many call numbers of this architecture lie on each side, as near
 /// as can be. The kernel runs the filter on every one of them at install (see the
 /// module docs), so a segment that holds many is worth a short path.
-fn split(segments: &[(u32, Leaf)], upper: u64) -> usize {
-    // This architecture's call numbers: the table's (sorted by number), with room for
-    // calls added since.
-    let end = syscalls::native().last().map_or(512, |nr| nr as u64 + 1) + 8;
+fn split(segments: &[(u32, Leaf)], upper: u64, calls: &Syscalls) -> usize {
+    // This architecture's call numbers: the table's, with room for calls added since.
+    let end = calls.last().map_or(512, |nr| nr as u64 + 1) + 8;
     let weight = |i: usize| {
         let from = u64::from(segments[i].0);
         let to = segments.get(i + 1).map_or(upper, |(s, _)| u64::from(*s));
@@ -282,8 +301,8 @@ fn split(segments: &[(u32, Leaf)], upper: u64) -> usize {
 /// in the accumulator, down to each segment's leaf. Leaves that only return a constant
 /// are one shared `ret` after the search, which the comparisons jump to, where the
 /// 8-bit offsets of conditional jumps reach; otherwise each leaf is laid out in place.
-fn search(segments: &[(u32, Leaf)]) -> Vec<sock_filter> {
-    shared_search(segments).unwrap_or_else(|| inline_search(segments, u64::MAX))
+fn search(segments: &[(u32, Leaf)], calls: &Syscalls) -> Vec<sock_filter> {
+    shared_search(segments, calls).unwrap_or_else(|| inline_search(segments, u64::MAX, calls))
 }
 
 /// Where a comparison goes: `n` instructions further on, or the shared `ret k`.
@@ -293,19 +312,19 @@ enum Jump {
     Ret(u32),
 }
 
-fn shared_search(segments: &[(u32, Leaf)]) -> Option<Vec<sock_filter>> {
+fn shared_search(segments: &[(u32, Leaf)], calls: &Syscalls) -> Option<Vec<sock_filter>> {
     enum Node {
         Ins(sock_filter),
         Cmp { k: u32, jt: Jump, jf: Jump },
     }
-    fn walk(segments: &[(u32, Leaf)], upper: u64) -> Vec<Node> {
+    fn walk(segments: &[(u32, Leaf)], upper: u64, calls: &Syscalls) -> Vec<Node> {
         if let [(_, leaf)] = segments {
             return leaf.code().into_iter().map(Node::Ins).collect();
         }
-        let mid = split(segments, upper);
+        let mid = split(segments, upper, calls);
         let side = |segs: &[(u32, Leaf)], upper| match segs {
             [(_, Leaf::Ret(k))] => (Jump::Ret(*k), Vec::new()),
-            _ => (Jump::Skip(0), walk(segs, upper)),
+            _ => (Jump::Skip(0), walk(segs, upper, calls)),
         };
         let (jf, below) = side(&segments[..mid], u64::from(segments[mid].0));
         let (mut jt, above) = side(&segments[mid..], upper);
@@ -321,7 +340,7 @@ fn shared_search(segments: &[(u32, Leaf)]) -> Option<Vec<sock_filter>> {
         out.extend(above);
         out
     }
-    let nodes = walk(segments, u64::MAX);
+    let nodes = walk(segments, u64::MAX, calls);
     let mut pool: Vec<u32> = Vec::new();
     for n in &nodes {
         if let Node::Cmp { jt, jf, .. } = n {
@@ -356,13 +375,13 @@ fn shared_search(segments: &[(u32, Leaf)]) -> Option<Vec<sock_filter>> {
 }
 
 /// The search with every leaf in place, for programs too long for [`shared_search`].
-fn inline_search(segments: &[(u32, Leaf)], upper: u64) -> Vec<sock_filter> {
+fn inline_search(segments: &[(u32, Leaf)], upper: u64, calls: &Syscalls) -> Vec<sock_filter> {
     if let [(_, leaf)] = segments {
         return leaf.code();
     }
-    let mid = split(segments, upper);
-    let below = inline_search(&segments[..mid], u64::from(segments[mid].0));
-    let above = inline_search(&segments[mid..], upper);
+    let mid = split(segments, upper, calls);
+    let below = inline_search(&segments[..mid], u64::from(segments[mid].0), calls);
+    let above = inline_search(&segments[mid..], upper, calls);
     let start = segments[mid].0;
     let mut out = Vec::with_capacity(below.len() + above.len() + 2);
     match u8::try_from(below.len()) {
@@ -420,9 +439,14 @@ pub(super) mod interp {
         }
     }
 
-    /// The most severe result of a stack, as the kernel combines them.
+    /// The most severe result of a stack of x86_64 filters, as the kernel combines them.
     pub(crate) fn decide(progs: &[BpfProgram], nr: i64, args: [u64; 6]) -> u32 {
-        let arch = 0xC000_003E; // AUDIT_ARCH_X86_64
+        decide_on(AUDIT_ARCH_X86_64, progs, nr, args)
+    }
+
+    /// The most severe result of a stack, for a call of architecture `arch` (an
+    /// `AUDIT_ARCH_*`), as the kernel combines them.
+    pub(crate) fn decide_on(arch: u32, progs: &[BpfProgram], nr: i64, args: [u64; 6]) -> u32 {
         let rank = |r: u32| match r & 0xffff_0000 {
             0x8000_0000 => 0, // KILL_PROCESS
             0x0000_0000 => 1, // KILL_THREAD
@@ -440,18 +464,40 @@ pub(super) mod interp {
     }
 
     pub(crate) const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    pub(crate) const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
     pub(crate) const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    /// linux/audit.h.
+    pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    pub(crate) const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
+
+    /// The `AUDIT_ARCH_*` of the architecture Rust names `arch`.
+    pub(crate) fn audit_arch(arch: &str) -> u32 {
+        match arch {
+            "x86_64" => AUDIT_ARCH_X86_64,
+            "aarch64" => AUDIT_ARCH_AARCH64,
+            other => panic!("no audit architecture for {other}"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use seccompiler::{SeccompCmpArgLen, SeccompCmpOp};
 
-    use super::super::default::{rules as default_rules, CLONE_NS_FLAGS};
+    use super::super::default::{rules, CLONE_NS_FLAGS};
     use super::super::SeccompProfile;
     use super::interp::{decide, eval, EPERM};
     use super::*;
     use crate::security::caps::{CapSet, Capability};
+    use crate::security::syscalls::X86_64;
+
+    /// Docker's default profile's rules on x86_64, for a box keeping `caps`.
+    fn default_rules(caps: CapSet) -> Result<Vec<Rule>> {
+        rules(&X86_64, caps)
+    }
+
+    /// Docker's default profile's default action: ENOSYS.
+    const ENOSYS: SeccompAction = SeccompAction::Errno(libc::ENOSYS as u32);
 
     #[test]
     #[cfg(target_arch = "x86_64")]
@@ -479,7 +525,7 @@ mod tests {
     /// x32 guard spliced in after the architecture check. The oracle the single filter
     /// must agree with.
     fn linear_stack(default: SeccompAction, rules: &[Rule]) -> Vec<BpfProgram> {
-        let arch = arch().unwrap();
+        let arch = TargetArch::x86_64;
         type Chains = BTreeMap<i64, Option<Vec<Vec<SeccompCondition>>>>;
         let add = |chains: &mut Chains, r: &Rule| {
             let slot = chains.entry(r.nr).or_insert_with(|| Some(Vec::new()));
@@ -586,7 +632,7 @@ mod tests {
             admin,
             ptrace,
         ] {
-            profiles.push((SeccompAction::Allow, default_rules(caps).unwrap()));
+            profiles.push((ENOSYS, default_rules(caps).unwrap()));
         }
         let rule = |nr: i64, conds: Vec<SeccompCondition>, action: SeccompAction| Rule {
             nr,
@@ -664,7 +710,7 @@ mod tests {
         }
         // socket(AF_VSOCK), TIOCSTI and TIOCLINUX are refused, whatever the upper half of
         // the argument holds (the kernel reads only the lower); their neighbours are not.
-        let one = [filter(Allow, &default_rules(CapSet::docker_default()).unwrap()).unwrap()];
+        let one = [filter(ENOSYS, &default_rules(CapSet::docker_default()).unwrap()).unwrap()];
         let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
         #[allow(clippy::unnecessary_cast)]
         let (tiocsti, tioclinux, tcgets) = (
@@ -705,8 +751,8 @@ mod tests {
                 })
                 .collect();
             assert!(flags.next().is_none());
-            let one = [filter(Allow, &ours).unwrap()];
-            let stack = linear_stack(Allow, &qword);
+            let one = [filter(ENOSYS, &ours).unwrap()];
+            let stack = linear_stack(ENOSYS, &qword);
             for a in &args {
                 for bits in [0u64, 1 << 40, u64::MAX << 32] {
                     let mut a = *a;
@@ -728,27 +774,25 @@ mod tests {
         let ours = &SeccompProfile::Default
             .compile(CapSet::docker_default())
             .unwrap()[0];
-        let theirs: usize = linear_stack(
-            SeccompAction::Allow,
-            &default_rules(CapSet::docker_default()).unwrap(),
-        )
-        .iter()
-        .map(Vec::len)
-        .sum();
-        assert!(ours.len() * 3 < theirs, "{} vs {theirs}", ours.len());
-        // One return per rule with conditions (its match), and a few shared by all the
-        // rest: the architecture's kill, x32's and the blocklist's EPERM, ALLOW, ENOSYS
-        // and each conditional segment's default.
-        let rets = ours.iter().filter(|i| i.code == RET_K).count();
-        let conditional = default_rules(CapSet::docker_default())
-            .unwrap()
+        let theirs: usize = linear_stack(ENOSYS, &default_rules(CapSet::docker_default()).unwrap())
             .iter()
-            .filter(|r| !r.conds.is_empty())
-            .count();
+            .map(Vec::len)
+            .sum();
+        assert!(ours.len() * 3 < theirs, "{} vs {theirs}", ours.len());
+        // One return per rule with conditions (its match) and per call with conditions
+        // (when none holds), and a few shared by all the rest: the architecture's kill,
+        // x32's EPERM, and the search's EPERM, ALLOW and ENOSYS.
+        let rets = ours.iter().filter(|i| i.code == RET_K).count();
+        let rules = default_rules(CapSet::docker_default()).unwrap();
+        let conditional: Vec<&Rule> = rules.iter().filter(|r| !r.conds.is_empty()).collect();
+        let mut calls: Vec<i64> = conditional.iter().map(|r| r.nr).collect();
+        calls.dedup();
         assert!(
-            rets <= conditional + 8,
-            "returns are shared: {rets} of {} ({conditional} rules with conditions)",
-            ours.len()
+            rets <= conditional.len() + calls.len() + 5,
+            "returns are shared: {rets} of {} ({} rules with conditions on {} calls)",
+            ours.len(),
+            conditional.len(),
+            calls.len()
         );
     }
 }

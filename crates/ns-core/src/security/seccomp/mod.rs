@@ -1,19 +1,19 @@
-//! seccomp filters: docker's default blocklist, or a profile in docker's JSON format,
-//! compiled into one classic BPF program before the clone.
+//! seccomp filters: docker's default profile (an allow-list), or a profile in docker's
+//! JSON format, compiled into one classic BPF program before the clone.
 //!
 //! A profile becomes a list of rules (a call, conditions on its arguments, an action),
 //! and the rules one filter. The parts, one file each:
 //!
-//! - `default.rs`: docker's default profile, each blocked call gated by the capability
-//!   docker gates it by, as rules;
+//! - `default.rs`: docker's default profile, the calls it allows (some only to a box
+//!   that keeps a capability, some only with certain arguments), as rules;
 //! - `docker.rs`: profiles in docker's JSON format (`--seccomp FILE`), as rules;
 //! - `layout.rs`: the rules laid out as isol's one filter — the architecture check, x32
 //!   call numbers refused, then a binary search on the call number over runs of calls
 //!   that return the same action (seccompiler compiles each rule's argument checks);
 //! - here: which rules a [`SeccompProfile`] means for a box's capabilities, and the
 //!   compiled programs kept: the default for docker's default capabilities is stored in
-//!   the source (`stored_filter.rs`, checked against the compiler by a test), any other
-//!   capability set is compiled once per process.
+//!   the source for x86_64 and aarch64 (`stored_filter.rs`, checked against the compiler
+//!   by a test), any other capability set is compiled once per process.
 //!
 //! # References
 //! seccomp(2); moby's `profiles/seccomp/default.json` and its documentation ("Seccomp
@@ -27,23 +27,28 @@ mod stored_filter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompCondition, TargetArch};
+use seccompiler::{BpfProgram, SeccompAction, SeccompCondition};
 use serde::{Deserialize, Serialize};
 
 use super::caps::CapSet;
+use super::syscalls::{self, Syscalls};
 use crate::{Error, Result};
 
-pub use default::default_blocklist;
+pub use default::{default_allowlist, PERSONAS};
 pub use docker::{DockerArg, DockerFilter, DockerProfile, DockerSyscall};
 
 /// Which seccomp filter a box gets.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeccompProfile {
-    /// Docker's default: EPERM for the calls its default profile blocks, each gated by
-    /// the capability docker gates it by ([`default_blocklist`]), for `socket(AF_VSOCK)`
-    /// (as docker's), and for the terminal's `TIOCSTI` and `TIOCLINUX` ioctls, with which
-    /// a box on its caller's terminal would type into it.
+    /// Docker's default, an allow-list: the calls docker's default profile allows a box
+    /// with the capabilities it keeps ([`default_allowlist`]; `personality` only with
+    /// one of [`PERSONAS`], `socket` of any family but `AF_VSOCK`, `clone` without
+    /// CAP_SYS_ADMIN only without namespace flags, `clone3` only with it). Other calls
+    /// the system call table knows get EPERM, calls newer than it ENOSYS (so a libc
+    /// falls back, e.g. from `clone3` to `clone`); and, isol's own, the terminal's
+    /// `TIOCSTI` and `TIOCLINUX` ioctls, with which a box on its caller's terminal would
+    /// type into it, and x32 calls get EPERM.
     #[default]
     Default,
     /// No filter.
@@ -129,7 +134,7 @@ fn default_programs(caps: CapSet) -> Result<Vec<BpfProgram>> {
     // The common case, stored as compiled: compiling it in a fresh process (the CLI's
     // case) costs ~45 µs, cold, against ~3 µs warm.
     if caps == CapSet::docker_default() {
-        if let Some(p) = stored_filter::docker_default() {
+        if let Some(p) = stored_filter::docker_default(syscalls::native().arch) {
             return Ok(vec![p]);
         }
     }
@@ -143,14 +148,19 @@ fn default_programs(caps: CapSet) -> Result<Vec<BpfProgram>> {
     if let Some(p) = hit {
         return Ok(p);
     }
-    let out = vec![layout::filter(
-        SeccompAction::Allow,
-        &default::rules(caps)?,
-    )?];
+    let out = vec![default_filter(syscalls::native(), caps)?];
     if let Ok(mut c) = cache.lock() {
         c.push((caps, out.clone()));
     }
     Ok(out)
+}
+
+/// Docker's default profile as one filter for a box keeping `caps`, on the architecture
+/// of `calls`: the default action is ENOSYS (a call the table does not know), the rules
+/// answer ALLOW or EPERM for the others.
+pub(crate) fn default_filter(calls: &Syscalls, caps: CapSet) -> Result<BpfProgram> {
+    let rules = default::rules(calls, caps)?;
+    layout::filter_for(calls, SeccompAction::Errno(libc::ENOSYS as u32), &rules)
 }
 
 /// One rule: a call, the conditions on its arguments (all must hold; none: always), and
@@ -160,18 +170,6 @@ pub(crate) struct Rule {
     pub nr: i64,
     pub conds: Vec<SeccompCondition>,
     pub action: SeccompAction,
-}
-
-/// The architecture filters are built for: this one.
-fn arch() -> Result<TargetArch> {
-    TargetArch::try_from(std::env::consts::ARCH).map_err(|_| Error::Unsupported {
-        setting: "seccomp".into(),
-        backend: "isol",
-        reason: format!(
-            "seccompiler cannot build filters for {}",
-            std::env::consts::ARCH
-        ),
-    })
 }
 
 /// A rule or filter that seccompiler (or the layout) refused.
