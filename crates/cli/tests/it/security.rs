@@ -5,7 +5,8 @@
 //! # Safety
 //! Two tests start isol through a `pre_exec` hook that makes a single `prctl` (dropping
 //! a capability from the bounding set; installing a seccomp filter) between fork and
-//! exec: no allocation, no locks.
+//! exec: no allocation, no locks. The seccomp probe makes raw system calls with integer
+//! arguments and NULL pointers.
 
 use crate::common::{Env, Out};
 
@@ -823,4 +824,156 @@ fn a_granted_device_is_in_a_rootfs_boxs_dev() {
     };
     assert_eq!(run(&[]), "no-node\n");
     assert_eq!(run(&["--device", "/dev/kmsg:r"]), "node\n");
+}
+
+/// Marks the run of this test binary in a box as [`syscall_probe`].
+const SYSCALL_PROBE: &str = "ISOL_SYSCALL_PROBE";
+
+/// The errno of a failed raw system call; 0 when it went through.
+fn errno_of(r: libc::c_long) -> i32 {
+    if r < 0 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    } else {
+        0
+    }
+}
+
+/// Raw system calls docker's default profile decides on, in a box: `PROBE name=errno`
+/// lines. Run only with `ISOL_SYSCALL_PROBE=1`, as the box's command. Each call is
+/// harmless where it goes through: the kernel refuses it (NULL pointers, a size of 0,
+/// NEWUSER with FS), or it sets this process's persona, set back at once.
+#[test]
+fn syscall_probe() {
+    if std::env::var_os(SYSCALL_PROBE).is_none() {
+        return;
+    }
+    let null = std::ptr::null::<libc::c_void>();
+    #[allow(unsafe_code)]
+    // SAFETY: integer arguments and NULL pointers, which the kernel answers with EFAULT
+    // where it would read them.
+    let out = unsafe {
+        let personality = |p: u64| errno_of(libc::syscall(libc::SYS_personality, p));
+        let mut out = vec![
+            ("persona_linux32", personality(0x0008)),
+            ("persona_linux", personality(0)),
+            // ADDR_NO_RANDOMIZE | READ_IMPLIES_EXEC, the issue's reproduction.
+            ("persona_no_randomize_rie", personality(0x0044_0000)),
+        ];
+        personality(0);
+        out.extend([
+            ("persona_read_implies_exec", personality(0x0040_0000)),
+            ("nr_1000", errno_of(libc::syscall(1000))),
+            (
+                "kexec_load",
+                errno_of(libc::syscall(libc::SYS_kexec_load, 0, 0, null, 0x00ad_0000)),
+            ),
+            (
+                "open_by_handle_at",
+                errno_of(libc::syscall(libc::SYS_open_by_handle_at, -1, null, 0)),
+            ),
+            (
+                "keyctl",
+                errno_of(libc::syscall(libc::SYS_keyctl, 0, -4, 0)),
+            ),
+            ("clone3", errno_of(libc::syscall(libc::SYS_clone3, null, 0))),
+            (
+                "clone_newuser",
+                errno_of(libc::syscall(
+                    libc::SYS_clone,
+                    libc::CLONE_NEWUSER | libc::CLONE_FS,
+                    0,
+                    0,
+                    0,
+                    0,
+                )),
+            ),
+        ]);
+        personality(0);
+        out
+    };
+    for (k, v) in out {
+        println!("PROBE {k}={v}");
+    }
+}
+
+/// [`syscall_probe`]'s answers in a box that `isol ARGS… -- PROBE` starts.
+fn probe_in(env: &Env, args: &[&str]) -> std::collections::BTreeMap<String, i32> {
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.to_str().unwrap();
+    let mut all = args.to_vec();
+    all.extend([
+        "-e",
+        "ISOL_SYSCALL_PROBE=1",
+        "--",
+        exe,
+        "--exact",
+        "security::syscall_probe",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ]);
+    let out = env.isol(&all).ok();
+    let seen: std::collections::BTreeMap<String, i32> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("PROBE "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect();
+    assert_eq!(seen.len(), 10, "{out}");
+    seen
+}
+
+/// `isol run` and `isol exec` apply docker's default profile as the allow-list it is
+/// (issue 24): `personality(ADDR_NO_RANDOMIZE | READ_IMPLIES_EXEC)` and an unknown call
+/// number fail (EPERM, ENOSYS), so do calls docker does not allow, clone3 answers ENOSYS
+/// and a namespace through clone EPERM; docker's personas go through. `--cap-add
+/// SYS_ADMIN` gives clone3 and namespaces back, as docker's does; `--seccomp unconfined`
+/// and `--privileged` take the filter away, which shows each check can fail.
+#[test]
+fn a_box_has_dockers_allow_list_not_a_block_list() {
+    let Some(env) = Env::new("a_box_has_dockers_allow_list_not_a_block_list") else {
+        return;
+    };
+    let (eperm, enosys, einval) = (libc::EPERM, libc::ENOSYS, libc::EINVAL);
+    let refused = |b: &std::collections::BTreeMap<String, i32>, how: &str| {
+        assert_eq!(b["persona_linux32"], 0, "{how}: {b:?}");
+        assert_eq!(b["persona_linux"], 0, "{how}: {b:?}");
+        for k in [
+            "persona_no_randomize_rie",
+            "persona_read_implies_exec",
+            "kexec_load",
+            "open_by_handle_at",
+            "keyctl",
+            "clone_newuser",
+        ] {
+            assert_eq!(b[k], eperm, "{how}: {k}: {b:?}");
+        }
+        assert_eq!(b["nr_1000"], enosys, "{how}: {b:?}");
+        assert_eq!(b["clone3"], enosys, "{how}: {b:?}");
+    };
+    let before = env.snapshot();
+    refused(&probe_in(&env, &env.run_args(&[])), "run");
+
+    env.run(&["-d", "--name", "allow", "--", "sleep", "60"])
+        .ok();
+    refused(&probe_in(&env, &["exec", "allow"]), "exec");
+    env.isol(&["rm", "-f", "allow"]).ok();
+
+    let b = probe_in(&env, &env.run_args(&["--cap-add", "SYS_ADMIN"]));
+    assert_eq!(b["clone3"], einval, "{b:?}");
+    assert_eq!(b["clone_newuser"], einval, "{b:?}");
+    for k in ["persona_no_randomize_rie", "kexec_load", "keyctl"] {
+        assert_eq!(b[k], eperm, "{k}: {b:?}");
+    }
+
+    for flags in [&["--seccomp", "unconfined"][..], &["--privileged"]] {
+        let b = probe_in(&env, &env.run_args(flags));
+        for k in ["persona_no_randomize_rie", "persona_read_implies_exec"] {
+            assert_eq!(b[k], 0, "{flags:?}: {k}: {b:?}");
+        }
+        assert_ne!(b["keyctl"], eperm, "{flags:?}: {b:?}");
+        assert_eq!(b["clone3"], einval, "{flags:?}: {b:?}");
+        assert_eq!(b["nr_1000"], enosys, "{flags:?}: {b:?}");
+    }
+    assert_eq!(env.snapshot(), before);
 }

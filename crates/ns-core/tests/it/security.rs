@@ -618,3 +618,182 @@ fn a_uid_change_keeps_the_bounding_set_and_execs_without_capabilities() {
     );
     assert_eq!(field("NoNewPrivs:"), "1");
 }
+
+/// Marks the run of this test binary in a box as [`syscall_probe`].
+const SYSCALL_PROBE: &str = "ISOL_SYSCALL_PROBE";
+
+/// The calls docker's default profile decides on by name, number, argument or
+/// capability, made raw in a box: `PROBE name=errno` lines (`0`: the call went through).
+/// Run only with `ISOL_SYSCALL_PROBE=1`. Each call is harmless where it goes through: it
+/// fails in the kernel (bad pointers, sizes, fds or flag sets) or changes this short-lived
+/// process alone (its persona, set back at once) or a child of it (a user namespace).
+#[test]
+fn syscall_probe() {
+    if std::env::var_os(SYSCALL_PROBE).is_none() {
+        return;
+    }
+    let null = std::ptr::null::<libc::c_void>();
+    let mut out: Vec<(&str, String)> = Vec::new();
+    // SAFETY: integer arguments, NULL pointers (the kernel answers EFAULT where it would
+    // read one) and flag sets the kernel refuses (EINVAL) where the filter lets them by.
+    unsafe {
+        let personality = |p: u64| libc::syscall(libc::SYS_personality, p);
+        out.push(("persona_query", errno_of(personality(0xffff_ffff))));
+        out.push(("persona_linux32", errno_of(personality(0x0008))));
+        out.push(("persona_linux", errno_of(personality(0))));
+        // ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, both: docker allows neither.
+        for (k, p) in [
+            ("persona_no_randomize", 0x0004_0000),
+            ("persona_read_implies_exec", 0x0040_0000),
+            ("persona_both", 0x0044_0000),
+        ] {
+            out.push((k, errno_of(personality(p))));
+            personality(0);
+        }
+        // A number no kernel has, and the first after the table (Linux 6.17's
+        // file_getattr, which the table does not know).
+        out.push(("nr_1000", errno_of(libc::syscall(1000))));
+        out.push(("nr_468", errno_of(libc::syscall(468))));
+        out.push((
+            "open_by_handle_at",
+            errno_of(libc::syscall(libc::SYS_open_by_handle_at, -1, null, 0)),
+        ));
+        out.push((
+            "add_key",
+            errno_of(libc::syscall(libc::SYS_add_key, null, null, null, 0, 0)),
+        ));
+        out.push((
+            "io_uring_setup",
+            errno_of(libc::syscall(libc::SYS_io_uring_setup, 0, null)),
+        ));
+        // clone3 with size 0 (EINVAL where allowed); clone of a new user namespace
+        // sharing fs (EINVAL: the kernel refuses NEWUSER with FS).
+        out.push(("clone3", errno_of(libc::syscall(libc::SYS_clone3, null, 0))));
+        out.push((
+            "clone_newuser",
+            errno_of(libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_NEWUSER | libc::CLONE_FS,
+                0,
+                0,
+                0,
+                0,
+            )),
+        ));
+        // In a forked child: the kernel refuses a new user namespace to a process with
+        // threads (EINVAL), which the test harness may have.
+        let pid = libc::fork();
+        if pid == 0 {
+            let r = libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER);
+            let e = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(255);
+            libc::_exit(if r == 0 { 0 } else { e });
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        let unshare = if libc::WIFEXITED(st) {
+            libc::WEXITSTATUS(st).to_string()
+        } else {
+            format!("died {st:#x}")
+        };
+        out.push(("unshare_newuser", unshare));
+    }
+    for (k, v) in out {
+        println!("PROBE {k}={v}");
+    }
+}
+
+/// Runs [`syscall_probe`] in a box (new mnt, pid, net, ipc and uts namespaces) with
+/// `policy`: `name → errno`.
+fn probe_syscalls(policy: SecurityPolicy) -> BTreeMap<String, i32> {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "--exact",
+        "security::syscall_probe",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env(SYSCALL_PROBE, "1")
+    .stdin(Stdio::Null)
+    .stdout(Stdio::Piped)
+    .stderr(Stdio::Piped)
+    .namespaces(NamespacePlan::new_kinds(
+        "mnt,pid,net,ipc,uts".parse::<NamespaceSet>().unwrap(),
+    ))
+    .security(policy);
+    let (st, out, err) = output(cmd.spawn().expect("spawn the probe"));
+    assert_eq!(st, ExitStatus::Exited(0), "stdout: {out}\nstderr: {err}");
+    let seen: BTreeMap<String, i32> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("PROBE "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect();
+    assert_eq!(seen.len(), 14, "{out}");
+    seen
+}
+
+/// Docker's default profile is an allow-list: in a default box the calls it does not
+/// allow fail with EPERM, call numbers newer than isol's table with ENOSYS (clone3 too,
+/// so that a libc falls back to clone), and the personas and clone flags it does not
+/// allow with EPERM, while the ones it allows go through. CAP_SYS_ADMIN gives back what
+/// docker gives it back (clone3, namespaces); a privileged box has no filter, where each
+/// refused call reaches the kernel (so each check can fail).
+#[test]
+fn a_default_box_has_dockers_allow_list() {
+    if !require_root("a_default_box_has_dockers_allow_list") {
+        return;
+    }
+    let _serial = crate::common::serial();
+    let (eperm, enosys, einval) = (libc::EPERM, libc::ENOSYS, libc::EINVAL);
+
+    let b = probe_syscalls(SecurityPolicy::default());
+    for k in ["persona_query", "persona_linux32", "persona_linux"] {
+        assert_eq!(b[k], 0, "{k}: {b:?}");
+    }
+    for k in [
+        "persona_no_randomize",
+        "persona_read_implies_exec",
+        "persona_both",
+        "open_by_handle_at",
+        "add_key",
+        "io_uring_setup",
+        "clone_newuser",
+        // Needs no capability in the kernel: only the filter refuses it.
+        "unshare_newuser",
+    ] {
+        assert_eq!(b[k], eperm, "{k}: {b:?}");
+    }
+    for k in ["nr_1000", "nr_468", "clone3"] {
+        assert_eq!(b[k], enosys, "{k}: {b:?}");
+    }
+
+    let mut admin = SecurityPolicy::default();
+    admin.cap_add("SYS_ADMIN").unwrap();
+    let b = probe_syscalls(admin);
+    assert_eq!(b["clone3"], einval, "{b:?}");
+    assert_eq!(b["clone_newuser"], einval, "{b:?}");
+    assert_eq!(b["unshare_newuser"], 0, "{b:?}");
+    for k in ["persona_no_randomize", "open_by_handle_at", "add_key"] {
+        assert_eq!(b[k], eperm, "{k}: {b:?}");
+    }
+    assert_eq!(b["nr_1000"], enosys, "{b:?}");
+
+    let b = probe_syscalls(SecurityPolicy::privileged());
+    for k in [
+        "persona_no_randomize",
+        "persona_read_implies_exec",
+        "persona_both",
+        "unshare_newuser",
+    ] {
+        assert_eq!(b[k], 0, "{k}: {b:?}");
+    }
+    assert_eq!(b["clone3"], einval, "{b:?}");
+    assert_eq!(b["clone_newuser"], einval, "{b:?}");
+    assert_ne!(b["open_by_handle_at"], eperm, "{b:?}");
+    assert_eq!(b["add_key"], libc::EFAULT, "{b:?}");
+    assert_eq!(b["nr_1000"], enosys, "{b:?}");
+}
