@@ -35,6 +35,32 @@ impl Syscalls {
             .map(|k| self.table[usize::from(self.by_name[k])].1)
     }
 
+    /// Calls `found(number)` for each of `names` the table knows. Names sorted as `str`
+    /// sorts are found in one walk beside the table's name index, which costs a third of
+    /// a search for each when they are many (the default profile's allow-list, which the
+    /// CLI compiles cold for every capability set but docker's default).
+    pub fn numbers_of(&self, names: &[&str], mut found: impl FnMut(i64)) {
+        let sorted = names.windows(2).all(|w| w[0] < w[1]);
+        if !sorted || names.len() * 8 < self.table.len() {
+            names.iter().filter_map(|n| self.number(n)).for_each(found);
+            return;
+        }
+        let mut index = self.by_name.iter().map(|&i| self.table[usize::from(i)]);
+        let mut entry = index.next();
+        for name in names {
+            while let Some((known, nr)) = entry {
+                match known.cmp(name) {
+                    std::cmp::Ordering::Less => entry = index.next(),
+                    std::cmp::Ordering::Equal => {
+                        found(nr);
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+        }
+    }
+
     /// The highest number the table knows; calls above it are newer than the table.
     pub fn last(&self) -> Option<i64> {
         self.table.last().map(|(_, nr)| *nr)
@@ -184,6 +210,26 @@ mod tests {
             assert_eq!(AARCH64.number(name), None, "{name}");
         }
         assert_eq!(X86_64.number("uretprobe"), Some(335));
+    }
+
+    /// Both ways of finding many names find what a search of each finds.
+    #[test]
+    fn numbers_of_finds_each_known_name() {
+        for calls in [&X86_64, &AARCH64] {
+            let mut names: Vec<&str> = calls.table.iter().map(|(n, _)| *n).collect();
+            names.extend(["", "aaa", "no_such_call", "open", "zzz", "arch_prctl"]);
+            let each = |names: &[&str]| -> Vec<i64> {
+                names.iter().filter_map(|n| calls.number(n)).collect()
+            };
+            let mut unsorted = Vec::new();
+            calls.numbers_of(&names, |nr| unsorted.push(nr));
+            assert_eq!(unsorted, each(&names), "{}", calls.arch);
+            names.sort();
+            names.dedup();
+            let mut sorted = Vec::new();
+            calls.numbers_of(&names, |nr| sorted.push(nr));
+            assert_eq!(sorted, each(&names), "{}", calls.arch);
+        }
     }
 
     #[test]

@@ -152,27 +152,59 @@ fn actions(default: &SeccompAction, rules: &[Rule]) -> Vec<SeccompAction> {
 /// returns it; none: the action is not returned).
 type Slots = Vec<Option<Vec<Vec<SeccompCondition>>>>;
 
-/// The rules that do not return `default`, by call number.
+/// What the rules say for one call number.
+enum Call {
+    /// Rules without conditions only: the most severe of their actions (its index in
+    /// [`actions`]). Most calls of an allow-list, which need no [`Slots`] of their own.
+    Const(usize),
+    /// Rules with conditions among them.
+    Slots(Slots),
+}
+
+/// The rules that do not return `default`, by call number, in the order of the numbers.
 fn by_number(
     default: &SeccompAction,
     rules: &[Rule],
     actions: &[SeccompAction],
-) -> Result<BTreeMap<u32, Slots>> {
-    let mut calls: BTreeMap<u32, Slots> = BTreeMap::new();
-    for r in rules.iter().filter(|r| r.action != *default) {
+) -> Result<Vec<(u32, Call)>> {
+    let mut order: Vec<(u32, usize)> = Vec::with_capacity(rules.len());
+    for (i, r) in rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.action != *default)
+    {
         let nr = u32::try_from(r.nr)
             .map_err(|_| invalid("rule", format!("{} is no system call number", r.nr)))?;
-        let i = actions.iter().position(|a| *a == r.action).unwrap_or(0);
-        let slot = &mut calls
-            .entry(nr)
-            .or_insert_with(|| vec![Some(Vec::new()); actions.len()])[i];
-        match (slot.as_mut(), r.conds.is_empty()) {
-            (_, true) => *slot = None,
-            (Some(list), false) => list.push(r.conds.clone()),
-            (None, false) => {}
-        }
+        order.push((nr, i));
     }
-    Ok(calls)
+    // Stable: a call's rules keep their order.
+    order.sort_by_key(|&(nr, _)| nr);
+    let action = |i: usize| {
+        actions
+            .iter()
+            .position(|a| *a == rules[i].action)
+            .unwrap_or(0)
+    };
+    let mut out = Vec::new();
+    for group in order.chunk_by(|a, b| a.0 == b.0) {
+        let nr = group[0].0;
+        if group.iter().all(|&(_, i)| rules[i].conds.is_empty()) {
+            let most_severe = group.iter().map(|&(_, i)| action(i)).min().unwrap_or(0);
+            out.push((nr, Call::Const(most_severe)));
+            continue;
+        }
+        let mut slots: Slots = vec![Some(Vec::new()); actions.len()];
+        for &(_, i) in group {
+            let slot = &mut slots[action(i)];
+            match (slot.as_mut(), rules[i].conds.is_empty()) {
+                (_, true) => *slot = None,
+                (Some(list), false) => list.push(rules[i].conds.clone()),
+                (None, false) => {}
+            }
+        }
+        out.push((nr, Call::Slots(slots)));
+    }
+    Ok(out)
 }
 
 /// One call's leaf: its rules, most severe action first, each rule compiled by
@@ -225,12 +257,16 @@ fn rule_code(conds: Vec<SeccompCondition>) -> Result<Vec<sock_filter>> {
 fn segments(
     default: &SeccompAction,
     actions: &[SeccompAction],
-    calls: BTreeMap<u32, Slots>,
+    calls: Vec<(u32, Call)>,
 ) -> Result<Vec<(u32, Leaf)>> {
     let ret_default = || Leaf::Ret(u32::from(default.clone()));
     let mut segments: Vec<(u32, Leaf)> = vec![(0, ret_default())];
-    for (nr, slots) in calls {
-        push_segment(&mut segments, nr, leaf(default, actions, slots)?);
+    for (nr, call) in calls {
+        let leaf = match call {
+            Call::Const(i) => Leaf::Ret(u32::from(actions[i].clone())),
+            Call::Slots(slots) => leaf(default, actions, slots)?,
+        };
+        push_segment(&mut segments, nr, leaf);
         if let Some(next) = nr.checked_add(1) {
             push_segment(&mut segments, next, ret_default());
         }
