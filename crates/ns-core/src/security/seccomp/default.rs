@@ -251,14 +251,15 @@ pub(crate) fn rules(calls: &Syscalls, caps: CapSet) -> Result<Vec<Rule>> {
 mod tests {
     use std::collections::{HashMap, HashSet};
 
+    use super::super::default_filter;
     use super::super::layout::interp::{audit_arch, decide, decide_on, eval, ALLOW, ENOSYS, EPERM};
-    use super::super::{default_filter, SeccompProfile};
     use super::*;
     use crate::security::syscalls::{self, AARCH64, X86_64};
 
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn default_profile_blocks_and_gates() {
+        use super::super::SeccompProfile;
         let progs = SeccompProfile::Default
             .compile(CapSet::docker_default())
             .unwrap();

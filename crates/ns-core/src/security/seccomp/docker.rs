@@ -276,9 +276,7 @@ impl DockerProfile {
 mod tests {
     use std::path::PathBuf;
 
-    use super::super::layout::interp::{decide, ALLOW};
     use super::super::SeccompProfile;
-    use super::*;
 
     fn profile(json: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -290,6 +288,8 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn docker_allowlist_profile() {
+        use super::super::layout::interp::{decide, ALLOW};
+        use super::*;
         let (_d, p) = profile(
             r#"{
               "defaultAction": "SCMP_ACT_ERRNO",
