@@ -9,8 +9,9 @@
 //!   with inheritable ones, a non-root command could gain them from a program's
 //!   inheritable file capabilities at exec, CVE-2022-24769);
 //! - **no_new_privs**: set-uid binaries and file capabilities grant nothing;
-//! - **seccomp** ([`SeccompProfile`]): EPERM for the calls docker's default profile
-//!   blocks, or a profile in docker's JSON format;
+//! - **seccomp** ([`SeccompProfile`]): docker's default profile as an allow-list (EPERM
+//!   for a known call it does not allow, ENOSYS for a number newer than the table), or a
+//!   profile in docker's JSON format;
 //! - **devices**: an allow-list (`null`, `zero`, `full`, `random`, `urandom`, `tty`,
 //!   `ptmx`, `pts/*`) given to the box's cgroup as [`Resources::devices`](crate::Resources::devices) — the v1
 //!   devices controller, or the v2 eBPF device program;
