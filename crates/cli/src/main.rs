@@ -209,7 +209,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(isol_ns_core::Error::Spawn { step, source, .. }) =
             cause.downcast_ref::<isol_ns_core::Error>()
         {
-            if matches!(*step, "find program" | "execve") {
+            if matches!(
+                step,
+                isol_ns_core::SpawnStep::FindProgram | isol_ns_core::SpawnStep::Execve
+            ) {
                 return match source.kind() {
                     std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
                     _ => EXIT_CANNOT_EXECUTE,

@@ -104,8 +104,8 @@ pub enum Error {
     /// `setns`, `execve`…), with the errno the kernel gave.
     #[error("spawn: {step}{}: {source}", after_space(path))]
     Spawn {
-        /// The step, e.g. `pivot_root` or `execve`.
-        step: &'static str,
+        /// The step, e.g. [`SpawnStep::Execve`](crate::SpawnStep::Execve).
+        step: crate::SpawnStep,
         /// The path (or value) it acted on; empty when there is none.
         path: PathBuf,
         /// The OS error; `kind()` is `NotFound` for a missing program.

@@ -64,7 +64,7 @@ pub use namespace::{Namespace, NamespacePlan, NsHandle};
 pub use pod::{Pod, PodRecord};
 pub use registry::{BackendPlugin, Fit};
 pub use resources::Resources;
-pub use spawn::{Child, Command, ExitStatus, Stdio};
+pub use spawn::{Child, Command, ExitStatus, SpawnStep, Stdio};
 pub use stats::{CgroupEvent, Stats};
 
 /// Re-exported so backend crates can register without depending on inventory themselves.

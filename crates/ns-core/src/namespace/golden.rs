@@ -64,7 +64,7 @@ fn render(p: &Program) -> String {
     let mut out = String::new();
     for (list, steps) in [("leader", &p.leader), ("command", &p.command)] {
         for Step { id, op } in steps.iter() {
-            let (label, path) = p.label(*id);
+            let (label, path) = p.label(*id).expect("a step of the program");
             let at = path.display().to_string();
             let at = if at.is_empty() {
                 at

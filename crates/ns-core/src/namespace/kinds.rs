@@ -4,6 +4,7 @@
 
 use super::{cstr, Context, Namespace};
 use crate::spawn::program::{Op, Program};
+use crate::spawn::SpawnStep;
 use crate::{Error, NamespaceKind, Result};
 
 /// A new UTS namespace with its host and domain name (`sethostname(2)`, `setdomainname(2)`).
@@ -34,10 +35,18 @@ impl Namespace for UtsNs {
     }
     fn child_steps(&self, _ctx: &Context, p: &mut Program) -> Result<()> {
         if let Some(h) = &self.hostname {
-            p.command("sethostname", h, Op::Sethostname { name: cstr(h)? });
+            p.command(
+                SpawnStep::Sethostname,
+                h,
+                Op::Sethostname { name: cstr(h)? },
+            );
         }
         if let Some(d) = &self.domainname {
-            p.command("setdomainname", d, Op::Setdomainname { name: cstr(d)? });
+            p.command(
+                SpawnStep::Setdomainname,
+                d,
+                Op::Setdomainname { name: cstr(d)? },
+            );
         }
         Ok(())
     }
@@ -76,7 +85,7 @@ impl Namespace for NetNs {
     }
     fn child_steps(&self, _ctx: &Context, p: &mut Program) -> Result<()> {
         if self.loopback_up {
-            p.command("bring lo up", "lo", Op::LoopbackUp);
+            p.command(SpawnStep::LoopbackUp, "lo", Op::LoopbackUp);
         }
         Ok(())
     }
@@ -109,7 +118,7 @@ impl Namespace for CgroupNs {
     }
     fn child_steps(&self, _ctx: &Context, p: &mut Program) -> Result<()> {
         p.leader(
-            "unshare cgroup",
+            SpawnStep::UnshareCgroup,
             "",
             Op::Unshare {
                 flags: libc::CLONE_NEWCGROUP,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{Context, Namespace};
 use crate::spawn::program::{Op, Program};
+use crate::spawn::SpawnStep;
 use crate::{Error, NamespaceKind, Result};
 
 /// A clock offset: seconds and nanoseconds (`0 ≤ nanos < 1e9`), possibly negative.
@@ -79,13 +80,13 @@ impl Namespace for TimeNs {
     }
     fn child_steps(&self, _ctx: &Context, p: &mut Program) -> Result<()> {
         p.leader(
-            "unshare time",
+            SpawnStep::UnshareTime,
             "",
             Op::Unshare {
                 flags: libc::CLONE_NEWTIME,
             },
         );
-        p.leader("wait for time offsets", "", Op::TimeReady);
+        p.leader(SpawnStep::WaitForTimeOffsets, "", Op::TimeReady);
         Ok(())
     }
 }

@@ -57,11 +57,8 @@ pub(crate) fn record_mounts(
         }
     }
     if !paths.is_empty() {
-        prog.command_before_pivot(
-            "mask with /dev/null or an empty tmpfs",
-            names.join(", "),
-            Op::Security(ChildOp::MaskPaths { paths }),
-        );
+        let op = ChildOp::MaskPaths { paths };
+        prog.command_before_pivot(op.name(), names.join(", "), Op::Security(op));
     }
     for m in mounts {
         let (p, bind) = match m {
@@ -69,16 +66,11 @@ pub(crate) fn record_mounts(
             MountStep::ReadOnlyMount(p) => (p, false),
             MountStep::Mask { .. } => continue,
         };
-        let what = if bind {
-            "bind read-only"
-        } else {
-            "make read-only"
-        };
         let op = ChildOp::ReadOnly {
             dst: cpath(p)?,
             bind,
         };
-        prog.command_before_pivot(what, p, Op::Security(op));
+        prog.command_before_pivot(op.name(), p, Op::Security(op));
     }
     Ok(())
 }
@@ -324,6 +316,7 @@ impl SecurityPolicy {
 mod tests {
     use super::super::{Capability, MASKED_PATHS, READONLY_PATHS};
     use super::*;
+    use crate::spawn::SecurityStep;
 
     #[test]
     fn only_docker_paths_are_known_built_in() {
@@ -362,11 +355,18 @@ mod tests {
         let kinds = |ops: &[ChildOp]| ops.iter().map(ChildOp::name).collect::<Vec<_>>();
         assert_eq!(
             kinds(&plan.before_ids),
-            ["setrlimit", "drop bounding set", "keep capabilities"]
+            [
+                SecurityStep::Setrlimit,
+                SecurityStep::DropBounding,
+                SecurityStep::KeepCaps
+            ]
         );
         let after = kinds(&plan.after_ids);
-        assert_eq!(&after[..2], ["capset", "no_new_privs"]);
-        assert!(after[2..].iter().all(|k| *k == "seccomp") && after.len() > 2);
+        assert_eq!(
+            &after[..2],
+            [SecurityStep::Capset, SecurityStep::NoNewPrivs]
+        );
+        assert!(after[2..].iter().all(|k| *k == SecurityStep::Seccomp) && after.len() > 2);
         // Files get /dev/null, directories an empty tmpfs, absent paths nothing (this
         // host's kernel may lack kcore or sysrq-trigger; timer_stats is gone since 4.11).
         for p in MASKED_PATHS.iter().chain(READONLY_PATHS) {
@@ -439,8 +439,8 @@ mod tests {
                 ..w
             })
             .unwrap();
-        assert_eq!(kinds(&plan.before_ids)[1], "seccomp");
-        assert!(!kinds(&plan.after_ids).contains(&"no_new_privs"));
+        assert_eq!(kinds(&plan.before_ids)[1], SecurityStep::Seccomp);
+        assert!(!kinds(&plan.after_ids).contains(&SecurityStep::NoNewPrivs));
         assert!(plan.mounts.is_empty());
 
         // In the caller's mount namespace nothing could be masked: refused (with a user
@@ -466,7 +466,7 @@ mod tests {
         let mut p = SecurityPolicy::privileged();
         p.rlimit(Rlimit::parse("core=0").unwrap());
         let plan = p.plan(&w).unwrap();
-        assert_eq!(kinds(&plan.before_ids), ["setrlimit"]);
+        assert_eq!(kinds(&plan.before_ids), [SecurityStep::Setrlimit]);
         assert!(plan.after_ids.is_empty() && plan.mounts.is_empty());
 
         // With a rootfs the paths are laid beneath it.

@@ -16,6 +16,8 @@ use std::os::fd::AsFd;
 
 use seccompiler::BpfProgram;
 
+use crate::spawn::SecurityStep;
+
 pub(crate) use raw::capset;
 
 /// `MOUNT_ATTR_RDONLY` (linux/mount.h).
@@ -97,17 +99,18 @@ pub enum ChildOp {
 
 impl ChildOp {
     /// The step's name in errors.
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> SecurityStep {
         match self {
-            ChildOp::DropBounding { .. } => "drop bounding set",
-            ChildOp::KeepCaps => "keep capabilities",
-            ChildOp::Capset { .. } => "capset",
-            ChildOp::NoNewPrivs => "no_new_privs",
-            ChildOp::Seccomp { .. } => "seccomp",
-            ChildOp::Setrlimit { .. } => "setrlimit",
-            ChildOp::MaskPaths { .. } => "mask",
-            ChildOp::ReadOnly { .. } => "make read-only",
-            ChildOp::Writable { .. } => "make writable",
+            ChildOp::DropBounding { .. } => SecurityStep::DropBounding,
+            ChildOp::KeepCaps => SecurityStep::KeepCaps,
+            ChildOp::Capset { .. } => SecurityStep::Capset,
+            ChildOp::NoNewPrivs => SecurityStep::NoNewPrivs,
+            ChildOp::Seccomp { .. } => SecurityStep::Seccomp,
+            ChildOp::Setrlimit { .. } => SecurityStep::Setrlimit,
+            ChildOp::MaskPaths { .. } => SecurityStep::MaskPaths,
+            ChildOp::ReadOnly { bind: true, .. } => SecurityStep::BindReadOnly,
+            ChildOp::ReadOnly { bind: false, .. } => SecurityStep::ReadOnly,
+            ChildOp::Writable { .. } => SecurityStep::Writable,
         }
     }
 

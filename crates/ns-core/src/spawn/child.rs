@@ -210,7 +210,7 @@ pub(super) fn read_record(f: &mut File) -> Result<Option<Record>> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(Error::Spawn {
-                    step: "read from the child",
+                    step: super::SpawnStep::ReadFromChild,
                     path: PathBuf::new(),
                     source: e,
                 })

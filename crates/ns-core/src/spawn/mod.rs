@@ -28,8 +28,9 @@
 //!
 //! The files: command.rs the builder, child.rs the handle ([`Child`], [`ExitStatus`]),
 //! resolve.rs program resolution, prepare.rs the checks and the child's program,
-//! start.rs the phases from the cgroup on, program.rs the program's steps as data, and
-//! sys/ the system calls (the only unsafe code here).
+//! start.rs the phases from the cgroup on, program.rs the program's steps as data and
+//! what each step is called ([`SpawnStep`]), and sys/ the system calls (the only unsafe
+//! code here).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
@@ -43,3 +44,4 @@ pub(crate) mod sys;
 
 pub use child::{Child, ExitStatus};
 pub use command::{CgroupSpec, Command, Stdio};
+pub use program::{MountStep, SecurityStep, SpawnStep};

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::program::{Op, Program};
+use super::SpawnStep;
 use super::{sys, Command, Stdio};
 use crate::namespace::{self, Context, IdMap, Joinable, MntNs, NsHandle, Slot};
 use crate::security;
@@ -58,9 +59,6 @@ pub(super) struct Built {
     /// The child's stdio fds (the init closes its copies once the command runs).
     pub child_ends: Vec<OwnedFd>,
 }
-
-/// The label of the parent-death signal's steps.
-const DEATH_SIGNAL: &str = "prctl PR_SET_PDEATHSIG";
 
 impl Command {
     /// Refuses a plan or ids that cannot work, before anything exists, and says what the
@@ -143,12 +141,12 @@ impl Command {
         let death = spawner.as_ref().map(|fd| fd.as_raw_fd());
         keep.extend(spawner);
         if let Some(pidfd) = death {
-            prog.leader(DEATH_SIGNAL, "", Op::DieWithParent { pidfd });
+            prog.leader(SpawnStep::DeathSignal, "", Op::DieWithParent { pidfd });
         }
         self.record_joins(shape, &mut prog, &mut keep)?;
         let clone_flags = self.record_unshare(shape, &mut prog);
         if let Some(pidfd) = death {
-            prog.leader(DEATH_SIGNAL, "", Op::DieWithParent { pidfd });
+            prog.leader(SpawnStep::DeathSignal, "", Op::DieWithParent { pidfd });
         }
         let ctx = self.context(shape);
         for ns in self.plan.new_namespaces() {
@@ -165,8 +163,8 @@ impl Command {
         self.record_ids(shape, &mut prog);
         self.record_death_signal(shape, death, &mut prog);
         record_security(after_ids, &mut prog);
-        let exec_id = prog.reserve("execve", &exec_path);
-        let fork_id = prog.reserve("fork the command from init", "");
+        let exec_id = prog.reserve(SpawnStep::Execve, &exec_path);
+        let fork_id = prog.reserve(SpawnStep::ForkCommand, "");
         Ok(Built {
             prog,
             exec_path,
@@ -194,7 +192,11 @@ impl Command {
         for (kind, j) in &joins {
             let fd = match j {
                 Joinable::Ns(h) => {
-                    prog.leader("setns", h.path(), setns(h.as_fd(), kind.clone_flag()));
+                    prog.leader(
+                        SpawnStep::Setns,
+                        h.path(),
+                        setns(h.as_fd(), kind.clone_flag()),
+                    );
                     continue;
                 }
                 Joinable::Pidfd(fd) => fd,
@@ -211,13 +213,13 @@ impl Command {
                 .collect();
             if shape.features.setns_pidfd {
                 let op = setns(fd.as_fd(), kinds.clone_flags());
-                prog.leader("setns pidfd", kinds.to_string(), op);
+                prog.leader(SpawnStep::SetnsPidfd, kinds.to_string(), op);
                 continue;
             }
             let pid = pidfd_pid(fd.as_fd())?;
             for k in kinds.iter() {
                 let h = NsHandle::of_pid(pid, k, false)?;
-                prog.leader("setns", h.path(), setns(h.as_fd(), k.clone_flag()));
+                prog.leader(SpawnStep::Setns, h.path(), setns(h.as_fd(), k.clone_flag()));
                 keep.push(
                     h.as_fd()
                         .try_clone_to_owned()
@@ -240,7 +242,11 @@ impl Command {
         );
         let flags = by_clone.clone_flags();
         if shape.joined.contains(NamespaceKind::User) {
-            prog.leader("unshare", by_clone.to_string(), Op::Unshare { flags });
+            prog.leader(
+                SpawnStep::Unshare,
+                by_clone.to_string(),
+                Op::Unshare { flags },
+            );
             0
         } else {
             flags
@@ -301,7 +307,7 @@ impl Command {
                     fd: fd.as_raw_fd(),
                     to: n,
                 };
-                prog.command("dup2", format!("fd {n}"), op);
+                prog.command(SpawnStep::Dup2, format!("fd {n}"), op);
                 child_ends.push(fd);
             }
         }
@@ -311,11 +317,11 @@ impl Command {
     /// `setsid` for [`Command::new_session`], `chdir` for [`Command::current_dir`].
     fn record_session_and_cwd(&self, prog: &mut Program) -> Result<()> {
         if self.new_session {
-            prog.command("setsid", "", Op::Setsid);
+            prog.command(SpawnStep::Setsid, "", Op::Setsid);
         }
         if let Some(dir) = &self.cwd {
             let path = namespace::cpath(dir)?;
-            prog.command("chdir", dir, Op::Chdir { path });
+            prog.command(SpawnStep::Chdir, dir, Op::Chdir { path });
         }
         Ok(())
     }
@@ -333,15 +339,19 @@ impl Command {
             .or_else(|| user_new.filter(|u| maps_root(&u.uid_map)).map(|_| 0));
         if let Some(groups) = &self.groups {
             let groups = groups.clone();
-            prog.command("setgroups", "", Op::Setgroups { groups });
+            prog.command(SpawnStep::Setgroups, "", Op::Setgroups { groups });
         } else if self.uid.is_some() && shape.privileged && user_new.is_none() {
-            prog.command("setgroups", "", Op::Setgroups { groups: Vec::new() });
+            prog.command(
+                SpawnStep::Setgroups,
+                "",
+                Op::Setgroups { groups: Vec::new() },
+            );
         }
         if let Some(gid) = gid {
-            prog.command("setgid", gid.to_string(), Op::Setgid { gid });
+            prog.command(SpawnStep::Setgid, gid.to_string(), Op::Setgid { gid });
         }
         if let Some(uid) = uid {
-            prog.command("setuid", uid.to_string(), Op::Setuid { uid });
+            prog.command(SpawnStep::Setuid, uid.to_string(), Op::Setuid { uid });
         }
     }
 
@@ -351,9 +361,9 @@ impl Command {
     /// of the namespace anyway).
     fn record_death_signal(&self, shape: &Shape, death: Option<RawFd>, prog: &mut Program) {
         if let Some(pidfd) = death {
-            prog.command(DEATH_SIGNAL, "", Op::DieWithParent { pidfd });
+            prog.command(SpawnStep::DeathSignal, "", Op::DieWithParent { pidfd });
         } else if shape.init && !shape.new.contains(NamespaceKind::Pid) && !self.hold {
-            prog.command(DEATH_SIGNAL, "", Op::DieWithInit);
+            prog.command(SpawnStep::DeathSignal, "", Op::DieWithInit);
         }
     }
 }
@@ -366,7 +376,7 @@ impl Built {
     pub(super) fn join_cgroup_first(&mut self, files: Vec<(OwnedFd, PathBuf)>) {
         for (f, dir) in files.iter().rev() {
             let op = Op::JoinCgroup { fd: f.as_raw_fd() };
-            self.prog.leader_first("join the cgroup", dir, op);
+            self.prog.leader_first(SpawnStep::JoinCgroup, dir, op);
         }
         self.keep.extend(files.into_iter().map(|(f, _)| f));
     }

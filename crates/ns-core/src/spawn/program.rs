@@ -6,9 +6,20 @@
 //! *command*'s (the process that execs: hostname, loopback, mounts, pivot_root, stdio,
 //! cwd, ids). Without an init the leader is the command and runs both lists. Each step
 //! has an id; a failing step reports `(id, errno)` and the parent names it from
-//! `Program::label`.
+//! `Program::label`, a [`SpawnStep`].
+//!
+//! [`SpawnStep`] is what each step is called, in the program and in an
+//! [`Error::Spawn`](crate::Error::Spawn), so that callers match on a type rather than on
+//! a message (the CLI's exit codes 126 and 127 come from [`SpawnStep::FindProgram`] and
+//! [`SpawnStep::Execve`]). The caller's and the parent's steps have variants of their
+//! own, and so do the child's, grouped where there are many of a kind: a mount plan's
+//! steps are a [`MountStep`], the hardening's (capabilities, no_new_privs, seccomp,
+//! rlimits, masked and read-only paths) a [`SecurityStep`]. `Display` gives the name
+//! messages and the spawn's step listing (the golden files) show. A new kind of step is
+//! an [`Op`] and its name here, and its system call in `sys/step.rs`.
 
 use std::ffi::CString;
+use std::fmt;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
@@ -184,29 +195,34 @@ pub struct Step {
 pub struct Program {
     pub(crate) leader: Vec<Step>,
     pub(crate) command: Vec<Step>,
-    labels: Vec<(&'static str, PathBuf)>,
+    labels: Vec<(SpawnStep, PathBuf)>,
 }
 
 impl Program {
-    fn label_of(&mut self, step: &'static str, path: impl AsRef<Path>) -> u32 {
-        self.labels.push((step, path.as_ref().to_path_buf()));
+    fn label_of(&mut self, step: impl Into<SpawnStep>, path: impl AsRef<Path>) -> u32 {
+        self.labels.push((step.into(), path.as_ref().to_path_buf()));
         (self.labels.len() - 1) as u32
     }
 
     /// Appends a step the leader takes (before the fork into new pid/time namespaces).
-    pub(crate) fn leader(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+    pub(crate) fn leader(&mut self, step: impl Into<SpawnStep>, path: impl AsRef<Path>, op: Op) {
         let id = self.label_of(step, path);
         self.leader.push(Step { id, op });
     }
 
     /// Puts a step before every other step of the leader.
-    pub(crate) fn leader_first(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+    pub(crate) fn leader_first(
+        &mut self,
+        step: impl Into<SpawnStep>,
+        path: impl AsRef<Path>,
+        op: Op,
+    ) {
         let id = self.label_of(step, path);
         self.leader.insert(0, Step { id, op });
     }
 
     /// Appends a step the command's process takes before exec.
-    pub(crate) fn command(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+    pub(crate) fn command(&mut self, step: impl Into<SpawnStep>, path: impl AsRef<Path>, op: Op) {
         let id = self.label_of(step, path);
         self.command.push(Step { id, op });
     }
@@ -216,7 +232,7 @@ impl Program {
     /// `/dev/null`.
     pub(crate) fn command_before_pivot(
         &mut self,
-        step: &'static str,
+        step: impl Into<SpawnStep>,
         path: impl AsRef<Path>,
         op: Op,
     ) {
@@ -230,16 +246,13 @@ impl Program {
     }
 
     /// Reserves an id for a step taken outside the lists (exec, fork).
-    pub(crate) fn reserve(&mut self, step: &'static str, path: impl AsRef<Path>) -> u32 {
+    pub(crate) fn reserve(&mut self, step: impl Into<SpawnStep>, path: impl AsRef<Path>) -> u32 {
         self.label_of(step, path)
     }
 
-    /// The step name and path of `id`.
-    pub(crate) fn label(&self, id: u32) -> (&'static str, PathBuf) {
-        self.labels
-            .get(id as usize)
-            .cloned()
-            .unwrap_or(("unknown step", PathBuf::new()))
+    /// The step and path of `id`; `None` for an id the program never gave out.
+    pub(crate) fn label(&self, id: u32) -> Option<(SpawnStep, &Path)> {
+        self.labels.get(id as usize).map(|(s, p)| (*s, p.as_path()))
     }
 
     /// The program as text, a line per step in the order the steps run: `leader` or
@@ -249,7 +262,9 @@ impl Program {
     pub(crate) fn listing(&self) -> String {
         let mut out = String::new();
         let mut line = |part: &str, id: u32| {
-            let (step, path) = self.label(id);
+            let Some((step, path)) = self.label(id) else {
+                return;
+            };
             out.push_str(&format!("{part:<8}{step}"));
             if !path.as_os_str().is_empty() {
                 out.push_str(&format!(": {}", path.display()));
@@ -293,4 +308,304 @@ pub struct Beneath {
     pub parent: CString,
     /// The name to make.
     pub name: CString,
+}
+
+/// A step of a spawn: before the clone, in the parent, or in the child between clone and
+/// exec.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpawnStep {
+    // Before the clone, in the caller.
+    /// Finding the program on `PATH`, in the tree the command will see: `NotFound` when
+    /// there is none, `PermissionDenied` when it is not executable.
+    FindProgram,
+    /// Checking the rootfs: it must be a directory.
+    Rootfs,
+    /// Checking a bind mount's source: it must exist.
+    BindMountSource,
+
+    // The parent.
+    /// `clone3` itself.
+    Clone3,
+    /// Letting the waiting child go on (a byte on the go pipe).
+    SignalChild,
+    /// Reading the child's report.
+    ReadFromChild,
+    /// The child ended, or said something unexpected, before its command started.
+    WaitForExec,
+
+    // The child's leader: namespaces.
+    /// Moving itself into a cgroup (v1's `tasks`, the hybrid host's unified twin).
+    JoinCgroup,
+    /// `prctl(PR_SET_PDEATHSIG)`: dying with the spawner (or with the init).
+    DeathSignal,
+    /// `setns` on a namespace file.
+    Setns,
+    /// `setns` on a pidfd, joining several of its namespaces at once.
+    SetnsPidfd,
+    /// `unshare` of the namespaces the clone could not make.
+    Unshare,
+    /// `unshare(CLONE_NEWCGROUP)`, once in the cgroup.
+    UnshareCgroup,
+    /// `unshare(CLONE_NEWTIME)`.
+    UnshareTime,
+    /// Waiting for the parent to write the time namespace's offsets.
+    WaitForTimeOffsets,
+    /// The init's fork of the command (into the new pid or time namespace).
+    ForkCommand,
+
+    // The command's process.
+    /// `sethostname`.
+    Sethostname,
+    /// `setdomainname`.
+    Setdomainname,
+    /// Bringing the loopback interface up.
+    LoopbackUp,
+    /// A step of the mount plan.
+    Mount(MountStep),
+    /// A hardening step.
+    Security(SecurityStep),
+    /// `dup2` of a stdio fd.
+    Dup2,
+    /// `setsid`.
+    Setsid,
+    /// `chdir` to the working directory.
+    Chdir,
+    /// `setgroups`.
+    Setgroups,
+    /// `setresgid`.
+    Setgid,
+    /// `setresuid`.
+    Setuid,
+    /// `execve` of the program: `NotFound`, `ENOEXEC`, `EACCES`… mean it could not be
+    /// executed.
+    Execve,
+}
+
+/// A step of a mount plan ([`MntNs`](crate::namespace::MntNs)), in the command's process.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MountStep {
+    /// `MS_REC|MS_PRIVATE` on `/`, before anything is mounted.
+    MakePrivate,
+    /// The empty read-only tmpfs of `MntNs::Empty`.
+    EmptyRoot,
+    /// `pivot_root` into the empty root.
+    PivotIntoEmptyRoot,
+    /// The rootfs bound onto itself, so that it is a mount point.
+    BindRootfs,
+    /// The rootfs's `/tmp`.
+    Tmp,
+    /// A bind of the caller's `/proc` (the pid namespace is the caller's).
+    BindProc,
+    /// A fresh `/proc`.
+    Proc,
+    /// A fresh sysfs.
+    Sysfs,
+    /// A bind of the caller's `/sys`.
+    BindSys,
+    /// That bind made read-only.
+    RemountSysReadOnly,
+    /// The tmpfs at the rootfs's `/dev`.
+    DevTmpfs,
+    /// `/dev/shm`.
+    DevShm,
+    /// An empty file for a device node to be bound on.
+    DeviceNode,
+    /// The host's device node bound read-only.
+    BindDevice,
+    /// `mknod` of a device node.
+    Mknod,
+    /// A symlink in `/dev`.
+    Symlink,
+    /// A devpts of the box's own.
+    Devpts,
+    /// An empty file to mount on.
+    MountPoint,
+    /// The caller's terminal bound at `/dev/console`.
+    Console,
+    /// A directory to mount on.
+    Mkdir,
+    /// A `--tmpfs` mount.
+    Tmpfs,
+    /// A bind mount.
+    Bind,
+    /// A read-only bind mount.
+    BindReadOnly,
+    /// A tmpfs at `/run` of the box's own.
+    Run,
+    /// `pivot_root` into the rootfs.
+    PivotRoot,
+    /// `MS_MOVE` of the rootfs onto `/` and `chroot` (an initramfs root, or no pivot).
+    MoveRoot,
+}
+
+/// A hardening step ([`SecurityPolicy`](crate::security::SecurityPolicy)), in the
+/// command's process.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecurityStep {
+    /// Dropping capabilities from the bounding set.
+    DropBounding,
+    /// `PR_SET_KEEPCAPS` across the uid change.
+    KeepCaps,
+    /// `capset`.
+    Capset,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    NoNewPrivs,
+    /// Installing the seccomp filter.
+    Seccomp,
+    /// `setrlimit`.
+    Setrlimit,
+    /// The masked paths.
+    MaskPaths,
+    /// A read-only path bound onto itself read-only.
+    BindReadOnly,
+    /// A read-only path's mount made read-only.
+    ReadOnly,
+    /// The copies of the caller's mounts made read-only (a hardened box without a rootfs).
+    HostReadOnly,
+    /// A bind given its source's writability back.
+    Writable,
+}
+
+impl SpawnStep {
+    /// The step's name, as messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpawnStep::FindProgram => "find program",
+            SpawnStep::Rootfs => "rootfs",
+            SpawnStep::BindMountSource => "bind mount source",
+            SpawnStep::Clone3 => "clone3",
+            SpawnStep::SignalChild => "signal the child",
+            SpawnStep::ReadFromChild => "read from the child",
+            SpawnStep::WaitForExec => "wait for exec",
+            SpawnStep::JoinCgroup => "join the cgroup",
+            SpawnStep::DeathSignal => "prctl PR_SET_PDEATHSIG",
+            SpawnStep::Setns => "setns",
+            SpawnStep::SetnsPidfd => "setns pidfd",
+            SpawnStep::Unshare => "unshare",
+            SpawnStep::UnshareCgroup => "unshare cgroup",
+            SpawnStep::UnshareTime => "unshare time",
+            SpawnStep::WaitForTimeOffsets => "wait for time offsets",
+            SpawnStep::ForkCommand => "fork the command from init",
+            SpawnStep::Sethostname => "sethostname",
+            SpawnStep::Setdomainname => "setdomainname",
+            SpawnStep::LoopbackUp => "bring lo up",
+            SpawnStep::Mount(m) => m.name(),
+            SpawnStep::Security(s) => s.name(),
+            SpawnStep::Dup2 => "dup2",
+            SpawnStep::Setsid => "setsid",
+            SpawnStep::Chdir => "chdir",
+            SpawnStep::Setgroups => "setgroups",
+            SpawnStep::Setgid => "setgid",
+            SpawnStep::Setuid => "setuid",
+            SpawnStep::Execve => "execve",
+        }
+    }
+}
+
+impl MountStep {
+    /// The step's name, as messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MountStep::MakePrivate => "make / private",
+            MountStep::EmptyRoot => "mount an empty root",
+            MountStep::PivotIntoEmptyRoot => "pivot_root into it",
+            MountStep::BindRootfs => "bind rootfs onto itself",
+            MountStep::Tmp => "mount /tmp",
+            MountStep::BindProc => "bind /proc",
+            MountStep::Proc => "mount proc",
+            MountStep::Sysfs => "mount sysfs",
+            MountStep::BindSys => "bind /sys",
+            MountStep::RemountSysReadOnly => "remount /sys read-only",
+            MountStep::DevTmpfs => "mount /dev tmpfs",
+            MountStep::DevShm => "mount /dev/shm",
+            MountStep::DeviceNode => "create device node",
+            MountStep::BindDevice => "bind device read-only",
+            MountStep::Mknod => "mknod",
+            MountStep::Symlink => "symlink",
+            MountStep::Devpts => "mount a devpts of the box's own",
+            MountStep::MountPoint => "create mount point",
+            MountStep::Console => "bind the terminal at /dev/console",
+            MountStep::Mkdir => "mkdir",
+            MountStep::Tmpfs => "mount tmpfs",
+            MountStep::Bind => "bind mount",
+            MountStep::BindReadOnly => "bind mount read-only",
+            MountStep::Run => "mount a /run of the box's own",
+            MountStep::PivotRoot => "pivot_root",
+            MountStep::MoveRoot => "move rootfs onto / and chroot",
+        }
+    }
+}
+
+impl SecurityStep {
+    /// The step's name, as messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityStep::DropBounding => "drop bounding set",
+            SecurityStep::KeepCaps => "keep capabilities",
+            SecurityStep::Capset => "capset",
+            SecurityStep::NoNewPrivs => "no_new_privs",
+            SecurityStep::Seccomp => "seccomp",
+            SecurityStep::Setrlimit => "setrlimit",
+            SecurityStep::MaskPaths => "mask with /dev/null or an empty tmpfs",
+            SecurityStep::BindReadOnly => "bind read-only",
+            SecurityStep::ReadOnly => "make read-only",
+            SecurityStep::HostReadOnly => "make the host's mounts read-only",
+            SecurityStep::Writable => "make the bind writable",
+        }
+    }
+}
+
+impl From<MountStep> for SpawnStep {
+    fn from(m: MountStep) -> Self {
+        SpawnStep::Mount(m)
+    }
+}
+
+impl From<SecurityStep> for SpawnStep {
+    fn from(s: SecurityStep) -> Self {
+        SpawnStep::Security(s)
+    }
+}
+
+impl fmt::Display for SpawnStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for MountStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for SecurityStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names people and scripts see in messages stay as they were when the step was
+    /// a string; the child's steps are pinned by the golden listings.
+    #[test]
+    fn the_names_in_messages() {
+        for (step, name) in [
+            (SpawnStep::FindProgram, "find program"),
+            (SpawnStep::Execve, "execve"),
+            (SpawnStep::Clone3, "clone3"),
+            (SpawnStep::WaitForExec, "wait for exec"),
+            (SpawnStep::Rootfs, "rootfs"),
+            (SpawnStep::Mount(MountStep::PivotRoot), "pivot_root"),
+            (SecurityStep::Seccomp.into(), "seccomp"),
+        ] {
+            assert_eq!(step.to_string(), name);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::Command;
+use super::{Command, SpawnStep};
 use crate::namespace::{self, Joinable, Slot};
 use crate::{Error, Result};
 
@@ -179,7 +179,7 @@ fn proc_root_of(ns_file: &Path) -> Option<PathBuf> {
 /// with step `find program`.
 fn resolve(program: &OsStr, view: &View<'_>, env: &[CString]) -> Result<PathBuf> {
     let err = |path: PathBuf, source: io::Error| Error::Spawn {
-        step: "find program",
+        step: SpawnStep::FindProgram,
         path,
         source,
     };

@@ -24,7 +24,7 @@ use super::child::read_record;
 use super::prepare::{Built, Shape};
 use super::program::Program;
 use super::sys::{self, CStrArray, Record};
-use super::{CgroupSpec, Child, Command};
+use super::{CgroupSpec, Child, Command, SpawnStep};
 use crate::namespace::{self, NsHandle, Persisted};
 use crate::{Cgroup, Error, KernelFeatures, NamespaceKind, Result};
 
@@ -119,7 +119,7 @@ impl Command {
         };
         let (pid, pidfd) = sys::clone(built.clone_flags, placement.clone_into_fd(), &prep)
             .map_err(|e| Error::Spawn {
-                step: "clone3",
+                step: SpawnStep::Clone3,
                 path: PathBuf::new(),
                 source: e,
             })?;
@@ -283,7 +283,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 fn release(go_wr: &mut Option<File>) -> Result<()> {
     if let Some(w) = go_wr.as_mut() {
         w.write_all(b"g").map_err(|e| Error::Spawn {
-            step: "signal the child",
+            step: SpawnStep::SignalChild,
             path: PathBuf::new(),
             source: e,
         })?;
@@ -291,12 +291,15 @@ fn release(go_wr: &mut Option<File>) -> Result<()> {
     Ok(())
 }
 
-/// The error of the step the child reported failing.
+/// The error of the step the child reported failing (a step id the program never gave
+/// out is the child speaking out of turn).
 fn failed(prog: &Program, rec: Record) -> Error {
-    let (step, path) = prog.label(rec.id);
+    let Some((step, path)) = prog.label(rec.id) else {
+        return died(Some(rec), None);
+    };
     Error::Spawn {
         step,
-        path,
+        path: path.to_path_buf(),
         source: io::Error::from_raw_os_error(rec.value),
     }
 }
@@ -319,7 +322,7 @@ fn died(rec: Option<Record>, cgroup: Option<&dyn Cgroup>) -> Error {
         Some(r) => format!("unexpected message {} from the child", r.tag),
     };
     Error::Spawn {
-        step: "wait for exec",
+        step: SpawnStep::WaitForExec,
         path: PathBuf::new(),
         source: io::Error::other(what),
     }

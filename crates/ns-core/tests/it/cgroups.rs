@@ -123,7 +123,7 @@ fn a_failed_spawn_destroys_the_cgroup_it_created() {
         Err(Error::Spawn { step, source, .. }) => {
             assert_eq!(
                 (step, source.raw_os_error()),
-                ("fork the command from init", Some(libc::EAGAIN))
+                (isol_ns_core::SpawnStep::ForkCommand, Some(libc::EAGAIN))
             );
         }
         Err(e) => panic!("expected a spawn error, got {e}"),

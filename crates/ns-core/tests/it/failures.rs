@@ -4,13 +4,13 @@ use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 
 use isol_ns_core::namespace::Mount;
-use isol_ns_core::spawn::Command;
+use isol_ns_core::spawn::{Command, MountStep, SpawnStep};
 use isol_ns_core::{Error, NamespacePlan};
 use isol_testkit::require_root;
 
 use crate::common::{leftovers, rootfs, sh};
 
-fn spawn_err(cmd: &mut Command) -> (&'static str, std::path::PathBuf, std::io::Error) {
+fn spawn_err(cmd: &mut Command) -> (SpawnStep, std::path::PathBuf, std::io::Error) {
     match cmd.spawn() {
         Ok(mut c) => {
             let _ = c.kill();
@@ -31,7 +31,10 @@ fn a_missing_command_is_not_found_before_clone() {
     let before = leftovers(&[]);
     let (step, path, err) =
         spawn_err(Command::new("isol-no-such-command").namespaces(NamespacePlan::container()));
-    assert_eq!((step, err.kind()), ("find program", ErrorKind::NotFound));
+    assert_eq!(
+        (step, err.kind()),
+        (SpawnStep::FindProgram, ErrorKind::NotFound)
+    );
     assert_eq!(path.to_str(), Some("isol-no-such-command"));
     let (_, _, err) = spawn_err(&mut Command::new("/nonexistent/isol"));
     assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -42,7 +45,10 @@ fn a_missing_command_is_not_found_before_clone() {
             .namespaces(NamespacePlan::container())
             .rootfs(empty.path()),
     );
-    assert_eq!((step, err.kind()), ("find program", ErrorKind::NotFound));
+    assert_eq!(
+        (step, err.kind()),
+        (SpawnStep::FindProgram, ErrorKind::NotFound)
+    );
     assert_eq!(leftovers(&[]), before);
 }
 
@@ -59,7 +65,7 @@ fn a_non_executable_command_is_permission_denied() {
     let (step, _, err) = spawn_err(&mut Command::new(&f));
     assert_eq!(
         (step, err.kind()),
-        ("find program", ErrorKind::PermissionDenied)
+        (SpawnStep::FindProgram, ErrorKind::PermissionDenied)
     );
 }
 
@@ -81,11 +87,14 @@ fn an_exec_failure_in_the_child_names_execve_and_leaves_nothing() {
     let before = leftovers(&[]);
     for plan in [NamespacePlan::none(), NamespacePlan::container()] {
         let (step, path, err) = spawn_err(Command::new(&junk).namespaces(plan));
-        assert_eq!((step, err.raw_os_error()), ("execve", Some(libc::ENOEXEC)));
+        assert_eq!(
+            (step, err.raw_os_error()),
+            (SpawnStep::Execve, Some(libc::ENOEXEC))
+        );
         assert_eq!(path, junk);
     }
     let (step, _, err) = spawn_err(Command::new(&dangling).namespaces(NamespacePlan::container()));
-    assert_eq!((step, err.kind()), ("execve", ErrorKind::NotFound));
+    assert_eq!((step, err.kind()), (SpawnStep::Execve, ErrorKind::NotFound));
     assert_eq!(leftovers(&[]), before);
 }
 
@@ -103,7 +112,7 @@ fn a_failing_mount_names_the_step_and_leaves_nothing() {
     let (step, path, err) = spawn_err(&mut cmd);
     assert_eq!(
         (step, err.raw_os_error()),
-        ("mount tmpfs", Some(libc::EINVAL))
+        (SpawnStep::Mount(MountStep::Tmpfs), Some(libc::EINVAL))
     );
     assert_eq!(path, dir.path().join("t"));
     let msg = Error::Spawn {
@@ -131,7 +140,7 @@ fn a_bad_rootfs_is_refused_and_leaves_nothing() {
             .namespaces(NamespacePlan::container())
             .rootfs("/nonexistent/isol-rootfs"),
     );
-    assert_eq!((step, err.kind()), ("rootfs", ErrorKind::NotFound));
+    assert_eq!((step, err.kind()), (SpawnStep::Rootfs, ErrorKind::NotFound));
     let file_dir = crate::common::tempdir("fail");
     let file = tempfile::NamedTempFile::new_in(file_dir.path()).unwrap();
     let (step, _, err) = spawn_err(
@@ -139,7 +148,10 @@ fn a_bad_rootfs_is_refused_and_leaves_nothing() {
             .namespaces(NamespacePlan::container())
             .rootfs(file.path()),
     );
-    assert_eq!((step, err.raw_os_error()), ("rootfs", Some(libc::ENOTDIR)));
+    assert_eq!(
+        (step, err.raw_os_error()),
+        (SpawnStep::Rootfs, Some(libc::ENOTDIR))
+    );
     // A full rootfs whose last mount fails inside the child, after /dev, /proc, /sys,
     // /tmp and the binds were mounted: all of it dies with the child's mount namespace.
     let fs = rootfs();
@@ -153,7 +165,7 @@ fn a_bad_rootfs_is_refused_and_leaves_nothing() {
     let (step, path, err) = spawn_err(&mut cmd);
     assert_eq!(
         (step, err.raw_os_error()),
-        ("mount tmpfs", Some(libc::EINVAL))
+        (SpawnStep::Mount(MountStep::Tmpfs), Some(libc::EINVAL))
     );
     assert_eq!(path, fs.dir.path().join("scratch"));
     assert_eq!(leftovers(&[]), before);

@@ -11,6 +11,7 @@ use super::{mounts, CallersTree};
 use crate::namespace::{cpath, Context};
 use crate::security::sys::ChildOp;
 use crate::spawn::program::Op;
+use crate::spawn::{MountStep, SecurityStep};
 use crate::{NamespaceKind, Result};
 
 impl CallersTree {
@@ -46,14 +47,14 @@ fn read_only_host(s: &mut Steps<'_>) -> Result<()> {
         dst: cpath(Path::new("/"))?,
         bind: false,
     };
-    s.command("make the host's mounts read-only", "/", Op::Security(op));
+    s.command(SecurityStep::HostReadOnly, "/", Op::Security(op));
     // The host's daemons keep their sockets in /run (systemd's, dbus's, docker's), and a
     // read-only mount does not stop a connect: root in the box would talk to them as the
     // host's root. It gets a /run of its own.
     let run = Path::new("/run");
     if s.host.is_dir(run) {
         s.mount(
-            "mount a /run of the box's own",
+            MountStep::Run,
             Some(Path::new("tmpfs")),
             run,
             Some("tmpfs"),

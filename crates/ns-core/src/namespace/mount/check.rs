@@ -7,6 +7,7 @@ use std::path::{Component, Path};
 
 use super::{MntNs, Mount, MountSource, Rootfs};
 use crate::namespace::Context;
+use crate::spawn::SpawnStep;
 use crate::{Error, NamespaceKind, Result};
 
 /// Checks `plan` for the spawn described by `ctx`.
@@ -32,13 +33,13 @@ pub(super) fn plan(plan: &MntNs, ctx: &Context) -> Result<()> {
 fn rootfs(r: &Rootfs) -> Result<()> {
     let root = &r.dir;
     let md = std::fs::metadata(root).map_err(|e| Error::Spawn {
-        step: "rootfs",
+        step: SpawnStep::Rootfs,
         path: root.clone(),
         source: e,
     })?;
     if !md.is_dir() {
         return Err(Error::Spawn {
-            step: "rootfs",
+            step: SpawnStep::Rootfs,
             path: root.clone(),
             source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
         });
@@ -96,7 +97,7 @@ fn target(m: &Mount, callers_tree: bool) -> Result<()> {
     if let MountSource::Bind(src) = &m.source {
         if let Err(e) = std::fs::symlink_metadata(src) {
             return Err(Error::Spawn {
-                step: "bind mount source",
+                step: SpawnStep::BindMountSource,
                 path: src.clone(),
                 source: e,
             });

@@ -11,6 +11,7 @@ use nix::mount::MsFlags;
 use super::record::Steps;
 use crate::namespace::{cpath, cstr};
 use crate::spawn::program::Op;
+use crate::spawn::MountStep;
 use crate::Result;
 
 /// The nodes of a rootfs's /dev: name, major, minor (all mode 0666, as docker makes them).
@@ -38,7 +39,7 @@ pub(super) fn steps(s: &mut Steps<'_>, user_ns: bool) -> Result<()> {
     let dev = s.inside(Path::new("/dev"));
     s.mkdir(&dev)?;
     s.mount(
-        "mount /dev tmpfs",
+        MountStep::DevTmpfs,
         Some(Path::new("tmpfs")),
         &dev,
         Some("tmpfs"),
@@ -49,12 +50,12 @@ pub(super) fn steps(s: &mut Steps<'_>, user_ns: bool) -> Result<()> {
         let node = dev.join(name);
         let host = Path::new("/dev").join(name);
         if user_ns {
-            s.touch("create device node", &node)?;
+            s.touch(MountStep::DeviceNode, &node)?;
             let op = Op::BindReadOnly {
                 src: cpath(&host)?,
                 dst: cpath(&node)?,
             };
-            s.command("bind device read-only", &node, op);
+            s.command(MountStep::BindDevice, &node, op);
         } else {
             let op = Op::Mknod {
                 path: cpath(&node)?,
@@ -62,7 +63,7 @@ pub(super) fn steps(s: &mut Steps<'_>, user_ns: bool) -> Result<()> {
                 dev: libc::makedev(major, minor),
                 mode: 0o666,
             };
-            s.command("mknod", &node, op);
+            s.command(MountStep::Mknod, &node, op);
         }
     }
     let pts = dev.join("pts");
@@ -74,12 +75,12 @@ pub(super) fn steps(s: &mut Steps<'_>, user_ns: bool) -> Result<()> {
             target: cstr(target)?,
             link: cpath(&l)?,
         };
-        s.command("symlink", &l, op);
+        s.command(MountStep::Symlink, &l, op);
     }
     let shm = dev.join("shm");
     s.mkdir(&shm)?;
     s.mount(
-        "mount /dev/shm",
+        MountStep::DevShm,
         Some(Path::new("shm")),
         &shm,
         Some("tmpfs"),

@@ -23,6 +23,7 @@ use nix::mount::MsFlags;
 
 use super::{cpath, Context, Namespace};
 use crate::spawn::program::{Op, Program};
+use crate::spawn::MountStep;
 use crate::{NamespaceKind, Result};
 
 pub use mounts::{Mount, MountSource};
@@ -228,7 +229,7 @@ impl MntNs {
         let mut s = Steps::new(p, host, root);
         // Nothing we mount may propagate back to the host.
         s.mount(
-            "make / private",
+            MountStep::MakePrivate,
             None,
             Path::new("/"),
             None,
@@ -247,7 +248,7 @@ impl MntNs {
 fn empty_root_steps(s: &mut Steps<'_>) -> Result<()> {
     // Stacked on `/`, the tmpfs is what `/..` leads to from the old root.
     s.mount(
-        "mount an empty root",
+        MountStep::EmptyRoot,
         Some(Path::new("tmpfs")),
         Path::new("/"),
         Some("tmpfs"),
@@ -259,7 +260,7 @@ fn empty_root_steps(s: &mut Steps<'_>) -> Result<()> {
         root: cpath(root)?,
         pivot: true,
     };
-    s.command("pivot_root into it", root, op);
+    s.command(MountStep::PivotIntoEmptyRoot, root, op);
     Ok(())
 }
 

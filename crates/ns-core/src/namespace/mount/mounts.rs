@@ -9,6 +9,7 @@ use super::record::Steps;
 use crate::namespace::cpath;
 use crate::security::sys::ChildOp;
 use crate::spawn::program::Op;
+use crate::spawn::{MountStep, SecurityStep};
 use crate::Result;
 
 /// What to mount at a destination.
@@ -73,7 +74,7 @@ pub(super) fn steps(s: &mut Steps<'_>, mounts: &[Mount], rewritable: bool) -> Re
                     flags |= MsFlags::MS_RDONLY;
                 }
                 s.mount(
-                    "mount tmpfs",
+                    MountStep::Tmpfs,
                     Some(Path::new("tmpfs")),
                     &dst,
                     Some("tmpfs"),
@@ -98,18 +99,18 @@ fn bind(
     if s.host.is_dir(src) {
         s.mkdir(dst)?;
     } else {
-        s.touch("create mount point", dst)?;
+        s.touch(MountStep::MountPoint, dst)?;
     }
     if read_only {
         let op = Op::BindReadOnly {
             src: cpath(src)?,
             dst: cpath(dst)?,
         };
-        s.command("bind mount read-only", dst, op);
+        s.command(MountStep::BindReadOnly, dst, op);
         return Ok(());
     }
     s.mount(
-        "bind mount",
+        MountStep::Bind,
         Some(src),
         dst,
         None,
@@ -118,7 +119,7 @@ fn bind(
     )?;
     if rewritable && s.host.writable(src) {
         let op = ChildOp::Writable { dst: cpath(dst)? };
-        s.command("make the bind writable", dst, Op::Security(op));
+        s.command(SecurityStep::Writable, dst, Op::Security(op));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use nix::mount::MsFlags;
 
 use crate::namespace::{cpath, cstr};
 use crate::spawn::program::{Beneath, Op, Program};
+use crate::spawn::{MountStep, SpawnStep};
 use crate::Result;
 
 /// What recording a mount plan needs to know of the host's files (read before the
@@ -76,14 +77,14 @@ impl<'a> Steps<'a> {
     }
 
     /// Any other step of the command.
-    pub fn command(&mut self, step: &'static str, path: impl AsRef<Path>, op: Op) {
+    pub fn command(&mut self, step: impl Into<SpawnStep>, path: impl AsRef<Path>, op: Op) {
         self.p.command(step, path, op);
     }
 
     /// `mount(src, dst, fstype, flags, data)`.
     pub fn mount(
         &mut self,
-        step: &'static str,
+        step: MountStep,
         src: Option<&Path>,
         dst: &Path,
         fstype: Option<&str>,
@@ -108,12 +109,12 @@ impl<'a> Steps<'a> {
             mode: 0o755,
             beneath: beneath(self.root, dir)?,
         };
-        self.p.command("mkdir", dir, op);
+        self.p.command(MountStep::Mkdir, dir, op);
         Ok(())
     }
 
     /// An empty file to mount on, made beneath the rootfs when it lies in one.
-    pub fn touch(&mut self, step: &'static str, file: &Path) -> Result<()> {
+    pub fn touch(&mut self, step: MountStep, file: &Path) -> Result<()> {
         let op = Op::Touch {
             path: cpath(file)?,
             beneath: beneath(self.root, file)?,
@@ -126,7 +127,7 @@ impl<'a> Steps<'a> {
     pub fn fresh_proc(&mut self, at: &Path) -> Result<()> {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         self.mount(
-            "mount proc",
+            MountStep::Proc,
             Some(Path::new("proc")),
             at,
             Some("proc"),
@@ -138,7 +139,7 @@ impl<'a> Steps<'a> {
     /// A devpts of the box's own at `at`: its ptmx opens new terminals there.
     pub fn devpts(&mut self, at: &Path) -> Result<()> {
         self.mount(
-            "mount a devpts of the box's own",
+            MountStep::Devpts,
             Some(Path::new("devpts")),
             at,
             Some("devpts"),
@@ -153,9 +154,9 @@ impl<'a> Steps<'a> {
             return Ok(());
         };
         let console = self.inside(Path::new("/dev/console"));
-        self.touch("create mount point", &console)?;
+        self.touch(MountStep::MountPoint, &console)?;
         self.mount(
-            "bind the terminal at /dev/console",
+            MountStep::Console,
             Some(tty),
             &console,
             None,

@@ -10,13 +10,14 @@ use super::record::Steps;
 use super::{dev, mounts, Rootfs};
 use crate::namespace::{cpath, Context};
 use crate::spawn::program::Op;
+use crate::spawn::MountStep;
 use crate::{NamespaceKind, Result};
 
 impl Rootfs {
     pub(super) fn steps(&self, ctx: &Context, s: &mut Steps<'_>) -> Result<()> {
         let root = self.dir.as_path();
         s.mount(
-            "bind rootfs onto itself",
+            MountStep::BindRootfs,
             Some(root),
             root,
             None,
@@ -37,7 +38,7 @@ impl Rootfs {
             let tmp = s.inside(Path::new("/tmp"));
             s.mkdir(&tmp)?;
             s.mount(
-                "mount /tmp",
+                MountStep::Tmp,
                 Some(Path::new("tmpfs")),
                 &tmp,
                 Some("tmpfs"),
@@ -47,9 +48,9 @@ impl Rootfs {
         }
         mounts::steps(s, &self.mounts, false)?;
         let step = if self.no_pivot {
-            "move rootfs onto / and chroot"
+            MountStep::MoveRoot
         } else {
-            "pivot_root"
+            MountStep::PivotRoot
         };
         let op = Op::PivotRoot {
             root: cpath(root)?,
@@ -70,7 +71,7 @@ impl Rootfs {
             return s.fresh_proc(&proc);
         }
         s.mount(
-            "bind /proc",
+            MountStep::BindProc,
             Some(Path::new("/proc")),
             &proc,
             None,
@@ -88,7 +89,7 @@ fn sys_steps(ctx: &Context, s: &mut Steps<'_>) -> Result<()> {
     if ctx.new.contains(NamespaceKind::Net) {
         let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         return s.mount(
-            "mount sysfs",
+            MountStep::Sysfs,
             Some(Path::new("sysfs")),
             &sys,
             Some("sysfs"),
@@ -97,7 +98,7 @@ fn sys_steps(ctx: &Context, s: &mut Steps<'_>) -> Result<()> {
         );
     }
     s.mount(
-        "bind /sys",
+        MountStep::BindSys,
         Some(Path::new("/sys")),
         &sys,
         None,
@@ -105,6 +106,6 @@ fn sys_steps(ctx: &Context, s: &mut Steps<'_>) -> Result<()> {
         None,
     )?;
     let op = Op::RemountReadOnly { dst: cpath(&sys)? };
-    s.command("remount /sys read-only", &sys, op);
+    s.command(MountStep::RemountSysReadOnly, &sys, op);
     Ok(())
 }
