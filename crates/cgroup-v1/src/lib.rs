@@ -33,8 +33,6 @@
 //! offer v2-only settings (`memory.min`, `memory.high`, `memory.oom_group`: those are
 //! `Error::Unsupported`), and never touches a cgroup it did not create.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 mod backend;
 pub mod cgroup;
 pub mod controllers;

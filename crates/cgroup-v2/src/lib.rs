@@ -42,8 +42,6 @@
 //! (a controller can only be enabled in a child when every ancestor has enabled it for
 //! its children).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 mod backend;
 mod cgroup;
 pub mod controllers;

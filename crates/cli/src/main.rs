@@ -16,13 +16,6 @@
 //! To add a subcommand: its clap variant in `cli.rs`, a line in [`dispatch`], and its
 //! function in the module of the things it acts on (`boxes`, `pods`, `report`).
 
-// unsafe the rustix way: confined to `sys`, each block justified.
-#![warn(
-    unsafe_op_in_unsafe_fn,
-    clippy::undocumented_unsafe_blocks,
-    clippy::missing_safety_doc
-)]
-
 mod boxes;
 mod cli;
 mod opts;

@@ -8,7 +8,6 @@
 //! which the kernel refuses before following it; the one thing a probe is given, a
 //! pidfd, is owned at once by an `OwnedFd`, which closes it.
 #![allow(unsafe_code)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use std::os::fd::{FromRawFd, OwnedFd};
 

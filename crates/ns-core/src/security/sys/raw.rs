@@ -12,7 +12,6 @@
 //! any arguments make a wrapper safe to call. None allocates, locks or panics: the child
 //! calls them between clone and exec.
 #![allow(unsafe_code)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
