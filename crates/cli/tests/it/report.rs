@@ -9,32 +9,39 @@ fn isol(args: &[&str]) -> std::process::Output {
         .expect("run isol")
 }
 
+/// The subcommands a `--help` lists under `Commands:`, `help` aside.
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let mut args = args.to_vec();
+    args.push("--help");
+    let text = String::from_utf8(isol(&args).stdout).unwrap();
+    text.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn every_command_has_help_with_examples() {
-    let commands: &[&[&str]] = &[
-        &[],
-        &["run"],
-        &["exec"],
-        &["ps"],
-        &["inspect"],
-        &["stats"],
-        &["events"],
-        &["kill"],
-        &["wait"],
-        &["freeze"],
-        &["thaw"],
-        &["rm"],
-        &["backends"],
-        &["check"],
-        &["completions"],
-        &["man"],
-        &["pod", "create"],
-        &["pod", "ls"],
-        &["pod", "inspect"],
-        &["pod", "rm"],
-    ];
-    for c in commands {
-        let mut args = c.to_vec();
+    // Every command isol has, found in its help, so that a new one is checked too; a
+    // group (`pod`) through its own commands.
+    let mut commands: Vec<Vec<String>> = vec![Vec::new()];
+    for c in subcommands(&[]) {
+        let nested = subcommands(&[c.as_str()]);
+        if nested.is_empty() {
+            commands.push(vec![c.clone()]);
+        }
+        commands.extend(nested.into_iter().map(|n| vec![c.clone(), n]));
+    }
+    for known in ["run", "exec", "logs", "gc", "man"] {
+        assert!(commands.contains(&vec![known.to_string()]), "{known}");
+    }
+    assert!(commands.contains(&vec!["pod".to_string(), "create".to_string()]));
+    for c in &commands {
+        let mut args: Vec<&str> = c.iter().map(String::as_str).collect();
         args.push("--help");
         let out = isol(&args);
         assert!(out.status.success(), "{c:?}");
