@@ -117,6 +117,16 @@ mod tests {
         assert_eq!(t.read("memory.limit_in_bytes"), "-1");
     }
 
+    /// A controller with settings that no controller of this backend serves would see
+    /// its settings ignored here, not refused.
+    #[test]
+    fn every_setting_has_a_controller() {
+        let ours: Vec<Controller> = all(true).iter().map(|c| c.controller()).collect();
+        for c in Controller::ALL {
+            assert!(c.settings().is_empty() || ours.contains(&c), "{c}");
+        }
+    }
+
     #[test]
     fn kernel_names() {
         let names: Vec<&str> = all(true)

@@ -89,4 +89,14 @@ mod tests {
         }
         assert!(DEFAULT_ENABLED.iter().all(|c| ENABLEABLE.contains(c)));
     }
+
+    /// A controller with settings that no controller of this backend serves would see
+    /// its settings ignored here, not refused.
+    #[test]
+    fn every_setting_has_a_controller() {
+        let ours: Vec<Controller> = all().iter().map(|c| c.controller()).collect();
+        for c in Controller::ALL {
+            assert!(c.settings().is_empty() || ours.contains(&c), "{c}");
+        }
+    }
 }
