@@ -342,7 +342,7 @@ pub struct RunArgs {
     /// The root filesystem: a directory to pivot_root into.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
-    /// Bind-mount a host path: SRC:DST[:ro] (repeatable).
+    /// Bind-mount a host path: SRC:DST, or SRC:DST:ro for a read-only bind (repeatable).
     #[arg(long, value_name = "SRC:DST[:ro]")]
     pub bind: Vec<String>,
     /// Mount a fresh tmpfs at DST (repeatable).

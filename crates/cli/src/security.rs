@@ -31,10 +31,10 @@ pub struct SecurityArgs {
     /// which it sees read-only by default (give it --tmpfs or --bind for what it writes).
     #[arg(long = "writable-host")]
     pub writable_host: bool,
-    /// Allow one more device node: /dev/X[:rwm].
+    /// Allow one more device node: /dev/X, or /dev/X:PERMS with PERMS some of r, w and m.
     #[arg(long, value_name = "/dev/X[:PERMS]")]
     pub device: Vec<String>,
-    /// A resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, stack, …).
+    /// A resource limit: NAME=SOFT or NAME=SOFT:HARD (nofile, nproc, core, stack, …).
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
 }
