@@ -12,9 +12,11 @@
 //!   the settings of `Resources` they serve; [`cgroupfs`] holds the cgroup-file
 //!   mechanics both backends share (subtree walk, `cgroup.procs`, the SIGKILL loop,
 //!   rmdir retried on EBUSY, writing a setting).
-//! - [`spawn::Command`] starts a process in namespaces and a cgroup; [`Pod`] and
-//!   [`BoxRecord`] are the pods and boxes the state directory ([`state`]) knows, the
-//!   same ones the `isol` CLI shows.
+//! - [`spawn::Command`] starts a process in namespaces and a cgroup, hardened by a
+//!   [`security::SecurityPolicy`]; [`Pod`] and [`BoxRecord`] are the pods and boxes the
+//!   state directory ([`state`]) knows, the same ones the `isol` CLI shows.
+//! - [`Error`] is the one error type of isol's libraries; a spawn that failed names its
+//!   step as a [`SpawnStep`].
 //!
 //! ```
 //! use isol_ns_core::{NamespaceSet, Resources, units::parse_size};
@@ -26,9 +28,11 @@
 //! # Ok::<(), isol_ns_core::Error>(())
 //! ```
 //!
-//! This crate writes to a cgroup only on a backend's behalf (through [`cgroupfs`], with
-//! the file names the backend hands in), and holds no backend-specific knowledge: a
-//! controller's file name appears only in a backend crate.
+//! What it does not do: write to a cgroup but on a backend's behalf (through
+//! [`cgroupfs`], with the file names the backend hands in), or hold backend-specific
+//! knowledge — a controller's file name appears only in a backend crate, and the backends
+//! themselves are other crates (`isol-cgroup-v1`, `isol-cgroup-v2`) that a program links
+//! for the registry to find. It parses no command line and prints nothing.
 
 pub mod backend;
 pub mod boxes;

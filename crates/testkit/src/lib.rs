@@ -1,4 +1,5 @@
-//! Test support for isol. Nothing here is part of a public API; test doubles live here.
+//! Test support for isol: what the other crates' tests share. Nothing here is part of a
+//! public API; test doubles live here, never in the libraries.
 //!
 //! - [`gate`]: whether a privileged test may run here, skip, or must fail, and what cgroup
 //!   mode the host must be in ([`gate::backend`] turns "this backend does not fit this
@@ -8,6 +9,24 @@
 //! - [`FakeTree`]: a tempdir that looks like a cgroup directory, for tests without root.
 //! - [`block_device`]: a disk of this host, for the I/O limits.
 //! - [`contract`]: what a controller of either backend must do, on a [`FakeTree`].
+//! - [`conformance`]: what a `Resources` must mean on every backend, checked on the
+//!   kernel through a [`Scratch`] cgroup.
+//! - [`oracle`]: an independent reader (cgroups-rs) of what isol wrote.
+//!
+//! ```
+//! use isol_ns_core::{cgroupfs, Setting};
+//! use isol_testkit::FakeTree;
+//!
+//! let t = FakeTree::new();
+//! t.files(&["pids.max"]);
+//! cgroupfs::write_setting(t.path(), "pids.max", "64", Setting::PidsMax, "cgroup-v2")?;
+//! assert_eq!(t.read("pids.max"), "64");
+//! # Ok::<(), isol_ns_core::Error>(())
+//! ```
+//!
+//! What it does not do: create a cgroup anywhere but beneath the test's own (through
+//! [`Scratch`]), signal a process the test did not start, or let a privileged test pass
+//! by skipping where `ISOL_REQUIRE_PRIVILEGED` is set.
 
 pub mod conformance;
 pub mod contract;

@@ -53,13 +53,15 @@
 //!    install a filter, which step 5 may have dropped, as runc does.
 //!
 //! With a new pid namespace the init (pid 1 inside, isol's own code that only waits and
-//! forwards signals) forks the command and the command's process is hardened; the init
-//! keeps its capabilities but the command cannot ptrace or signal-kill it.
+//! forwards signals) forks the command and the command's process is hardened; once the
+//! command has exec'd the init makes itself non-dumpable (the command cannot ptrace it
+//! or open its /proc files), moves to `/`, sets no_new_privs and keeps only CAP_KILL of
+//! its capabilities (to forward signals to a command of another user).
 //!
 //! Devices are enforced only through a cgroup the spawn creates
-//! ([`crate::spawn::CgroupSpec::Create`] or `Auto`, whose resources get the allow-list
-//! unless they name device rules of their own); a spawn without a cgroup, or into an
-//! existing one, leaves device access alone.
+//! ([`crate::spawn::CgroupSpec::Create`], whose resources get the allow-list unless they
+//! name device rules of their own); a spawn without a cgroup, or into an existing one,
+//! leaves device access alone.
 
 pub mod caps;
 mod plan;
