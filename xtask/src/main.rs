@@ -16,6 +16,8 @@
 mod bench;
 mod exec;
 mod libtest;
+#[cfg(test)]
+mod map;
 mod progress;
 mod sys;
 mod test;
