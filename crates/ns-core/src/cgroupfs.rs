@@ -2,7 +2,8 @@
 //! both backends: reading and writing a cgroup's files (a setting whose file the kernel
 //! lacks is [`Error::Unsupported`], named by its [`Setting`]), walking a cgroup's
 //! subtree, listing its tasks from `cgroup.procs`, SIGKILLing them until none is left,
-//! `rmdir` retried while the kernel says EBUSY, and waiting with a growing pause.
+//! `rmdir` retried while the kernel says EBUSY, and waiting with a growing pause; and the
+//! one controller whose logic is the same on both, huge page limits ([`PageSizeLimits`]).
 //!
 //! It knows one file, `cgroup.procs`, which both versions have (cgroups.rst 2.2,
 //! cgroup-v2.rst "Core Interface Files"); which controller files to read is the
@@ -224,6 +225,49 @@ impl KeyedFiles {
         keys.into_iter()
             .map(|k| Ok((k.clone(), read(dir, &self.file(&k))?)))
             .collect()
+    }
+}
+
+/// Huge page limits, one file per page size ([`KeyedFiles`]): the hugetlb controller of
+/// both backends, which differ only in the files' names and in how the kernel writes a
+/// limit (cgroup-v2.rst, "HugeTLB Interface Files": `max`; cgroup-v1/hugetlb.rst: `-1`,
+/// read back as the largest page multiple). A set of limits is written all or none.
+#[derive(Clone, Copy, Debug)]
+pub struct PageSizeLimits {
+    /// The limit files, one per page size.
+    pub files: KeyedFiles,
+    /// The backend's name, for [`Error::Unsupported`].
+    pub backend: &'static str,
+    /// A limit as the kernel takes it.
+    pub to_kernel: fn(Limit) -> String,
+    /// A limit file read back.
+    pub read: fn(&Path, &str) -> Result<Limit>,
+}
+
+impl crate::ResourceController for PageSizeLimits {
+    fn controller(&self) -> crate::Controller {
+        crate::Controller::Hugetlb
+    }
+
+    /// Checks that the kernel has every page size before writing any.
+    fn apply(&self, dir: &Path, r: &crate::Resources) -> Result<()> {
+        let values: Vec<(&str, String)> = r
+            .hugetlb
+            .iter()
+            .map(|h| (h.page_size.as_str(), (self.to_kernel)(h.max)))
+            .collect();
+        self.files
+            .write_all(dir, &values, Setting::Hugetlb, self.backend)
+    }
+
+    /// Every page size's limit, sorted by size.
+    fn read(&self, dir: &Path, out: &mut crate::Resources) -> Result<()> {
+        let limits = self.files.read_all(dir, self.read)?;
+        out.hugetlb = limits
+            .into_iter()
+            .map(|(size, max)| crate::resources::HugetlbLimit::new(&size, max))
+            .collect();
+        Ok(())
     }
 }
 

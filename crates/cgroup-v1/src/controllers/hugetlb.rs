@@ -5,53 +5,21 @@
 //! is unlimited. On hybrid hosts hugetlb is often bound to the unified hierarchy instead,
 //! and then the backend refuses hugetlb limits before reaching this file.
 
-use std::path::Path;
-
-use isol_ns_core::cgroupfs::KeyedFiles;
-use isol_ns_core::resources::HugetlbLimit;
-use isol_ns_core::{convert, Controller, ResourceController, Resources, Result, Setting};
+use isol_ns_core::cgroupfs::{KeyedFiles, PageSizeLimits};
+use isol_ns_core::convert;
 
 use super::{read_bytes_limit, BACKEND};
 
-/// `hugetlb.<size>.limit_in_bytes`.
-pub struct Hugetlb;
-
-/// One limit file per page size.
-const FILES: KeyedFiles = KeyedFiles {
-    prefix: "hugetlb.",
-    suffix: ".limit_in_bytes",
+/// `hugetlb.<size>.limit_in_bytes`, one file per page size; `-1` unlimited.
+pub const HUGETLB: PageSizeLimits = PageSizeLimits {
+    files: KeyedFiles {
+        prefix: "hugetlb.",
+        suffix: ".limit_in_bytes",
+    },
+    backend: BACKEND,
+    to_kernel: |limit| convert::bytes_to_v1(limit).to_string(),
+    read: read_bytes_limit,
 };
-
-impl ResourceController for Hugetlb {
-    fn controller(&self) -> Controller {
-        Controller::Hugetlb
-    }
-
-    /// Checks that the kernel has every page size before writing any.
-    fn apply(&self, dir: &Path, r: &Resources) -> Result<()> {
-        let values: Vec<(&str, String)> = r
-            .hugetlb
-            .iter()
-            .map(|h| {
-                (
-                    h.page_size.as_str(),
-                    convert::bytes_to_v1(h.max).to_string(),
-                )
-            })
-            .collect();
-        FILES.write_all(dir, &values, Setting::Hugetlb, BACKEND)
-    }
-
-    /// Every page size's limit, sorted by size.
-    fn read(&self, dir: &Path, out: &mut Resources) -> Result<()> {
-        let limits = FILES.read_all(dir, read_bytes_limit)?;
-        out.hugetlb = limits
-            .into_iter()
-            .map(|(size, max)| HugetlbLimit::new(&size, max))
-            .collect();
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -59,6 +27,10 @@ mod tests {
 
     #[test]
     fn the_hugetlb_contract() {
-        isol_testkit::contract::hugetlb(&Hugetlb, |size| FILES.file(size), "9223372036854771712\n");
+        isol_testkit::contract::hugetlb(
+            &HUGETLB,
+            |size| HUGETLB.files.file(size),
+            "9223372036854771712\n",
+        );
     }
 }

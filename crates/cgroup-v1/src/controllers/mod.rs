@@ -38,7 +38,7 @@ pub fn all(memsw: bool) -> Vec<Box<dyn ResourceController>> {
         // v1's pids files are v2's: one controller serves both backends.
         Box::new(isol_cgroup_v2::controllers::pids::Pids::v1(BACKEND)),
         Box::new(blkio::Blkio),
-        Box::new(hugetlb::Hugetlb),
+        Box::new(hugetlb::HUGETLB),
         Box::new(devices::Devices),
         Box::new(freezer::Freezer),
     ]

@@ -25,7 +25,7 @@ pub fn all() -> [&'static dyn ResourceController; 8] {
         &memory::Memory,
         &pids::Pids::V2,
         &io::Io,
-        &hugetlb::Hugetlb,
+        &hugetlb::HUGETLB,
         &devices::Devices,
         &freezer::Freezer,
     ]
