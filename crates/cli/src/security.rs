@@ -132,7 +132,9 @@ pub fn describe(p: &SecurityPolicy) -> Vec<(&'static str, String)> {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     out.push(("no_new_privs:", yes_no(p.no_new_privs)));
     let seccomp = match &p.seccomp {
-        SeccompProfile::Default => "default (docker's allow-list: EPERM, ENOSYS for unknown calls)".to_string(),
+        SeccompProfile::Default => {
+            "default (docker's allow-list: EPERM, ENOSYS for unknown calls)".to_string()
+        }
         SeccompProfile::Unconfined => "unconfined".to_string(),
         SeccompProfile::Docker { path, .. } => format!("profile {}", path.display()),
     };

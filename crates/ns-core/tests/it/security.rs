@@ -174,13 +174,19 @@ fn probe() {
     out.insert("sysrq", open_for_write("/proc/sysrq-trigger"));
     // The box's pid 1, isol's init: its cwd (a directory of the caller's, outside a
     // rootfs) and ptrace (which would let the box run code as it).
-    out.insert(
-        "init_cwd",
-        match std::fs::read_link("/proc/1/cwd") {
-            Ok(p) => p.display().to_string(),
-            Err(e) => e.raw_os_error().unwrap_or(0).to_string(),
-        },
-    );
+    // The init moves to / only once the command has exec'd (it shares the command's
+    // memory until then), so a readable cwd is looked at until it is / or 2 s pass.
+    let init_cwd = || match std::fs::read_link("/proc/1/cwd") {
+        Ok(p) => p.display().to_string(),
+        Err(e) => e.raw_os_error().unwrap_or(0).to_string(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut cwd = init_cwd();
+    while cwd.starts_with('/') && cwd != "/" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        cwd = init_cwd();
+    }
+    out.insert("init_cwd", cwd);
     // SAFETY: integer arguments; a tracee stopped by a successful attach is waited for
     // and let go at once.
     let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0) };
